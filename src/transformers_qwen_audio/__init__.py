@@ -1,0 +1,15 @@
+"""Qwen-Audio and Qwen-Audio-Chat as native Hugging Face transformers models.
+
+Importing this package registers the model, the processor and the ``audio-chat`` pipeline with
+transformers' ``Auto*`` classes, and the released checkpoints' key names with transformers' checkpoint
+conversion mapping, so that ``AutoModelForCausalLM.from_pretrained("Qwen/Qwen-Audio-Chat")`` works without
+``trust_remote_code``.
+"""
+
+__version__ = "0.1.0.dev0"
+
+# --- model (configuration, modeling, weight mapping) ---
+# (filled in by the model work)
+
+# --- processor (tokenizer, feature extractor, processor, task prompts) ---
+# (filled in by the processor work)
