@@ -1,0 +1,252 @@
+# Copyright 2025 The transformers-qwen-audio authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+"""
+Audio decoding for Qwen-Audio: whatever a user passes (array, tensor, list, `datasets` dict, path, bytes, URL) becomes
+a mono float32 waveform at 16 kHz.
+
+Files are decoded with `soundfile` (libsndfile: WAV, FLAC, OGG, MP3) and resampled with `soxr`. transformers'
+`audio_utils.load_audio` needs torchcodec/ffmpeg or librosa, which this package does not depend on, and does not
+validate its input; hence this module.
+"""
+
+import io
+import numbers
+import os
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+QWEN_AUDIO_SAMPLING_RATE = 16000
+# "VHQ" is soxr's best setting; the cost is negligible next to the log-mel and the encoder.
+RESAMPLING_QUALITY = "VHQ"
+AUDIO_FILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf")
+# Beyond this many channels a 2-D array is far more likely a batch or a mistake than a multichannel recording.
+MAX_CHANNELS = 16
+URL_TIMEOUT_SECONDS = 60
+
+
+def validate_sampling_rate(sampling_rate) -> float:
+    """Returns `sampling_rate` as a float, or raises if it is not a positive finite number."""
+    if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, numbers.Real):
+        raise TypeError(f"`sampling_rate` must be a number of samples per second, got {sampling_rate!r}.")
+    if not np.isfinite(sampling_rate) or sampling_rate <= 0:
+        raise ValueError(f"`sampling_rate` must be a positive finite number, got {sampling_rate!r}.")
+    return float(sampling_rate)
+
+
+def _to_mono_float32(waveform: np.ndarray, source: str) -> np.ndarray:
+    """Validates a decoded or user-given waveform and averages its channels."""
+    if waveform.dtype == object:
+        raise TypeError(f"Audio {source} has dtype object; pass a numeric array of samples.")
+    if np.iscomplexobj(waveform):
+        raise TypeError(f"Audio {source} is complex-valued; pass real-valued samples.")
+    if waveform.dtype.kind == "b" or waveform.dtype.kind not in "iuf":
+        raise TypeError(f"Audio {source} has non-numeric dtype {waveform.dtype}; pass real-valued samples.")
+    if waveform.ndim == 0 or waveform.ndim > 2:
+        raise ValueError(
+            f"Audio {source} must be 1-D (samples) or 2-D (channels x samples or samples x channels), "
+            f"got shape {tuple(waveform.shape)}."
+        )
+    if waveform.size == 0:
+        raise ValueError(f"Audio {source} is empty (shape {tuple(waveform.shape)}).")
+    if waveform.dtype.kind in "iu":
+        # Integer PCM: scale to [-1, 1] like every decoder does.
+        info = np.iinfo(waveform.dtype)
+        offset = (int(info.max) + 1) / 2 if waveform.dtype.kind == "u" else 0.0
+        scale = (int(info.max) + 1) / 2 if waveform.dtype.kind == "u" else float(-int(info.min))
+        waveform = (waveform.astype(np.float64) - offset) / scale
+    if not np.all(np.isfinite(waveform)):
+        raise ValueError(f"Audio {source} contains NaN or infinite samples.")
+    if waveform.ndim == 2:
+        channel_axis = int(np.argmin(waveform.shape))
+        if waveform.shape[channel_axis] > MAX_CHANNELS:
+            raise ValueError(
+                f"Audio {source} has shape {tuple(waveform.shape)}: a 2-D array must have one axis of at most "
+                f"{MAX_CHANNELS} channels. Pass one clip at a time (a list of clips for a batch)."
+            )
+        waveform = waveform.mean(axis=channel_axis)
+    return np.ascontiguousarray(waveform, dtype=np.float32)
+
+
+def resample(waveform: np.ndarray, orig_sampling_rate: float, target_sampling_rate: float) -> np.ndarray:
+    """Resamples a mono waveform with soxr (very high quality); returns it unchanged when the rates match."""
+    if orig_sampling_rate == target_sampling_rate:
+        return waveform
+    import soxr
+
+    resampled = soxr.resample(waveform, orig_sampling_rate, target_sampling_rate, quality=RESAMPLING_QUALITY)
+    return np.ascontiguousarray(resampled, dtype=np.float32)
+
+
+def _decode_file_like(file_like, source: str) -> tuple[np.ndarray, int]:
+    import soundfile
+
+    try:
+        waveform, sampling_rate = soundfile.read(file_like, dtype="float32", always_2d=False)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"Could not decode {source} as audio ({error}). Supported formats are those of libsndfile: "
+            "WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF."
+        ) from None
+    return waveform, sampling_rate
+
+
+def _is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://"))
+
+
+def _looks_like_path(text: str) -> bool:
+    return (
+        os.sep in text
+        or "/" in text
+        or text.lower().endswith(AUDIO_FILE_EXTENSIONS)
+        or (os.path.splitext(text)[1] != "" and " " not in text and "\n" not in text)
+    )
+
+
+def _read_path(path: str, base_dir: str | os.PathLike | None) -> tuple[np.ndarray, int]:
+    if base_dir is not None and not os.path.isabs(path):
+        candidate = os.path.join(base_dir, path)
+        if os.path.exists(candidate):
+            path = candidate
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Audio file not found: {path}")
+    if os.path.isdir(path):
+        raise ValueError(f"Audio path is a directory, not a file: {path}")
+    return _decode_file_like(path, f"file {path}")
+
+
+def _read_url(url: str) -> tuple[np.ndarray, int]:
+    try:
+        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_SECONDS) as response:
+            data = response.read()
+    except OSError as error:
+        raise ValueError(f"Could not download audio from {url}: {error}") from None
+    return _decode_file_like(io.BytesIO(data), f"the content of {url}")
+
+
+def load_audio(
+    audio,
+    sampling_rate: float | None = None,
+    target_sampling_rate: int = QWEN_AUDIO_SAMPLING_RATE,
+    allow_urls: bool = False,
+    base_dir: str | os.PathLike | None = None,
+) -> np.ndarray:
+    """
+    Decodes one audio clip to a mono float32 waveform at `target_sampling_rate` (16 kHz by default).
+
+    Args:
+        audio:
+            One of
+            - a 1-D (mono) or 2-D (channels x samples or samples x channels) `np.ndarray`, `torch.Tensor`, or list
+              of numbers, sampled at `sampling_rate`; integer PCM is scaled to [-1, 1];
+            - a dict `{"array": ..., "sampling_rate": ...}` (the `datasets` `Audio` feature) or `{"path": ...}`
+              (optionally with `"bytes"`, which take precedence);
+            - a path (`str` or `os.PathLike`) to a WAV/FLAC/OGG/MP3 file;
+            - the bytes of such a file;
+            - an `http(s)://` URL, only when `allow_urls=True`.
+        sampling_rate (`float`, *optional*):
+            Sampling rate of an array input. Arrays without one are taken to be at `target_sampling_rate`.
+            Ignored (but validated) for files, which carry their own rate.
+        target_sampling_rate (`int`, *optional*, defaults to 16000):
+            Output rate.
+        allow_urls (`bool`, *optional*, defaults to `False`):
+            Whether `http(s)://` URLs may be fetched. Off by default so that text from untrusted sources cannot make
+            the processor issue network requests.
+        base_dir (`str`, *optional*):
+            Folder that relative paths are resolved against first.
+
+    Returns:
+        `np.ndarray`: float32, shape `(num_samples,)`.
+
+    Raises:
+        `TypeError`: unsupported input type, object/complex/non-numeric arrays, non-numeric sampling rate.
+        `ValueError`: empty, non-finite or wrongly shaped audio, undecodable files, bad sampling rates, strings
+            that are neither paths nor URLs, URLs without `allow_urls=True`.
+        `FileNotFoundError`: a path that does not exist.
+    """
+    target_sampling_rate = validate_sampling_rate(target_sampling_rate)
+    if sampling_rate is not None:
+        sampling_rate = validate_sampling_rate(sampling_rate)
+
+    if isinstance(audio, Mapping):
+        if "array" in audio:
+            if "sampling_rate" not in audio:
+                raise ValueError("An audio dict with an `array` must also give its `sampling_rate`.")
+            return load_audio(audio["array"], audio["sampling_rate"], target_sampling_rate, allow_urls, base_dir)
+        if audio.get("bytes") is not None:
+            return load_audio(bytes(audio["bytes"]), None, target_sampling_rate, allow_urls, base_dir)
+        for key in ("path", "url", "audio", "audio_url"):
+            if audio.get(key) is not None:
+                return load_audio(audio[key], None, target_sampling_rate, allow_urls, base_dir)
+        raise ValueError(
+            f"Audio dict must have `array` and `sampling_rate`, `bytes`, or `path`; got keys {sorted(audio)}."
+        )
+
+    if isinstance(audio, (str, os.PathLike)):
+        text = os.fspath(audio)
+        if isinstance(text, bytes):
+            text = os.fsdecode(text)
+        if _is_url(text):
+            if not allow_urls:
+                raise ValueError(
+                    f"Refusing to download audio from {text}: pass `allow_urls=True` to fetch http(s) URLs."
+                )
+            waveform, file_sampling_rate = _read_url(text)
+            source = text
+        elif "://" in text:
+            raise ValueError(f"Unsupported URL scheme in {text!r}: only http:// and https:// can be fetched.")
+        elif isinstance(audio, os.PathLike) or os.path.exists(text) or _looks_like_path(text):
+            waveform, file_sampling_rate = _read_path(text, base_dir)
+            source = f"file {text}"
+        else:
+            raise ValueError(
+                f"Audio string {text[:80]!r} is neither an existing file path nor an http(s) URL."
+            )
+        waveform = _to_mono_float32(waveform, source)
+        return resample(waveform, float(file_sampling_rate), target_sampling_rate)
+
+    if isinstance(audio, (bytes, bytearray, memoryview)):
+        if len(audio) == 0:
+            raise ValueError("Audio bytes are empty.")
+        waveform, file_sampling_rate = _decode_file_like(io.BytesIO(bytes(audio)), "the given bytes")
+        waveform = _to_mono_float32(waveform, "decoded from bytes")
+        return resample(waveform, float(file_sampling_rate), target_sampling_rate)
+
+    waveform = _as_numpy(audio)
+    waveform = _to_mono_float32(waveform, "array")
+    return resample(waveform, sampling_rate or target_sampling_rate, target_sampling_rate)
+
+
+def _as_numpy(audio) -> np.ndarray:
+    if isinstance(audio, np.ndarray):
+        return audio
+    try:
+        import torch
+
+        if isinstance(audio, torch.Tensor):
+            if audio.is_complex():
+                raise TypeError("Audio tensor is complex-valued; pass real-valued samples.")
+            return audio.detach().to("cpu", torch.float32).numpy()
+    except ImportError:
+        pass
+    if isinstance(audio, Sequence) and not isinstance(audio, (str, bytes)):
+        try:
+            return np.asarray(audio)
+        except ValueError:
+            # Ragged nested lists.
+            return np.asarray(audio, dtype=object)
+    if isinstance(audio, numbers.Number):
+        return np.asarray(audio)
+    raise TypeError(
+        f"Unsupported audio input of type {type(audio).__name__}: pass an array, a tensor, a list of samples, "
+        "a dict with `array`/`sampling_rate` or `path`, a file path, bytes, or an http(s) URL."
+    )
+
+
+__all__ = ["QWEN_AUDIO_SAMPLING_RATE", "load_audio", "resample", "validate_sampling_rate"]
