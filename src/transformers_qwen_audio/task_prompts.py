@@ -1,0 +1,256 @@
+# Copyright 2025 The transformers-qwen-audio authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+"""
+Hierarchical task prompts of the Qwen-Audio base model, and parsing of its timestamped output.
+
+The base (non-chat) model is conditioned by a chain of tags written right after the audio:
+
+    <audio>...</audio> <header> <audio language> <task> <output language> <timestamps?> <output instructions...>
+
+- header: `<|startoftranscript|>` for speech-to-text tasks (transcribe, translate), `<|startofanalysis|>` for
+  every other task;
+- audio language: `<|en|>`, `<|zh|>`, ... or `<|unknown|>`;
+- task: `<|transcribe|>`, `<|translate|>`, `<|caption|>`, `<|keyword|>`, `<|emotion_recognition|>`, ...;
+- output language: the language of the answer;
+- `<|timestamps|>` or `<|notimestamps|>`; with timestamps the prompt also gives the first one (`<|0.00|>`);
+- output instructions: `<|itn|>`/`<|wo_itn|>` (with or without inverse text normalisation) for speech tasks,
+  a caption style (`<|caption_clotho|>`, `<|caption_audiocaps|>`, `<|caption_plain|>`, `<|audioset_ontology|>`).
+
+Audio question answering uses `<|startofanalysis|><audio language><|question|>QUESTION<|answer|>`.
+
+Example:
+
+```python
+>>> build_task_prompt("transcribe", audio_language="en", itn=False)
+'<|startoftranscript|><|en|><|transcribe|><|en|><|notimestamps|><|wo_itn|>'
+>>> build_task_prompt("caption", output_language="en", caption_style="clotho")
+'<|startofanalysis|><|unknown|><|caption|><|en|><|notimestamps|><|caption_clotho|>'
+```
+"""
+
+import re
+
+from .tokenization_qwen_audio import AUDIO_LANGUAGES
+
+
+TRANSCRIPT_HEADER = "<|startoftranscript|>"
+ANALYSIS_HEADER = "<|startofanalysis|>"
+
+# Output languages additionally include traditional Chinese.
+OUTPUT_LANGUAGES = AUDIO_LANGUAGES + ("zh_tr",)
+SPEECH_TASKS = ("transcribe", "translate")
+# Task name -> task tag of the vocabulary. All of these are answered after `<|startofanalysis|>`.
+ANALYSIS_TASKS = {
+    "caption": "<|caption|>",
+    "keyword": "<|keyword|>",
+    "emotion_recognition": "<|emotion_recognition|>",
+    "music_description": "<|music_description|>",
+    "note_analysis": "<|note_analysis|>",
+    "audio_grounding": "<|audio_grounding|>",
+    "named_entity_recognition": "<|named_entity_recognition|>",
+    "scene": "<|scene|>",
+    "event": "<|event|>",
+    "vocal_classification": "<|vocal_classification|>",
+    "speech_understanding": "<|speech_understanding|>",
+    "speaker_meta": "<|speaker_meta|>",
+    "song_meta": "<|song_meta|>",
+    "speech_edit": "<|speech_edit|>",
+}
+QUESTION_TASKS = ("question", "aqa")
+CAPTION_STYLES = {
+    "clotho": "<|caption_clotho|>",
+    "audiocaps": "<|caption_audiocaps|>",
+    "plain": "<|caption_plain|>",
+    "audioset_ontology": "<|audioset_ontology|>",
+}
+# Tasks whose answers can be aligned in time.
+TIMESTAMP_TASKS = SPEECH_TASKS + ("audio_grounding", "event")
+MAX_TIMESTAMP_SECONDS = 30.0
+
+
+def supported_tasks() -> list[str]:
+    """Names accepted by `build_task_prompt`."""
+    return list(SPEECH_TASKS) + list(ANALYSIS_TASKS) + list(QUESTION_TASKS)
+
+
+def timestamp_token(seconds: float) -> str:
+    """The vocabulary token for a time in [0, 30] s, rounded to the 10 ms grid: `timestamp_token(0.5)` -> `<|0.50|>`."""
+    if not 0.0 <= seconds <= MAX_TIMESTAMP_SECONDS:
+        raise ValueError(f"Timestamp tokens cover 0.00 to 30.00 s within one window, got {seconds}.")
+    return f"<|{round(seconds * 100) / 100:.2f}|>"
+
+
+def _language_tag(language: str, allowed: tuple[str, ...], what: str) -> str:
+    if not isinstance(language, str):
+        raise ValueError(f"{what} must be a language code string, got {language!r}.")
+    code = language.strip().strip("<|>").lower()
+    if code not in allowed:
+        raise ValueError(f"Unknown {what} {language!r}; expected one of {', '.join(allowed)}.")
+    return f"<|{code}|>"
+
+
+def build_task_prompt(
+    task: str,
+    audio_language: str = "unknown",
+    output_language: str | None = None,
+    timestamps: bool = False,
+    itn: bool | None = None,
+    caption_style: str | None = None,
+    question: str | None = None,
+    first_timestamp: float | None = 0.0,
+) -> str:
+    """
+    Builds the tag chain that follows `<audio>...</audio>` in a base-model prompt.
+
+    Args:
+        task (`str`):
+            One of `supported_tasks()`: `"transcribe"`, `"translate"`, `"caption"`, `"keyword"`, `"question"`
+            (alias `"aqa"`), `"emotion_recognition"`, `"music_description"`, `"note_analysis"`,
+            `"audio_grounding"`, `"scene"`, `"event"`, `"vocal_classification"`, ...
+        audio_language (`str`, *optional*, defaults to `"unknown"`):
+            Spoken language of the clip (`"en"`, `"zh"`, `"de"`, `"es"`, `"ko"`, `"fr"`, `"ja"`, `"it"`,
+            `"zh_tr"`) or `"unknown"`.
+        output_language (`str`, *optional*):
+            Language of the answer. Defaults to the audio language for transcription, and to English otherwise.
+            Translation needs it explicitly.
+        timestamps (`bool`, *optional*, defaults to `False`):
+            Ask for word-level timestamps (`<|timestamps|>`), only for tasks that support them.
+        itn (`bool`, *optional*):
+            Speech tasks only: `True` appends `<|itn|>` (inverse text normalisation: "twenty" -> "20"), `False`
+            appends `<|wo_itn|>`, `None` appends neither.
+        caption_style (`str`, *optional*):
+            Caption task only: `"clotho"`, `"audiocaps"`, `"plain"` or `"audioset_ontology"`.
+        question (`str`, *optional*):
+            The question of an AQA prompt (required for `task="question"`, refused otherwise).
+        first_timestamp (`float`, *optional*, defaults to 0.0):
+            With `timestamps=True`, the prompt ends with this first timestamp (as in the original's evaluation);
+            `None` leaves it to the model.
+
+    Returns:
+        `str`: the prompt tags, e.g. `'<|startoftranscript|><|en|><|transcribe|><|en|><|notimestamps|><|wo_itn|>'`.
+    """
+    if not isinstance(task, str):
+        raise ValueError(f"`task` must be a string, got {task!r}.")
+    task = task.strip().strip("<|>").lower()
+    audio_tag = _language_tag(audio_language, ("unknown",) + OUTPUT_LANGUAGES, "audio language")
+
+    if task not in SPEECH_TASKS and itn is not None:
+        raise ValueError(f"`itn` (inverse text normalisation) only applies to {SPEECH_TASKS}, not to {task!r}.")
+    if task != "caption" and caption_style is not None:
+        raise ValueError(f"`caption_style` only applies to the caption task, not to {task!r}.")
+    if task not in QUESTION_TASKS and question is not None:
+        raise ValueError(f"`question` only applies to the question (AQA) task, not to {task!r}.")
+    if timestamps and task not in TIMESTAMP_TASKS:
+        raise ValueError(f"`timestamps=True` is only supported for {TIMESTAMP_TASKS}, not for {task!r}.")
+
+    if task in QUESTION_TASKS:
+        if not question or not isinstance(question, str):
+            raise ValueError("The question (AQA) task needs a non-empty `question` string.")
+        if output_language is not None:
+            raise ValueError("The question (AQA) task takes no `output_language`: the answer follows `<|answer|>`.")
+        return f"{ANALYSIS_HEADER}{audio_tag}<|question|>{question}<|answer|>"
+
+    if task in SPEECH_TASKS:
+        header, task_tag = TRANSCRIPT_HEADER, f"<|{task}|>"
+        if output_language is None:
+            if task == "translate":
+                raise ValueError("Translation needs an `output_language`.")
+            if audio_tag == "<|unknown|>":
+                raise ValueError("Transcription with an unknown audio language needs an `output_language`.")
+            output_language = audio_tag.strip("<|>")
+    elif task in ANALYSIS_TASKS:
+        header, task_tag = ANALYSIS_HEADER, ANALYSIS_TASKS[task]
+        if output_language is None:
+            output_language = "en"
+    else:
+        raise ValueError(f"Unknown task {task!r}; supported tasks: {', '.join(supported_tasks())}.")
+
+    output_tag = _language_tag(output_language, OUTPUT_LANGUAGES, "output language")
+    tags = [header, audio_tag, task_tag, output_tag, "<|timestamps|>" if timestamps else "<|notimestamps|>"]
+    if timestamps and first_timestamp is not None:
+        tags.append(timestamp_token(first_timestamp))
+    if itn is not None:
+        tags.append("<|itn|>" if itn else "<|wo_itn|>")
+    if caption_style is not None:
+        if caption_style not in CAPTION_STYLES:
+            raise ValueError(f"Unknown caption style {caption_style!r}; expected one of {', '.join(CAPTION_STYLES)}.")
+        tags.append(CAPTION_STYLES[caption_style])
+    return "".join(tags)
+
+
+_TIMESTAMP_OR_SILENCE = re.compile(r"<\|(\d{1,2}\.\d{2})\|>|<\|sil\|>")
+_END_TOKENS = ("<|endoftext|>", "<|im_end|>")
+
+
+def parse_word_timestamps(
+    text: str | list[str], time_offset: float = 0.0, chunk_length: float = MAX_TIMESTAMP_SECONDS
+) -> list[dict]:
+    """
+    Parses timestamped output such as `<|0.00|><|sil|><|0.54|>面<|0.86|>条<|1.17|>` into words with their time span.
+
+    Each piece of text between two timestamp tokens is one entry `{"text": str, "timestamp": (start, end)}`, in
+    seconds. Silence (`<|sil|>`) and whitespace-only pieces are skipped. Text before the first timestamp gets
+    `start=None`, text after the last one `end=None`.
+
+    Args:
+        text (`str` or `list[str]`):
+            The decoded output (special tokens kept). For long audio processed in 30 s windows
+            (`long_audio="chunk"`), pass one string per window: window `i` is shifted by `i * chunk_length`.
+        time_offset (`float`, *optional*, defaults to 0.0):
+            Seconds added to every timestamp (where the first window starts in the recording).
+        chunk_length (`float`, *optional*, defaults to 30.0):
+            Window length for a list of texts.
+    """
+    if isinstance(text, (list, tuple)):
+        words = []
+        for chunk_index, chunk_text in enumerate(text):
+            words.extend(parse_word_timestamps(chunk_text, time_offset + chunk_index * chunk_length, chunk_length))
+        return words
+    if not isinstance(text, str):
+        raise TypeError(f"`text` must be a string or a list of strings, got {type(text).__name__}.")
+    for end_token in _END_TOKENS:
+        text = text.replace(end_token, "")
+
+    words = []
+    current_start = None
+    previous_end = 0
+    pending_silence = False
+
+    def flush(piece: str, end: float | None):
+        if piece.strip() and not pending_silence:
+            start = None if current_start is None else round(current_start + time_offset, 2)
+            stop = None if end is None else round(end + time_offset, 2)
+            words.append({"text": piece.strip(), "timestamp": (start, stop)})
+
+    for match in _TIMESTAMP_OR_SILENCE.finditer(text):
+        piece = text[previous_end : match.start()]
+        previous_end = match.end()
+        if match.group(1) is None:  # <|sil|>: the span up to the next timestamp is silence
+            flush(piece, None)
+            pending_silence = True
+            continue
+        seconds = float(match.group(1))
+        if pending_silence:
+            if piece.strip():
+                # Text right after <|sil|> without a timestamp in between still belongs to the next span.
+                pending_silence = False
+                flush(piece, seconds)
+            pending_silence = False
+        else:
+            flush(piece, seconds)
+        current_start = seconds
+    pending_silence_at_end = pending_silence
+    pending_silence = False
+    if not pending_silence_at_end:
+        flush(text[previous_end:], None)
+    return words
+
+
+__all__ = [
+    "build_task_prompt",
+    "parse_word_timestamps",
+    "supported_tasks",
+    "timestamp_token",
+]
