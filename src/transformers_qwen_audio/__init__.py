@@ -9,7 +9,22 @@ conversion mapping, so that ``AutoModelForCausalLM.from_pretrained("Qwen/Qwen-Au
 __version__ = "0.1.0.dev0"
 
 # --- model (configuration, modeling, weight mapping) ---
-# (filled in by the model work)
+from .configuration_qwen_audio import (  # noqa: E402
+    QwenAudioConfig,
+    QwenAudioEncoderConfig,
+    QwenAudioTextConfig,
+    QwenReleasedConfig,
+)
+from .modeling_qwen_audio import (  # noqa: E402
+    QwenAudioEncoder,
+    QwenAudioForConditionalGeneration,
+    QwenAudioModel,
+    QwenAudioPreTrainedModel,
+    QwenAudioTextModel,
+)
+from .registration import register_model_auto_classes  # noqa: E402
+
+register_model_auto_classes()
 
 # --- processor (tokenizer, feature extractor, processor, task prompts) ---
 # (filled in by the processor work)

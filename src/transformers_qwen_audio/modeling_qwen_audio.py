@@ -1,0 +1,656 @@
+"""Qwen-Audio as a native transformers model.
+
+Architecture (arXiv 2311.07919): a Whisper-large-v2 encoder with 2x average pooling (transformers' Qwen2-Audio
+encoder layers), a linear projection, and a Qwen-7B decoder (transformers' Qwen2 decoder layers with the original's
+dynamic NTK rotary scaling and log-n query scaling at inference). The whole span from `<audio>` to `</audio>`
+inclusive is replaced by [audio-bos embedding, encoder outputs, audio-eos embedding].
+
+What differs from transformers' Qwen2-Audio:
+
+* the encoder runs only on the frames that hold audio (the original's trimming), not on a blind 30 s window;
+* all clips of one sequence are encoded as one padded batch trimmed to that sequence's longest clip, as the
+  original does (the conv at a short clip's edge sees that padding), while clips of different sequences never
+  affect each other, so a batch gives exactly what each sequence gives alone;
+* position ids come from the attention mask, so left padding does not shift the rotary positions.
+"""
+
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.masking_utils import create_causal_mask
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPast,
+    BaseModelOutputWithPooling,
+    CausalLMOutputWithPast,
+)
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, slice_logits_to_keep
+from transformers.models.qwen2.modeling_qwen2 import (
+    Qwen2Attention,
+    Qwen2DecoderLayer,
+    Qwen2Model,
+    Qwen2RMSNorm,
+    Qwen2RotaryEmbedding,
+    apply_rotary_pos_emb,
+    eager_attention_forward,
+)
+from transformers.models.qwen2_audio.modeling_qwen2_audio import (
+    Qwen2AudioEncoder,
+    Qwen2AudioEncoderLayer,
+    Qwen2AudioMultiModalProjector,
+)
+from transformers.models.whisper.modeling_whisper import sinusoids
+from transformers.utils.generic import can_return_tuple
+
+from .configuration_qwen_audio import QwenAudioConfig, QwenAudioEncoderConfig, QwenAudioTextConfig
+
+# --------------------------------------------------------------------------------------------------------------
+# Lengths: how many frames and tokens a clip of `mel_length` log-mel frames gives (the original's arithmetic).
+# --------------------------------------------------------------------------------------------------------------
+
+
+def conv_output_lengths(mel_lengths: torch.Tensor) -> torch.Tensor:
+    """Frames after conv1 (stride 1) and conv2 (stride 2), both kernel 3, padding 1."""
+    return (mel_lengths - 1) // 2 + 1
+
+
+def audio_token_lengths(mel_lengths: torch.Tensor) -> torch.Tensor:
+    """Encoder output tokens after the 2x average pooling (the span holds two more: audio bos and eos)."""
+    return (conv_output_lengths(mel_lengths) - 2) // 2 + 1
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Audio encoder
+# --------------------------------------------------------------------------------------------------------------
+
+
+class QwenAudioEncoderLayer(Qwen2AudioEncoderLayer):
+    pass
+
+
+class QwenAudioEncoder(Qwen2AudioEncoder):
+    """Whisper encoder that processes only the frames that hold audio.
+
+    `forward(input_features, feature_attention_mask, sequence_ids)`: clips that share a `sequence_ids` value are
+    encoded as the original encodes the clips of one prompt (one padded batch trimmed to their longest clip, so a
+    short clip's conv edge sees the padded mel frames up to that length); clips of different sequences are
+    independent. Padded frames are zeroed after the positional embedding and masked as keys.
+    """
+
+    config: QwenAudioEncoderConfig
+    _keys_to_ignore_on_load_missing = [r"embed_positions\.weight"]
+    _can_record_outputs = {}
+
+    def __init__(self, config: QwenAudioEncoderConfig):
+        super().__init__(config)
+        # Fixed sinusoids (never trained, absent from the released checkpoints): computed in `_init_weights`.
+        self.embed_positions.requires_grad_(False)
+
+    def _init_weights(self, module):
+        if module is self.embed_positions:
+            init.copy_(module.weight, sinusoids(*module.weight.shape))
+        else:
+            super()._init_weights(module)
+
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        feature_attention_mask: torch.Tensor | None = None,
+        sequence_ids: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        num_clips, _, num_frames = input_features.shape
+        device = input_features.device
+        if feature_attention_mask is None:
+            mel_lengths = torch.full((num_clips,), min(num_frames, 2 * self.max_source_positions), device=device)
+        else:
+            mel_lengths = feature_attention_mask.to(device).long().sum(-1)
+        if sequence_ids is None:
+            sequence_ids = torch.zeros(num_clips, dtype=torch.long, device=device)
+        frames_after_conv = conv_output_lengths(mel_lengths)
+        token_lengths = audio_token_lengths(mel_lengths)
+
+        # Longest clip of each clip's own sequence: the original trims the mel to 2x that before the convs.
+        longest_in_sequence = torch.zeros(int(sequence_ids.max()) + 1, dtype=torch.long, device=device)
+        longest_in_sequence = longest_in_sequence.scatter_reduce(0, sequence_ids, frames_after_conv, reduce="amax")
+        trim_frames = 2 * longest_in_sequence[sequence_ids]
+        batch_frames = int(trim_frames.max())
+
+        hidden_states = input_features[:, :, :batch_frames].to(dtype=self.conv1.weight.dtype)
+        # Frames past a sequence's own trim length are what conv padding would see there: zeros.
+        frame_index = torch.arange(batch_frames, device=device)
+        hidden_states = hidden_states.masked_fill((frame_index[None, :] >= trim_frames[:, None])[:, None, :], 0.0)
+
+        hidden_states = nn.functional.gelu(self.conv1(hidden_states))
+        hidden_states = nn.functional.gelu(self.conv2(hidden_states))
+        hidden_states = hidden_states.permute(0, 2, 1)
+        seq_len = hidden_states.shape[1]
+        hidden_states = (hidden_states + self.embed_positions.weight[:seq_len]).to(hidden_states.dtype)
+
+        padding = torch.arange(seq_len, device=device)[None, :] >= frames_after_conv[:, None]
+        hidden_states = hidden_states.masked_fill(padding[..., None], 0.0)
+        hidden_states = nn.functional.dropout(hidden_states, p=self.dropout, training=self.training)
+        # Additive key mask [clips, 1, queries, keys]; finfo.min instead of -inf keeps padded query rows finite.
+        key_mask = torch.zeros(padding.shape, dtype=hidden_states.dtype, device=device)
+        key_mask = key_mask.masked_fill(padding, torch.finfo(hidden_states.dtype).min)
+        attention_mask = key_mask[:, None, None, :].expand(-1, 1, seq_len, -1)
+
+        for encoder_layer in self.layers:
+            hidden_states = encoder_layer(hidden_states, attention_mask, **kwargs)
+
+        hidden_states = self.avg_pooler(hidden_states.permute(0, 2, 1)).permute(0, 2, 1)
+        hidden_states = self.layer_norm(hidden_states)
+        return BaseModelOutputWithPooling(last_hidden_state=hidden_states, pooler_output=token_lengths)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Decoder: Qwen2 layers + the original's dynamic NTK and log-n attention (inference only, past `seq_length`)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def dynamic_ntk_alpha(prompt_lengths: torch.Tensor, seq_length: int) -> list[float]:
+    """The original's `get_ntk_alpha`: 2 ** ceil(log2(L / seq_length) + 1) - 1, at least 1."""
+    alphas = []
+    for length in prompt_lengths.tolist():
+        context_value = math.log(max(length, 1) / seq_length, 2) + 1
+        alphas.append(float(max(2 ** math.ceil(context_value) - 1, 1)))
+    return alphas
+
+
+class QwenAudioRotaryEmbedding(Qwen2RotaryEmbedding):
+    """Qwen2 rotary embedding with the original's dynamic NTK: base * alpha ** (dim / (dim - 2)), one alpha per row."""
+
+    def ntk_inv_freq(self, alpha: float, device) -> torch.Tensor:
+        dim = self.inv_freq.shape[0] * 2
+        base = self.config.rope_parameters["rope_theta"] * alpha ** (dim / (dim - 2))
+        return 1.0 / (base ** (torch.arange(0, dim, 2, device=device).float() / dim))
+
+    def forward(self, x, position_ids, ntk_alphas: list[float] | None = None):
+        if ntk_alphas is None or all(alpha == 1.0 for alpha in ntk_alphas):
+            return super().forward(x, position_ids)
+        inv_freq = torch.stack([self.ntk_inv_freq(alpha, x.device) for alpha in ntk_alphas])  # [batch, dim / 2]
+        if position_ids.shape[0] != inv_freq.shape[0]:
+            position_ids = position_ids.expand(inv_freq.shape[0], -1)
+        freqs = position_ids[..., None].float() * inv_freq[:, None, :]
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos().to(dtype=x.dtype), emb.sin().to(dtype=x.dtype)
+
+
+def logn_query_scale(position_ids: torch.Tensor, seq_length: int) -> torch.Tensor | None:
+    """The original's log-n attention: queries at position p (0-based) scale by log_seq_length(p + 1) past seq_length."""
+    if int(position_ids.max()) + 1 <= seq_length:
+        return None
+    positions = (position_ids + 1).double()
+    scale = torch.where(positions > seq_length, torch.log(positions) / math.log(seq_length), torch.ones_like(positions))
+    return scale[:, None, :, None].float()  # [batch, 1 (heads), queries, 1]
+
+
+class QwenAudioAttention(Qwen2Attention):
+    """Qwen2 attention (qkv bias, no o_proj bias) that applies the log-n query scale given by the decoder."""
+
+    def forward(self, hidden_states, position_embeddings, attention_mask, cache=None, logn_scale=None, **kwargs):
+        input_shape = hidden_states.shape[:-1]
+        hidden_shape = (*input_shape, -1, self.head_dim)
+
+        query_states = self.q_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+        key_states = self.k_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+        value_states = self.v_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+
+        cos, sin = position_embeddings
+        query_states, key_states = apply_rotary_pos_emb(query_states, key_states, cos, sin)
+        if logn_scale is not None:
+            query_states = query_states * logn_scale.to(query_states.dtype)
+
+        if cache is not None:
+            key_states, value_states = cache.update(key_states, value_states, self.layer_idx, kwargs=kwargs)
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query_states,
+            key_states,
+            value_states,
+            attention_mask,
+            dropout=0.0 if not self.training else self.attention_dropout,
+            scaling=self.scaling,
+            **kwargs,
+        )
+        attn_output = attn_output.reshape(*input_shape, -1).contiguous()
+        return self.o_proj(attn_output), attn_weights
+
+
+class QwenAudioDecoderLayer(Qwen2DecoderLayer):
+    def __init__(self, config: QwenAudioTextConfig, layer_idx: int):
+        super().__init__(config, layer_idx)
+        self.self_attn = QwenAudioAttention(config=config, layer_idx=layer_idx)
+
+
+class QwenAudioPreTrainedModel(PreTrainedModel):
+    config: QwenAudioConfig
+    base_model_prefix = "model"
+    input_modalities = ("audio", "text")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["QwenAudioEncoderLayer", "Qwen2AudioEncoderLayer", "QwenAudioDecoderLayer"]
+    _skip_keys_device_placement = "cache"
+    _supports_sdpa = True
+    _supports_flash_attn = False  # the encoder's padded-frame key mask is an additive 4D mask
+    _supports_flex_attn = False
+    _supports_attention_backend = True
+    _keys_to_ignore_on_load_missing = [r"embed_positions\.weight"]
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, QwenAudioRotaryEmbedding):
+            inv_freq, _ = module.compute_default_rope_parameters(module.config)
+            init.copy_(module.inv_freq, inv_freq)
+            init.copy_(module.original_inv_freq, inv_freq)
+
+    def save_pretrained(self, *args, save_original_format: bool = False, **kwargs):
+        """Native key names by default; `save_original_format=True` writes the released `transformer.*` layout."""
+        return super().save_pretrained(*args, save_original_format=save_original_format, **kwargs)
+
+
+class QwenAudioTextModel(QwenAudioPreTrainedModel, Qwen2Model):
+    """Qwen-7B decoder: Qwen2 layers, plus dynamic NTK and log-n attention in eval mode past `seq_length`."""
+
+    config: QwenAudioTextConfig
+    input_modalities = ("text",)
+    _can_record_outputs = {"hidden_states": QwenAudioDecoderLayer, "attentions": QwenAudioAttention}
+
+    def __init__(self, config: QwenAudioTextConfig):
+        QwenAudioPreTrainedModel.__init__(self, config)
+        self.padding_idx = config.pad_token_id
+        self.vocab_size = config.vocab_size
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, self.padding_idx)
+        self.layers = nn.ModuleList(
+            [QwenAudioDecoderLayer(config, layer_idx) for layer_idx in range(config.num_hidden_layers)]
+        )
+        self.norm = Qwen2RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.rotary_emb = QwenAudioRotaryEmbedding(config=config)
+        self.gradient_checkpointing = False
+        self.has_sliding_layers = False
+        self.post_init()
+
+    def _ntk_alphas(self, cache, attention_mask, batch_size: int, query_length: int) -> list[float] | None:
+        """The original computes alpha once from the prompt length, then keeps it for every cached decoding step.
+
+        Unlike the original (which measures the padded length) each row gets the alpha of its own true length,
+        so that a padded batch reproduces each sequence alone. The alphas live on the cache of that generation.
+        """
+        if self.training or not self.config.use_dynamic_ntk:
+            return None
+        past_length = cache.get_seq_length() if cache is not None else 0
+        if past_length > 0 and getattr(cache, "qwen_audio_ntk_alphas", None) is not None:
+            return cache.qwen_audio_ntk_alphas
+        if isinstance(attention_mask, torch.Tensor) and attention_mask.dim() == 2:
+            lengths = attention_mask.long().sum(-1)
+        else:
+            lengths = torch.full((batch_size,), past_length + query_length)
+        alphas = dynamic_ntk_alpha(lengths, self.config.seq_length)
+        if cache is not None:
+            cache.qwen_audio_ntk_alphas = alphas
+        return alphas
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        past_key_values: Cache | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast:
+        if (input_ids is None) ^ (inputs_embeds is not None):
+            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        cache = cache if cache is not None else past_key_values
+        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
+
+        batch_size, query_length = inputs_embeds.shape[:2]
+        if position_ids is None:
+            position_ids = positions_from_attention_mask(attention_mask, cache, query_length, inputs_embeds.device)
+
+        ntk_alphas = self._ntk_alphas(cache, attention_mask, batch_size, query_length)
+        logn_scale = None
+        if self.config.use_logn_attn and not self.training:
+            logn_scale = logn_query_scale(position_ids, self.config.seq_length)
+
+        if not isinstance(causal_mask := attention_mask, dict):
+            causal_mask = create_causal_mask(
+                config=self.config,
+                inputs_embeds=inputs_embeds,
+                attention_mask=attention_mask,
+                cache=cache,
+                position_ids=position_ids,
+            )
+        else:
+            causal_mask = causal_mask["full_attention"]
+
+        hidden_states = inputs_embeds
+        position_embeddings = self.rotary_emb(hidden_states, position_ids, ntk_alphas)
+        all_hidden_states = () if kwargs.get("output_hidden_states") else None
+        for decoder_layer in self.layers:
+            if all_hidden_states is not None:
+                all_hidden_states += (hidden_states,)
+            hidden_states = decoder_layer(
+                hidden_states,
+                attention_mask=causal_mask,
+                position_embeddings=position_embeddings,
+                position_ids=position_ids,
+                cache=cache,
+                use_cache=use_cache,
+                logn_scale=logn_scale,
+            )
+        hidden_states = self.norm(hidden_states)
+        if all_hidden_states is not None:
+            all_hidden_states += (hidden_states,)
+        return BaseModelOutputWithPast(
+            last_hidden_state=hidden_states, cache=cache if use_cache else None, hidden_states=all_hidden_states
+        )
+
+
+def positions_from_attention_mask(attention_mask, cache, query_length: int, device) -> torch.Tensor:
+    """Rotary positions that ignore left padding: position = number of real tokens before this one."""
+    past_length = cache.get_seq_length() if cache is not None else 0
+    if isinstance(attention_mask, torch.Tensor) and attention_mask.dim() == 2:
+        position_ids = attention_mask.long().cumsum(-1) - 1
+        position_ids = position_ids.masked_fill(attention_mask == 0, 0)
+        return position_ids[:, -query_length:].to(device)
+    return (torch.arange(query_length, device=device) + past_length).unsqueeze(0)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Audio + text
+# --------------------------------------------------------------------------------------------------------------
+
+
+class QwenAudioMultiModalProjector(Qwen2AudioMultiModalProjector):
+    """The original's `proj`: encoder width -> decoder width, after the encoder's final layer norm."""
+
+
+class QwenAudioModel(QwenAudioPreTrainedModel):
+    def __init__(self, config: QwenAudioConfig):
+        super().__init__(config)
+        self.audio_tower = QwenAudioEncoder(config.audio_config)
+        self.multi_modal_projector = QwenAudioMultiModalProjector(config)
+        # Row 0 opens every audio span, row 1 closes it (the original's `audio_bos_eos_token`).
+        self.audio_boundary_embeddings = nn.Embedding(2, config.text_config.hidden_size)
+        self.language_model = QwenAudioTextModel(config.text_config)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.language_model.set_input_embeddings(value)
+
+    def audio_spans(self, input_ids: torch.LongTensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Find every `<audio> ... </audio>` span: (mask over span positions, row of each span, length of each span).
+
+        Raises a `ValueError` naming the row for an unclosed, unopened or nested span.
+        """
+        start_id, end_id = self.config.audio_start_id, self.config.audio_end_id
+        is_start = input_ids == start_id
+        is_end = input_ids == end_id
+        depth = is_start.long().cumsum(-1) - is_end.long().cumsum(-1)
+        bad_rows = ((depth < 0) | (depth > 1)).any(-1) | (depth[:, -1] != 0)
+        if bad_rows.any():
+            row = int(bad_rows.nonzero()[0])
+            raise ValueError(
+                f"Row {row} of input_ids has unbalanced audio spans: every <audio> (id {start_id}) must be closed by "
+                f"</audio> (id {end_id}) before the next one opens ({int(is_start[row].sum())} opened, "
+                f"{int(is_end[row].sum())} closed)."
+            )
+        span_mask = (depth > 0) | is_end
+        starts = is_start.nonzero()
+        ends = is_end.nonzero()
+        return span_mask, starts[:, 0], ends[:, 1] - starts[:, 1] + 1
+
+    def get_audio_features(
+        self,
+        input_features: torch.FloatTensor,
+        feature_attention_mask: torch.Tensor | None = None,
+        audio_sequence_ids: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        """Encode clips into the embeddings of their spans, [audio-bos, tokens, audio-eos] per clip, concatenated.
+
+        `audio_sequence_ids` says which sequence each clip belongs to (clips of one sequence are encoded together
+        as the original did; sequences stay independent). Returns `pooler_output` [sum of span lengths, hidden] and
+        `last_hidden_state` (the projected encoder outputs, padded, [clips, tokens, hidden]).
+        """
+        check_audio_features(input_features, feature_attention_mask, self.config.audio_config)
+        encoder_outputs = self.audio_tower(input_features, feature_attention_mask, audio_sequence_ids, **kwargs)
+        token_lengths = encoder_outputs.pooler_output
+        audio_embeds = self.multi_modal_projector(encoder_outputs.last_hidden_state)
+        bos, eos = self.audio_boundary_embeddings.weight.to(audio_embeds.dtype)
+        spans = []
+        for clip_embeds, length in zip(audio_embeds, token_lengths.tolist()):
+            spans.extend((bos[None], clip_embeds[:length], eos[None]))
+        return BaseModelOutputWithPooling(last_hidden_state=audio_embeds, pooler_output=torch.cat(spans))
+
+    def get_placeholder_mask(self, input_ids, inputs_embeds, input_features, feature_attention_mask):
+        """Mask of the audio spans in `input_ids`, after checking they agree with the clips given."""
+        span_mask, span_rows, span_lengths = self.audio_spans(input_ids)
+        num_clips = input_features.shape[0]
+        if span_rows.numel() != num_clips:
+            raise ValueError(
+                f"input_ids hold {span_rows.numel()} audio spans but {num_clips} clips were given in input_features"
+            )
+        if feature_attention_mask is not None:
+            mel_lengths = feature_attention_mask.long().sum(-1)
+        else:
+            mel_lengths = torch.full((num_clips,), min(input_features.shape[-1], 3000))
+        expected = audio_token_lengths(mel_lengths.to(span_lengths.device)) + 2
+        mismatch = (expected != span_lengths).nonzero()
+        if mismatch.numel():
+            clip = int(mismatch[0])
+            raise ValueError(
+                f"Audio span {clip} (row {int(span_rows[clip])}) has {int(span_lengths[clip])} tokens but its clip of "
+                f"{int(mel_lengths[clip])} mel frames needs {int(expected[clip])} (<audio> + audio tokens + </audio>)"
+            )
+        return span_mask.unsqueeze(-1).expand_as(inputs_embeds), span_rows
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+        feature_attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        use_cache: bool | None = None,
+        past_key_values: Cache | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast:
+        cache = cache if cache is not None else past_key_values
+        if inputs_embeds is None:
+            if input_ids is None:
+                raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+            check_input_ids(input_ids, self.config.text_config.vocab_size)
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+
+        prefill = cache is None or cache.get_seq_length() == 0
+        if input_features is not None and prefill:
+            if input_ids is None:
+                raise ValueError("input_features need input_ids to locate the <audio> spans they fill")
+            span_mask, span_rows = self.get_placeholder_mask(
+                input_ids, inputs_embeds, input_features, feature_attention_mask
+            )
+            audio_embeds = self.get_audio_features(input_features, feature_attention_mask, span_rows).pooler_output
+            inputs_embeds = inputs_embeds.masked_scatter(span_mask, audio_embeds.to(inputs_embeds))
+        elif input_ids is not None and prefill and (input_ids == self.config.audio_start_id).any():
+            raise ValueError(
+                "input_ids hold <audio> spans but no input_features were given: pass the clips' log-mel features "
+                "(the processor returns them as `input_features` and `feature_attention_mask`)"
+            )
+
+        return self.language_model(
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+
+
+class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixin):
+    """Qwen-Audio / Qwen-Audio-Chat: `model(input_ids, attention_mask, input_features, feature_attention_mask, labels)`.
+
+    `input_features` [clips, n_mels, frames] lists the clips in the order their spans appear, row by row through
+    the batch; `feature_attention_mask.sum(-1)` is each clip's mel length (samples // 160, at most 3000).
+    """
+
+    _tied_weights_keys = {}
+
+    def __init__(self, config: QwenAudioConfig):
+        super().__init__(config)
+        self.model = QwenAudioModel(config)
+        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
+
+    def get_audio_features(self, *args, **kwargs):
+        return self.model.get_audio_features(*args, **kwargs)
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+        feature_attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        past_key_values: Cache | None = None,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            input_features=input_features,
+            feature_attention_mask=feature_attention_mask,
+            position_ids=position_ids,
+            cache=cache if cache is not None else past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        hidden_states = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
+        logits = self.lm_head(hidden_states)
+
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(
+                logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs
+            )
+        return CausalLMOutputWithPast(
+            loss=loss, logits=logits, cache=outputs.cache, hidden_states=outputs.hidden_states
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Input checks: a clear error that names the problem, never an IndexError from deep inside
+# --------------------------------------------------------------------------------------------------------------
+
+
+def check_input_ids(input_ids, vocab_size: int) -> None:
+    if not isinstance(input_ids, torch.Tensor):
+        raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
+    if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
+        raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
+    if input_ids.dim() != 2:
+        raise ValueError(f"input_ids must be [batch, sequence], got shape {tuple(input_ids.shape)}")
+    if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= vocab_size):
+        raise ValueError(
+            f"input_ids hold ids outside the vocabulary [0, {vocab_size}): min {int(input_ids.min())}, "
+            f"max {int(input_ids.max())}"
+        )
+
+
+def check_audio_features(input_features, feature_attention_mask, audio_config: QwenAudioEncoderConfig) -> None:
+    if not isinstance(input_features, torch.Tensor):
+        raise TypeError(f"input_features must be a torch.Tensor, got {type(input_features).__name__}")
+    if not input_features.dtype.is_floating_point:
+        raise TypeError(f"input_features must be a floating point tensor (log-mel), got dtype {input_features.dtype}")
+    if input_features.dim() != 3 or input_features.shape[1] != audio_config.num_mel_bins:
+        raise ValueError(
+            f"input_features must be [clips, {audio_config.num_mel_bins} mel bins, frames], "
+            f"got shape {tuple(input_features.shape)}"
+        )
+    max_frames = 2 * audio_config.max_source_positions
+    if feature_attention_mask is None:
+        if input_features.shape[-1] > max_frames:
+            raise ValueError(f"input_features have {input_features.shape[-1]} frames, more than {max_frames} (30 s)")
+        return
+    if not isinstance(feature_attention_mask, torch.Tensor):
+        raise TypeError(f"feature_attention_mask must be a torch.Tensor, got {type(feature_attention_mask).__name__}")
+    if feature_attention_mask.dim() != 2 or feature_attention_mask.shape[0] != input_features.shape[0]:
+        raise ValueError(
+            f"feature_attention_mask must be [clips, frames] with {input_features.shape[0]} clips, got shape "
+            f"{tuple(feature_attention_mask.shape)}"
+        )
+    if feature_attention_mask.shape[1] > input_features.shape[-1]:
+        raise ValueError(
+            f"feature_attention_mask covers {feature_attention_mask.shape[1]} frames but input_features have only "
+            f"{input_features.shape[-1]}"
+        )
+    if feature_attention_mask.dtype.is_floating_point or feature_attention_mask.dtype.is_complex:
+        values = feature_attention_mask
+        if not ((values == 0) | (values == 1)).all():
+            raise ValueError("feature_attention_mask must hold only 0 and 1")
+    elif feature_attention_mask.dtype != torch.bool and not (
+        (feature_attention_mask == 0) | (feature_attention_mask == 1)
+    ).all():
+        raise ValueError("feature_attention_mask must hold only 0 and 1")
+    mel_lengths = feature_attention_mask.long().sum(-1)
+    if (mel_lengths < 1).any():
+        raise ValueError(f"clip {int((mel_lengths < 1).nonzero()[0])} has no audio frame in feature_attention_mask")
+    if (mel_lengths > max_frames).any():
+        raise ValueError(f"a clip has {int(mel_lengths.max())} mel frames, more than {max_frames} (30 s)")
+    # The original trims the mel to 2 x (frames after the convs) before the convs: those frames must exist.
+    needed = 2 * conv_output_lengths(mel_lengths)
+    if int(needed.max()) > input_features.shape[-1]:
+        raise ValueError(
+            f"input_features have {input_features.shape[-1]} frames but the longest clip needs {int(needed.max())} "
+            "(pad the features past the clip, as WhisperFeatureExtractor does up to 3000)"
+        )
+
+
+__all__ = [
+    "QwenAudioPreTrainedModel",
+    "QwenAudioEncoder",
+    "QwenAudioTextModel",
+    "QwenAudioModel",
+    "QwenAudioForConditionalGeneration",
+]
