@@ -119,7 +119,12 @@ def _is_single_clip(audio) -> bool:
         return True
     if isinstance(audio, (list, tuple)):
         # A list of numbers (or of lists of numbers: channels) is one waveform.
-        return len(audio) > 0 and all(isinstance(value, (int, float, np.number)) for value in np.ravel(audio[:1]))
+        if len(audio) == 0:
+            return False
+        first = audio[0]
+        if isinstance(first, (list, tuple)):
+            return len(first) > 0 and isinstance(first[0], (int, float, np.number))
+        return isinstance(first, (int, float, np.number))
     return False
 
 
@@ -233,6 +238,13 @@ class QwenAudioProcessor(ProcessorMixin):
         of the folder is executed. Call `save_pretrained` on the result to write native processor files.
         """
         return cls.from_pretrained(released_dir, **kwargs)
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        # transformers 5 nests the feature extractor in `processor_config.json`; also write the classic
+        # `preprocessor_config.json` so that `AutoFeatureExtractor` and older readers find it.
+        saved_files = super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        self.feature_extractor.save_pretrained(save_directory)
+        return saved_files
 
     # ----------------------------------------------------------------------------------------------------------
     # Processing
@@ -502,14 +514,19 @@ def register_processor_auto_classes() -> None:
     tokenization_auto.REGISTERED_FAST_ALIASES["QWenTokenizer"] = QwenAudioTokenizerFast
     tokenization_auto.REGISTERED_FAST_ALIASES["QwenAudioTokenizer"] = QwenAudioTokenizerFast
 
-    try:
-        from .configuration_qwen_audio import QwenAudioConfig
-    except ImportError:  # the model half is not installed in this tree yet
-        logger.info("QwenAudioConfig unavailable: registered the tokenizer by class name only.")
-        return
-    AutoTokenizer.register(QwenAudioConfig, tokenizer_class=QwenAudioTokenizerFast, exist_ok=True)
-    AutoFeatureExtractor.register(QwenAudioConfig, WhisperFeatureExtractor, exist_ok=True)
-    AutoProcessor.register(QwenAudioConfig, QwenAudioProcessor, exist_ok=True)
+    from . import configuration_qwen_audio
+
+    # `QwenReleasedConfig` is what AutoConfig gives for a released folder (`model_type: "qwen"`); registering it
+    # too lets `AutoProcessor.from_pretrained(released_dir)` find this processor.
+    config_classes = [
+        getattr(configuration_qwen_audio, name)
+        for name in ("QwenAudioConfig", "QwenReleasedConfig")
+        if hasattr(configuration_qwen_audio, name)
+    ]
+    for config_class in config_classes:
+        AutoTokenizer.register(config_class, tokenizer_class=QwenAudioTokenizerFast, exist_ok=True)
+        AutoFeatureExtractor.register(config_class, WhisperFeatureExtractor, exist_ok=True)
+        AutoProcessor.register(config_class, QwenAudioProcessor, exist_ok=True)
 
 
 __all__ = [
