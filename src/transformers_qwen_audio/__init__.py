@@ -27,4 +27,9 @@ from .registration import register_model_auto_classes  # noqa: E402
 register_model_auto_classes()
 
 # --- processor (tokenizer, feature extractor, processor, task prompts) ---
-# (filled in by the processor work)
+from .audio_io import load_audio  # noqa: E402
+from .processing_qwen_audio import QwenAudioProcessor, register_processor_auto_classes  # noqa: E402
+from .task_prompts import build_task_prompt, parse_word_timestamps  # noqa: E402
+from .tokenization_qwen_audio import QwenAudioTokenizerFast  # noqa: E402
+
+register_processor_auto_classes()
