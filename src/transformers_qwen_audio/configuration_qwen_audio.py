@@ -22,6 +22,7 @@ from transformers.models.qwen2_audio.configuration_qwen2_audio import Qwen2Audio
 # `[[[AUDIO:modality]]]` in the released tokenizer: the id that fills an audio span between <audio> and </audio>.
 RELEASED_AUDIO_PLACEHOLDER_ID = 151851
 RELEASED_AUDIO_START_ID = 155163
+_RELEASED_DTYPE_FLAGS = (("bf16", "bfloat16"), ("fp16", "float16"), ("fp32", "float32"))
 
 
 @strict
@@ -139,7 +140,8 @@ class QwenAudioConfig(PreTrainedConfig):
             if not isinstance(config_dict.get(flag, True), bool):
                 raise TypeError(f"{flag} must be a boolean, got {config_dict[flag]!r}")
 
-        dtype = "bfloat16" if config_dict.get("bf16") else "float16" if config_dict.get("fp16") else None
+        # The released flags say which dtype the original ran in (fp32 for the tiny checkpoints).
+        dtype = next((name for flag, name in _RELEASED_DTYPE_FLAGS if config_dict.get(flag)), None)
         vocab_size = config_dict["vocab_size"]
         audio_start_id = audio.get("audio_start_id", RELEASED_AUDIO_START_ID)
         text_config = dict(

@@ -1,0 +1,64 @@
+"""Loading the original implementation's fixtures (../shared/qwen_audio_reference) for the model tests."""
+
+import functools
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def reference_path() -> Path:
+    return Path(os.environ.get("QWEN_AUDIO_REFERENCE_DIR", REPO_ROOT.parent / "shared" / "qwen_audio_reference"))
+
+
+def require_reference() -> Path:
+    path = reference_path()
+    if not (path / "manifest.json").is_file():
+        pytest.skip(f"reference fixtures not found at {path} (set QWEN_AUDIO_REFERENCE_DIR)")
+    return path
+
+
+@functools.cache
+def manifest() -> dict:
+    return json.loads((require_reference() / "manifest.json").read_text())
+
+
+@functools.cache
+def model_outputs() -> dict:
+    return load_file(require_reference() / "model_outputs.safetensors")
+
+
+@functools.cache
+def audio_features() -> dict:
+    return load_file(require_reference() / "audio_features.safetensors")
+
+
+def clip_inputs(audio_keys: list[str]) -> dict:
+    """input_features / feature_attention_mask for clips of the reference, as the processor gives them."""
+    if not audio_keys:
+        return {}
+    features = torch.stack([audio_features()[f"{key}.input_features"] for key in audio_keys])
+    mask = torch.zeros(len(audio_keys), features.shape[-1], dtype=torch.long)
+    for row, key in enumerate(audio_keys):
+        mask[row, : manifest()["audio"][key]["samples_16k"] // 160] = 1
+    return {"input_features": features, "feature_attention_mask": mask}
+
+
+def checkpoint_for_case(case_name: str) -> Path:
+    folder = {"tiny": "tiny_original_layout", "tiny_seq48": "tiny_original_layout_seq48"}[case_name.split(".")[0]]
+    return require_reference() / folder
+
+
+def left_pad(sequences: list[torch.Tensor], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    length = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for row, sequence in enumerate(sequences):
+        input_ids[row, length - len(sequence) :] = sequence
+        attention_mask[row, length - len(sequence) :] = 1
+    return input_ids, attention_mask

@@ -1,0 +1,122 @@
+"""The native model reproduces the original implementation: logits, greedy tokens, train-mode loss."""
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+import transformers_qwen_audio  # noqa: F401  (registers the Auto classes)
+from reference_cases import checkpoint_for_case, clip_inputs, left_pad, manifest, model_outputs, require_reference
+
+MODEL_CASES = ["tiny.one_audio", "tiny.two_audios", "tiny.text_only", "tiny.short_audio", "tiny_seq48.long"]
+
+
+@pytest.fixture(scope="module")
+def load():
+    cache = {}
+
+    def _load(path):
+        if path not in cache:
+            cache[path] = AutoModelForCausalLM.from_pretrained(path).eval()
+        return cache[path]
+
+    return _load
+
+
+def test_every_reference_case_is_covered():
+    assert sorted(manifest()["model_cases"]) == sorted(MODEL_CASES)
+
+
+@pytest.mark.parametrize("case_name", MODEL_CASES)
+def test_logits_greedy_and_train_loss_match_original(load, case_name):
+    case = manifest()["model_cases"][case_name]
+    model = load(checkpoint_for_case(case_name))
+    input_ids = model_outputs()[f"{case_name}.input_ids"].long()[None]
+    audio = clip_inputs(case["audios"])
+
+    with torch.no_grad():
+        logits = model(input_ids, **audio).logits[0]
+        generated = model.generate(
+            input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=case["new_tokens"],
+            min_new_tokens=case["new_tokens"],
+            do_sample=False,
+            **audio,
+        )[0, input_ids.shape[1] :]
+    assert (logits - model_outputs()[f"{case_name}.logits"]).abs().max().item() <= 1e-4
+    assert generated.tolist() == model_outputs()[f"{case_name}.generated"].tolist()
+
+    model.train()
+    try:
+        loss = model(input_ids, labels=input_ids, **audio).loss.item()
+    finally:
+        model.eval()
+    assert loss == pytest.approx(case["train_loss_labels_eq_input_ids"], rel=1e-5)
+
+
+def test_seq48_case_exercises_dynamic_ntk_and_logn(load):
+    """Turning the original's long-context tricks off must change the logits of the long case: they are in play."""
+    model = load(checkpoint_for_case("tiny_seq48.long"))
+    case = manifest()["model_cases"]["tiny_seq48.long"]
+    input_ids = model_outputs()["tiny_seq48.long.input_ids"].long()[None]
+    assert input_ids.shape[1] > model.config.text_config.seq_length
+    expected = model_outputs()["tiny_seq48.long.logits"]
+    for flag in ("use_dynamic_ntk", "use_logn_attn"):
+        setattr(model.config.text_config, flag, False)
+        try:
+            with torch.no_grad():
+                logits = model(input_ids, **clip_inputs(case["audios"])).logits[0]
+        finally:
+            setattr(model.config.text_config, flag, True)
+        assert (logits - expected).abs().max().item() > 1e-3, flag
+
+
+def test_left_padded_batch_equals_each_sequence_alone(load):
+    cases = ["tiny.one_audio", "tiny.two_audios", "tiny.text_only", "tiny.short_audio"]
+    model = load(checkpoint_for_case(cases[0]))
+    sequences = [model_outputs()[f"{name}.input_ids"].long() for name in cases]
+    input_ids, attention_mask = left_pad(sequences)
+    audio = clip_inputs([key for name in cases for key in manifest()["model_cases"][name]["audios"]])
+    with torch.no_grad():
+        logits = model(input_ids, attention_mask=attention_mask, **audio).logits
+        generated = model.generate(
+            input_ids, attention_mask=attention_mask, max_new_tokens=12, min_new_tokens=12, do_sample=False, **audio
+        )[:, input_ids.shape[1] :]
+    for row, name in enumerate(cases):
+        length = len(sequences[row])
+        assert (logits[row, -length:] - model_outputs()[f"{name}.logits"]).abs().max().item() <= 1e-4, name
+        assert generated[row].tolist() == model_outputs()[f"{name}.generated"].tolist(), name
+
+
+def test_batch_across_seq_length_keeps_each_sequence_alone(load):
+    """On the seq_length=48 checkpoint, rows shorter and longer than 48 get their own NTK alpha and log-n scale."""
+    model = load(checkpoint_for_case("tiny_seq48.long"))
+    long_ids = model_outputs()["tiny_seq48.long.input_ids"].long()
+    text_ids = model_outputs()["tiny.text_only.input_ids"].long()
+    audio_keys = manifest()["model_cases"]["tiny_seq48.long"]["audios"]
+    input_ids, attention_mask = left_pad([text_ids, long_ids])
+    with torch.no_grad():
+        batch = model.generate(
+            input_ids, attention_mask=attention_mask, max_new_tokens=12, min_new_tokens=12, do_sample=False,
+            **clip_inputs(audio_keys),
+        )[:, input_ids.shape[1] :]
+        alone = model.generate(text_ids[None], max_new_tokens=12, min_new_tokens=12, do_sample=False)
+    assert batch[1].tolist() == model_outputs()["tiny_seq48.long.generated"].tolist()
+    assert batch[0].tolist() == alone[0, len(text_ids) :].tolist()
+
+
+def test_real_vocabulary_chat_cases(load):
+    reference = require_reference()
+    model = load(reference / "tiny_real_vocab_original_layout")
+    file_to_key = {entry["file"]: key for key, entry in manifest()["audio"].items()}
+    for index, case in enumerate(manifest()["chat_cases"]):
+        input_ids = torch.tensor([case["context_tokens"]])
+        audio = clip_inputs([file_to_key[url] for url in case["audio_urls"]])
+        with torch.no_grad():
+            last_logits = model(input_ids, **audio).logits[0, -1]
+            generated = model.generate(
+                input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=10, min_new_tokens=10,
+                do_sample=False, **audio,
+            )[0, input_ids.shape[1] :]
+        assert (last_logits - model_outputs()[f"chat{index}.last_logits"]).abs().max().item() <= 1e-4
+        assert generated.tolist() == case["greedy_new_tokens"]
