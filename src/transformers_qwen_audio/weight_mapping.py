@@ -52,6 +52,13 @@ def released_checkpoint_conversions() -> list:
         WeightRenaming(r"(language_model\.layers\.\d+)\.mlp\.c_proj\.", r"\1.mlp.down_proj."),
         WeightRenaming(r"(language_model\.layers\.\d+)\.ln_1\.", r"\1.input_layernorm."),
         WeightRenaming(r"(language_model\.layers\.\d+)\.ln_2\.", r"\1.post_attention_layernorm."),
+    ]
+
+
+def released_decoder_conversions() -> list:
+    """The fused qkv split, registered for the decoder sub-model so that it (and its reverse, when saving in the
+    original format) is scoped to `model.language_model` and never touches the encoder's q/k/v projections."""
+    return [
         WeightConverter(
             source_patterns=r"\.attn\.c_attn\.",
             target_patterns=[r".self_attn.q_proj.", r".self_attn.k_proj.", r".self_attn.v_proj."],
@@ -62,3 +69,4 @@ def released_checkpoint_conversions() -> list:
 
 def register_weight_mapping() -> None:
     register_checkpoint_conversion_mapping("qwen_audio", released_checkpoint_conversions(), overwrite=True)
+    register_checkpoint_conversion_mapping("qwen_audio_text", released_decoder_conversions(), overwrite=True)
