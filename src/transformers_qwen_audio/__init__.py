@@ -33,3 +33,6 @@ from .task_prompts import build_task_prompt, parse_word_timestamps  # noqa: E402
 from .tokenization_qwen_audio import QwenAudioTokenizerFast  # noqa: E402
 
 register_processor_auto_classes()
+
+# --- pipeline ("audio-chat") ---
+# (filled in by the pipeline work)
