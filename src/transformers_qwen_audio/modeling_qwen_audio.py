@@ -488,6 +488,7 @@ class QwenAudioModel(QwenAudioPreTrainedModel):
         if input_features is not None and prefill:
             if input_ids is None:
                 raise ValueError("input_features need input_ids to locate the <audio> spans they fill")
+            check_audio_features(input_features, feature_attention_mask, self.config.audio_config)
             span_mask, span_rows = self.get_placeholder_mask(
                 input_ids, inputs_embeds, input_features, feature_attention_mask
             )
