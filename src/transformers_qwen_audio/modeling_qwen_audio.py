@@ -122,9 +122,11 @@ class QwenAudioEncoder(Qwen2AudioEncoder):
         batch_frames = int(trim_frames.max())
 
         hidden_states = input_features[:, :, :batch_frames].to(dtype=self.conv1.weight.dtype)
-        # Frames past a sequence's own trim length are what conv padding would see there: zeros.
-        frame_index = torch.arange(batch_frames, device=device)
-        hidden_states = hidden_states.masked_fill((frame_index[None, :] >= trim_frames[:, None])[:, None, :], 0.0)
+        if bool((trim_frames < batch_frames).any()):
+            # Frames past a sequence's own trim length are what conv padding would see there: zeros.
+            frame_index = torch.arange(batch_frames, device=device)
+            beyond_trim = (frame_index[None, :] >= trim_frames[:, None])[:, None, :]
+            hidden_states = hidden_states.masked_fill(beyond_trim, 0.0)
 
         hidden_states = nn.functional.gelu(self.conv1(hidden_states))
         hidden_states = nn.functional.gelu(self.conv2(hidden_states))
@@ -132,13 +134,15 @@ class QwenAudioEncoder(Qwen2AudioEncoder):
         seq_len = hidden_states.shape[1]
         hidden_states = (hidden_states + self.embed_positions.weight[:seq_len]).to(hidden_states.dtype)
 
+        attention_mask = None
         padding = torch.arange(seq_len, device=device)[None, :] >= frames_after_conv[:, None]
-        hidden_states = hidden_states.masked_fill(padding[..., None], 0.0)
+        if bool(padding.any()):  # full clips (30 s) need neither zeroing nor a mask: keep SDPA's unmasked path
+            hidden_states = hidden_states.masked_fill(padding[..., None], 0.0)
+            # Additive key mask [clips, 1, queries, keys]; finfo.min instead of -inf keeps padded query rows finite.
+            key_mask = torch.zeros(padding.shape, dtype=hidden_states.dtype, device=device)
+            key_mask = key_mask.masked_fill(padding, torch.finfo(hidden_states.dtype).min)
+            attention_mask = key_mask[:, None, None, :].expand(-1, 1, seq_len, -1)
         hidden_states = nn.functional.dropout(hidden_states, p=self.dropout, training=self.training)
-        # Additive key mask [clips, 1, queries, keys]; finfo.min instead of -inf keeps padded query rows finite.
-        key_mask = torch.zeros(padding.shape, dtype=hidden_states.dtype, device=device)
-        key_mask = key_mask.masked_fill(padding, torch.finfo(hidden_states.dtype).min)
-        attention_mask = key_mask[:, None, None, :].expand(-1, 1, seq_len, -1)
 
         for encoder_layer in self.layers:
             hidden_states = encoder_layer(hidden_states, attention_mask, **kwargs)
