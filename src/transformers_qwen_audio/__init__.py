@@ -35,4 +35,6 @@ from .tokenization_qwen_audio import QwenAudioTokenizerFast  # noqa: E402
 register_processor_auto_classes()
 
 # --- pipeline ("audio-chat") ---
-# (filled in by the pipeline work)
+from .pipeline_audio_chat import AudioChatPipeline, register_pipeline  # noqa: E402
+
+register_pipeline()
