@@ -187,3 +187,19 @@ def test_device_map_auto_and_half_precision_load(tmp_path):
     expected = model_outputs()["tiny.two_audios.logits"]
     assert torch.isfinite(logits).all()
     assert (logits[0] - expected).abs().max().item() < 0.5  # bf16 rounding only
+
+
+def test_released_generation_config_gets_chat_stop_ids(tmp_path):
+    folder = tmp_path / "chat"
+    shutil.copytree(released("tiny_real_vocab_original_layout"), folder)
+    (folder / "generation_config.json").write_text(json.dumps({
+        "chat_format": "chatml", "eos_token_id": 151643, "pad_token_id": 151643, "max_window_size": 6144,
+        "max_new_tokens": 512, "do_sample": True, "top_k": 0, "top_p": 0.8, "repetition_penalty": 1.1,
+    }))
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert model.generation_config.eos_token_id == [151643, 151645, 151644]
+    assert model.generation_config.top_p == 0.8 and model.generation_config.repetition_penalty == 1.1
+    assert not hasattr(model.generation_config, "chat_format")
+    destination = convert(folder, tmp_path / "native")
+    saved = json.loads((destination / "generation_config.json").read_text())
+    assert saved["eos_token_id"] == [151643, 151645, 151644] and saved["top_p"] == 0.8

@@ -21,31 +21,11 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, GenerationConfig
+from transformers import AutoModelForCausalLM
 
 from . import __version__
-from .configuration_qwen_audio import QwenAudioConfig
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
-ENDOFTEXT_ID, IM_START_ID, IM_END_ID = 151643, 151644, 151645
-
-
-def released_generation_config(src: Path, config: QwenAudioConfig) -> GenerationConfig:
-    """The checkpoint's generation settings, with the chat stop ids the original's `chat()` used.
-
-    The released `generation_config.json` (plain JSON) keeps its defaults (top_p, repetition_penalty, ...); the
-    original stopped chat replies at `<|im_end|>` / `<|im_start|>` besides `<|endoftext|>`, which transformers'
-    `generate()` honours through a list of `eos_token_id`.
-    """
-    path = src / "generation_config.json"
-    generation_config = GenerationConfig.from_pretrained(src) if path.is_file() else GenerationConfig()
-    for released_only in ("chat_format", "max_window_size"):
-        if hasattr(generation_config, released_only):
-            delattr(generation_config, released_only)
-    if config.text_config.vocab_size > IM_END_ID:
-        generation_config.eos_token_id = [ENDOFTEXT_ID, IM_END_ID, IM_START_ID]
-        generation_config.pad_token_id = ENDOFTEXT_ID
-    return generation_config
 
 
 def render_model_card(model, model_name: str, base_model: str, dtype: str, command: str) -> str:
@@ -89,8 +69,8 @@ def convert(
     if dst.resolve() == src.resolve():
         raise ValueError("DST must differ from SRC")
 
+    # from_pretrained also reads SRC's generation_config.json and adds the original's chat stop ids to it.
     model = AutoModelForCausalLM.from_pretrained(src, dtype=DTYPES[dtype])
-    model.generation_config = released_generation_config(src, model.config)
     model.config.name_or_path = ""
 
     dst.parent.mkdir(parents=True, exist_ok=True)

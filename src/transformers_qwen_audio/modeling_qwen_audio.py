@@ -49,6 +49,8 @@ from transformers.utils.generic import can_return_tuple
 
 from .configuration_qwen_audio import QwenAudioConfig, QwenAudioEncoderConfig, QwenAudioTextConfig
 
+ENDOFTEXT_ID, IM_START_ID, IM_END_ID = 151643, 151644, 151645
+
 # --------------------------------------------------------------------------------------------------------------
 # Lengths: how many frames and tokens a clip of `mel_length` log-mel frames gives (the original's arithmetic).
 # --------------------------------------------------------------------------------------------------------------
@@ -544,6 +546,14 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
     def get_audio_features(self, *args, **kwargs):
         return self.model.get_audio_features(*args, **kwargs)
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        model = super().from_pretrained(*args, **kwargs)
+        # The released generation_config.json only names <|endoftext|>; the original's chat() also stopped at
+        # <|im_end|> / <|im_start|>. Adding them keeps chat replies from running into a next turn.
+        add_chat_stop_ids(model.generation_config, model.config)
+        return model
+
     @can_return_tuple
     def forward(
         self,
@@ -582,6 +592,21 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
         return CausalLMOutputWithPast(
             loss=loss, logits=logits, cache=outputs.cache, hidden_states=outputs.hidden_states
         )
+
+
+def add_chat_stop_ids(generation_config, config: QwenAudioConfig) -> None:
+    """Stop at <|endoftext|>, <|im_end|> and <|im_start|> when the vocabulary has them (the released one does);
+    drop the released-only `chat_format` / `max_window_size` keys that `generate()` does not know."""
+    for released_only in ("chat_format", "max_window_size"):
+        if hasattr(generation_config, released_only):
+            delattr(generation_config, released_only)
+    if config.text_config.vocab_size <= IM_START_ID:
+        return
+    eos = generation_config.eos_token_id
+    eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+    generation_config.eos_token_id = eos + [i for i in (ENDOFTEXT_ID, IM_END_ID, IM_START_ID) if i not in eos]
+    if generation_config.pad_token_id is None:
+        generation_config.pad_token_id = ENDOFTEXT_ID
 
 
 # --------------------------------------------------------------------------------------------------------------
