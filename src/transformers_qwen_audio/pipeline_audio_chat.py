@@ -215,6 +215,39 @@ def split_into_windows(waveform: np.ndarray) -> list[np.ndarray]:
     return windows
 
 
+class DefaultCheckpoint(os.PathLike):
+    """
+    The task's default model, registered as a path-like rather than a string so that `pipeline("audio-chat")` hands
+    it to `AudioChatPipeline` unloaded: the pipeline then loads it itself and, without network, says so plainly.
+    """
+
+    def __fspath__(self) -> str:
+        return DEFAULT_MODEL
+
+    def __str__(self) -> str:
+        return DEFAULT_MODEL
+
+    __repr__ = __str__
+
+
+def load_checkpoint(name: str, dtype="auto", device_map=None, is_default: bool = False):
+    """Model and processor of a checkpoint (local folder, native or released layout, or Hub repo id)."""
+    from transformers import AutoModelForCausalLM, AutoProcessor
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, device_map=device_map)
+        processor = AutoProcessor.from_pretrained(name)
+    except OSError as error:
+        if is_default:
+            raise OSError(
+                f"pipeline('audio-chat') without `model=` uses {name} from the Hugging Face Hub, which could not be "
+                f"loaded (no network and no cached copy?). Pass `model=` a local checkpoint folder, or download "
+                f"{name} first (`huggingface-cli download {name}`). Cause: {' '.join(str(error).split())[:300]}"
+            ) from None
+        raise
+    return model, processor
+
+
 def chat_format_of(model, override: str | None = None) -> str:
     """
     `"chatml"` for a chat checkpoint, `"raw"` for a base one. The rule (first that applies): the explicit `override`;
@@ -266,8 +299,18 @@ class AudioChatPipeline(Pipeline):
     _pipeline_calls_generate = True
     _default_generation_config = GenerationConfig(max_new_tokens=256)
 
-    def __init__(self, *args, chat_format: str | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, model, *args, chat_format: str | None = None, **kwargs):
+        if isinstance(model, (str, os.PathLike)):
+            # The default checkpoint (see `DefaultCheckpoint`), or a path given to the class directly.
+            model, processor = load_checkpoint(
+                os.fspath(model),
+                dtype=kwargs.get("dtype") or "auto",
+                device_map=kwargs.pop("device_map", None),
+                is_default=isinstance(model, DefaultCheckpoint),
+            )
+            if kwargs.get("processor") is None:
+                kwargs["processor"] = processor
+        super().__init__(model, *args, **kwargs)
         if self.processor is None:
             self.processor = self._load_processor_of_model()
         if not hasattr(self.processor, "apply_chat_template"):
@@ -759,7 +802,7 @@ def register_pipeline() -> None:
         "audio-chat",
         pipeline_class=AudioChatPipeline,
         pt_model=AutoModelForCausalLM,
-        default={"model": (DEFAULT_MODEL, "main")},
+        default={"model": (DefaultCheckpoint(), None)},
         type="multimodal",
     )
 
