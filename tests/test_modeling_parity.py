@@ -120,3 +120,19 @@ def test_real_vocabulary_chat_cases(load):
             )[0, input_ids.shape[1] :]
         assert (last_logits - model_outputs()[f"chat{index}.last_logits"]).abs().max().item() <= 1e-4
         assert generated.tolist() == case["greedy_new_tokens"]
+
+
+def test_beam_search_copies_each_rows_clips_together(load):
+    """num_beams copies rows; the clips of a two-clip row must follow their row, in a batch as alone."""
+    cases = ["tiny.two_audios", "tiny.short_audio"]
+    model = load(checkpoint_for_case(cases[0]))
+    sequences = [model_outputs()[f"{name}.input_ids"].long() for name in cases]
+    input_ids, attention_mask = left_pad(sequences)
+    audio_keys = [key for name in cases for key in manifest()["model_cases"][name]["audios"]]
+    settings = dict(max_new_tokens=6, num_beams=3, num_return_sequences=2, do_sample=False)
+    with torch.no_grad():
+        batch = model.generate(input_ids, attention_mask=attention_mask, **clip_inputs(audio_keys), **settings)
+        for row, name in enumerate(cases):
+            alone = model.generate(sequences[row][None], attention_mask=torch.ones_like(sequences[row][None]),
+                                   **clip_inputs(manifest()["model_cases"][name]["audios"]), **settings)
+            assert batch[2 * row : 2 * row + 2, input_ids.shape[1] :].tolist() == alone[:, len(sequences[row]) :].tolist()

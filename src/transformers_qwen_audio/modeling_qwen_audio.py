@@ -546,6 +546,32 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
     def get_audio_features(self, *args, **kwargs):
         return self.model.get_audio_features(*args, **kwargs)
 
+    def _expand_inputs_for_generation(self, expand_size=1, is_encoder_decoder=False, input_ids=None, **model_kwargs):
+        """Beam search / num_return_sequences copy each row; a row's clips must be copied as one block with it,
+        since clips are listed row by row (the default would interleave single clips)."""
+        clip_inputs = {
+            key: model_kwargs.pop(key)
+            for key in ("input_features", "feature_attention_mask")
+            if isinstance(model_kwargs.get(key), torch.Tensor)
+        }
+        if expand_size > 1 and clip_inputs and input_ids is not None:
+            clips_per_row = (input_ids == self.config.audio_start_id).sum(-1).tolist()
+            if sum(clips_per_row) == next(iter(clip_inputs.values())).shape[0]:
+                first_clip = [sum(clips_per_row[:row]) for row in range(len(clips_per_row))]
+                order = [
+                    clip
+                    for row, count in enumerate(clips_per_row)
+                    for _ in range(expand_size)
+                    for clip in range(first_clip[row], first_clip[row] + count)
+                ]
+                index = torch.tensor(order, dtype=torch.long, device=next(iter(clip_inputs.values())).device)
+                clip_inputs = {key: value.index_select(0, index) for key, value in clip_inputs.items()}
+        input_ids, model_kwargs = super()._expand_inputs_for_generation(
+            expand_size=expand_size, is_encoder_decoder=is_encoder_decoder, input_ids=input_ids, **model_kwargs
+        )
+        model_kwargs.update(clip_inputs)
+        return input_ids, model_kwargs
+
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
         model = super().from_pretrained(*args, **kwargs)
