@@ -136,3 +136,16 @@ def test_beam_search_copies_each_rows_clips_together(load):
             alone = model.generate(sequences[row][None], attention_mask=torch.ones_like(sequences[row][None]),
                                    **clip_inputs(manifest()["model_cases"][name]["audios"]), **settings)
             assert batch[2 * row : 2 * row + 2, input_ids.shape[1] :].tolist() == alone[:, len(sequences[row]) :].tolist()
+
+
+@pytest.mark.parametrize("generation_settings", [{"cache_implementation": "static"}, {"use_cache": False}])
+def test_static_cache_and_no_cache_generation_match_original(load, generation_settings):
+    for name in ("tiny.two_audios", "tiny_seq48.long"):
+        model = load(checkpoint_for_case(name))
+        input_ids = model_outputs()[f"{name}.input_ids"].long()[None]
+        with torch.no_grad():
+            generated = model.generate(
+                input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=12, min_new_tokens=12,
+                do_sample=False, **clip_inputs(manifest()["model_cases"][name]["audios"]), **generation_settings,
+            )[0, input_ids.shape[1] :]
+        assert generated.tolist() == model_outputs()[f"{name}.generated"].tolist(), name
