@@ -462,7 +462,8 @@ class AudioChatPipeline(Pipeline):
             raise ValueError("Give the input once: positionally, or as `text=` (conversations) / `audio=` (clips).")
         if inputs is None:
             raise ValueError("Nothing to do: pass a conversation, a list of conversations, or audio with a prompt/task.")
-        batch_size = batch_size or self._batch_size or 1
+        if batch_size is None:
+            batch_size = self._batch_size or 1
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
 

@@ -1,0 +1,258 @@
+"""The `audio-chat` pipeline against the original's greedy replies (real-vocabulary tiny Qwen-Audio-Chat)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file
+from transformers import pipeline
+
+import transformers_qwen_audio  # noqa: F401  (registers "audio-chat")
+from transformers_qwen_audio.pipeline_audio_chat import (
+    AudioChatPipeline,
+    DEFAULT_MODEL,
+    chat_format_of,
+    split_into_windows,
+)
+
+RELEASED_FOLDER = "tiny_real_vocab_original_layout"
+GREEDY_10 = {"min_new_tokens": 10, "max_new_tokens": 10, "do_sample": False}
+SPEECH = "1272-128104-0000.flac"
+
+
+def case_messages(case, audio_value):
+    def content(query):
+        return [
+            {"type": "audio", "audio": audio_value(part["audio"])} if "audio" in part else {"type": "text", "text": part["text"]}
+            for part in query
+        ]
+
+    messages = []
+    for query, answer in case["history"] or []:
+        messages += [{"role": "user", "content": content(query)}, {"role": "assistant", "content": answer}]
+    return messages + [{"role": "user", "content": content(case["query"])}]
+
+
+@pytest.fixture(scope="module")
+def manifest(reference_dir):
+    return json.loads((reference_dir / "manifest.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def waveforms(reference_dir, manifest):
+    stored = load_file(reference_dir / "audio_features.safetensors")
+    return {info["file"]: stored[f"{key}.waveform_16k"] for key, info in manifest["audio"].items()}
+
+
+@pytest.fixture(scope="module")
+def released_pipe(reference_dir):
+    return pipeline("audio-chat", model=str(reference_dir / RELEASED_FOLDER))
+
+
+@pytest.fixture(scope="module")
+def native_pipe(reference_dir, tmp_path_factory):
+    from transformers_qwen_audio.convert import convert
+
+    native = convert(reference_dir / RELEASED_FOLDER, tmp_path_factory.mktemp("native") / "qwen-audio-chat-tiny")
+    return pipeline("audio-chat", model=str(native))
+
+
+@pytest.fixture(scope="module")
+def expected_replies(manifest, released_pipe):
+    return [released_pipe.tokenizer.decode(case["greedy_new_tokens"], skip_special_tokens=True) for case in manifest["chat_cases"]]
+
+
+def file_messages(manifest, reference_dir):
+    return [case_messages(case, lambda name: str(reference_dir / "audio" / name)) for case in manifest["chat_cases"]]
+
+
+# --- parity with the original ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("case_index", range(3))
+def test_chat_cases_released_layout_from_files(released_pipe, manifest, reference_dir, expected_replies, case_index):
+    messages = file_messages(manifest, reference_dir)[case_index]
+    result = released_pipe(messages, **GREEDY_10)
+    assert len(result) == 1
+    conversation = result[0]["generated_text"]
+    assert conversation[:-1] == messages and result[0]["input_text"] == messages
+    assert conversation[-1] == {"role": "assistant", "content": expected_replies[case_index]}
+
+
+@pytest.mark.parametrize("case_index", range(3))
+def test_chat_cases_native_layout_from_waveforms(native_pipe, manifest, waveforms, expected_replies, case_index):
+    assert native_pipe.chat_format == "chatml"
+    messages = case_messages(manifest["chat_cases"][case_index], lambda name: waveforms[name])
+    reply = native_pipe(messages, return_full_text=False, **GREEDY_10)[0]["generated_text"]
+    assert reply == expected_replies[case_index]
+
+
+def test_batched_replies_equal_single_ones(released_pipe, manifest, reference_dir, expected_replies):
+    conversations = file_messages(manifest, reference_dir)
+    # Different lengths and clip counts in one batch, plus a batch size that leaves a partial last batch.
+    for batch_size in (3, 2):
+        results = released_pipe(conversations, batch_size=batch_size, return_full_text=False, **GREEDY_10)
+        assert [result[0]["generated_text"] for result in results] == expected_replies
+
+
+def test_batched_text_only_and_audio_conversations(released_pipe, manifest, reference_dir):
+    text_only = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello!"}]
+    with_audio = file_messages(manifest, reference_dir)[1]
+    alone = [released_pipe(c, return_full_text=False, **GREEDY_10)[0]["generated_text"] for c in (text_only, with_audio)]
+    together = released_pipe([text_only, with_audio], batch_size=2, return_full_text=False, **GREEDY_10)
+    assert [result[0]["generated_text"] for result in together] == alone
+
+
+def test_multi_turn_continuation(released_pipe, manifest, reference_dir, expected_replies):
+    first = released_pipe(file_messages(manifest, reference_dir)[0], max_new_tokens=4, do_sample=False)
+    conversation = first[0]["generated_text"]
+    assert [message["role"] for message in conversation] == ["user", "assistant"]
+    # Continue with the answer the original's history held: that is chat case 2.
+    history_answer = manifest["chat_cases"][2]["history"][0][1]
+    conversation[-1] = {"role": "assistant", "content": history_answer}
+    conversation.append({"role": "user", "content": [{"type": "text", "text": manifest["chat_cases"][2]["query"][0]["text"]}]})
+    reply = released_pipe(conversation, return_full_text=False, **GREEDY_10)[0]["generated_text"]
+    assert reply == expected_replies[2]
+
+
+def test_string_content_and_path_part(released_pipe, reference_dir, expected_replies):
+    messages = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": [{"type": "audio", "path": str(reference_dir / "audio" / SPEECH)},
+                                     {"type": "text", "text": "what does the person say?"}]},
+    ]
+    assert released_pipe(messages, return_full_text=False, **GREEDY_10)[0]["generated_text"] == expected_replies[0]
+    assert released_pipe(text=messages, return_full_text=False, **GREEDY_10)[0]["generated_text"] == expected_replies[0]
+
+
+def test_prompt_shorthand_is_a_chat_turn(released_pipe, reference_dir, expected_replies):
+    result = released_pipe(str(reference_dir / "audio" / SPEECH), prompt="what does the person say?", **GREEDY_10)
+    assert result == {"text": expected_replies[0].strip()}
+
+
+def test_stream_yields_the_reply(released_pipe, manifest, reference_dir, expected_replies):
+    pieces = list(released_pipe.stream(file_messages(manifest, reference_dir)[0], **GREEDY_10))
+    assert len(pieces) >= 1 and "".join(pieces) == expected_replies[0]
+
+
+def test_return_tensors_and_stop_ids(released_pipe, manifest, reference_dir):
+    result = released_pipe(file_messages(manifest, reference_dir)[0], return_tensors=True, **GREEDY_10)
+    assert result[0]["generated_token_ids"].tolist() == manifest["chat_cases"][0]["greedy_new_tokens"]
+    # The released folder has no generation config: the original's ChatML stop ids are used anyway.
+    captured = {}
+    original_generate = released_pipe.model.generate
+
+    def spy(**kwargs):
+        captured.update(kwargs)
+        return original_generate(**kwargs)
+
+    released_pipe.model.generate = spy
+    try:
+        released_pipe([{"role": "user", "content": "hi"}], max_new_tokens=2)
+    finally:
+        del released_pipe.model.generate
+    assert set(captured["eos_token_id"]) >= {151643, 151645}
+    assert captured["max_new_tokens"] == 2
+
+
+def test_loaded_model_and_processor(released_pipe, manifest, reference_dir, expected_replies):
+    pipe = pipeline("audio-chat", model=released_pipe.model, processor=released_pipe.processor)
+    assert isinstance(pipe, AudioChatPipeline)
+    reply = pipe(file_messages(manifest, reference_dir)[0], return_full_text=False, **GREEDY_10)[0]["generated_text"]
+    assert reply == expected_replies[0]
+
+
+# --- task shorthands ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("timestamps", [False, True])
+def test_base_task_prompt_matches_original(released_pipe, manifest, reference_dir, timestamps):
+    wanted = "<|timestamps|>" if timestamps else "<|notimestamps|><|wo_itn|>"
+    base = next(p for p in manifest["base_prompts"] if p["prompt"].startswith("<audio>1089") and "<|transcribe|>" in p["prompt"] and wanted in p["prompt"])
+    prepared = released_pipe.preprocess(
+        str(reference_dir / "audio" / "1089_134686_000007_000004_person_name.wav"),
+        task="transcribe", language="en", return_timestamps=timestamps, chat_format="raw",
+    )
+    assert prepared.rows[0]["input_ids"][0].tolist() == base["input_ids"]
+
+
+def test_transcribe_with_word_timestamps(released_pipe, reference_dir):
+    result = released_pipe(str(reference_dir / "audio" / SPEECH), task="transcribe", language="en",
+                           return_timestamps="word", chat_format="raw", max_new_tokens=8)
+    assert set(result) == {"text", "chunks"}
+    for chunk in result["chunks"]:
+        assert set(chunk) == {"text", "timestamp"} and len(chunk["timestamp"]) == 2
+    results = released_pipe([str(reference_dir / "audio" / SPEECH)] * 2, task="caption", max_new_tokens=3, batch_size=2)
+    assert len(results) == 2 and results[0] == results[1] and set(results[0]) == {"text"}
+
+
+def test_long_audio_chunks_are_offset(released_pipe, reference_dir):
+    music = str(reference_dir / "audio" / "music.wav")
+    prepared = released_pipe.preprocess(music, task="transcribe", language="en", return_timestamps=True,
+                                        long_audio="chunk", chat_format="raw")
+    assert len(prepared.rows) == 4 and prepared.window_offsets == [0.0, 30.0, 60.0, 90.0]
+    tokenizer = released_pipe.tokenizer
+    fake = [torch.tensor([tokenizer(f" word{i}<|1.50|><|endoftext|>")["input_ids"]]) for i in range(4)]
+    result = released_pipe.postprocess({"prepared": prepared, "new_tokens": fake}, return_timestamps=True)
+    assert result["text"] == "word0 word1 word2 word3"
+    assert [chunk["timestamp"] for chunk in result["chunks"]] == [(0.0, 1.5), (30.0, 31.5), (60.0, 61.5), (90.0, 91.5)]
+    # And end to end: every window is generated.
+    result = released_pipe(music, task="transcribe", language="en", return_timestamps=True, long_audio="chunk",
+                           chat_format="raw", max_new_tokens=2, batch_size=4)
+    assert set(result) == {"text", "chunks"}
+
+
+def test_split_into_windows():
+    windows = split_into_windows(np.zeros(30 * 16000 * 2 + 100, dtype=np.float32))
+    assert [len(window) for window in windows] == [480000, 480000]
+
+
+def test_chat_format_rule(released_pipe):
+    model = released_pipe.model
+    assert chat_format_of(model, "raw") == "raw"
+    original = model.config._name_or_path
+    try:
+        model.config._name_or_path = "Qwen/Qwen-Audio"
+        assert chat_format_of(model) == "raw"
+        model.config._name_or_path = "Qwen/Qwen-Audio-Chat"
+        assert chat_format_of(model) == "chatml"
+        model.generation_config.chat_format = "raw"
+        assert chat_format_of(model) == "raw"
+    finally:
+        model.config._name_or_path = original
+        del model.generation_config.chat_format
+    with pytest.raises(ValueError, match="chat_format"):
+        chat_format_of(model, "plain")
+
+
+# --- bad inputs -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda pipe, audio: pipe(audio, task="sing"), ValueError, "Unknown task 'sing'"),
+        (lambda pipe, audio: pipe(audio, task="transcribe", language="xx"), ValueError, "Unknown audio language"),
+        (lambda pipe, audio: pipe(audio, task="caption", return_timestamps=True), ValueError, "timestamps"),
+        (lambda pipe, audio: pipe(audio), ValueError, "prompt"),
+        (lambda pipe, audio: pipe([{"role": "user", "content": ""}]), ValueError, "no content"),
+        (lambda pipe, audio: pipe([{"role": "user", "content": []}]), ValueError, "no content"),
+        (lambda pipe, audio: pipe([{"role": "user"}]), ValueError, "no content"),
+        (lambda pipe, audio: pipe([{"role": "robot", "content": "hi"}]), ValueError, "role"),
+        (lambda pipe, audio: pipe([{"role": "user", "content": ["hi"]}]), TypeError, "part must be a dict"),
+        (lambda pipe, audio: pipe([{"role": "user", "content": [{"type": "video", "video": "x"}]}]), ValueError, "unsupported part type"),
+        (lambda pipe, audio: pipe([{"role": "user", "content": [{"type": "audio"}]}]), ValueError, "exactly one of"),
+        (lambda pipe, audio: pipe([{"role": "user", "content": [{"type": "audio", "path": "/no/such.wav"}]}]), FileNotFoundError, "Message 0, audio part 0"),
+        (lambda pipe, audio: pipe([{"role": "user", "content": [{"type": "audio", "audio": b"not audio at all"}]}]), ValueError, "Could not decode"),
+        (lambda pipe, audio: pipe("/no/such.wav", task="caption"), FileNotFoundError, "not found"),
+        (lambda pipe, audio: pipe(audio, prompt="hi", batch_size=0), ValueError, "batch_size"),
+        (lambda pipe, audio: pipe(audio, task="transcribe", language="en", return_timestamps="segment"), ValueError, "return_timestamps"),
+    ],
+)
+def test_bad_inputs(released_pipe, reference_dir, call, error, match):
+    with pytest.raises(error, match=match):
+        call(released_pipe, str(reference_dir / "audio" / SPEECH))
+
+
+def test_default_model_fails_clearly_offline(monkeypatch):
+    # Offline mode fails at once where an unreachable Hub would first retry (the sandbox has no network either way).
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(OSError, match=DEFAULT_MODEL + ".*Pass `model=`"):
+        pipeline("audio-chat")
