@@ -203,3 +203,8 @@ def test_released_generation_config_gets_chat_stop_ids(tmp_path):
     destination = convert(folder, tmp_path / "native")
     saved = json.loads((destination / "generation_config.json").read_text())
     assert saved["eos_token_id"] == [151643, 151645, 151644] and saved["top_p"] == 0.8
+
+
+@pytest.mark.parametrize("dtype, expected", [("auto", torch.float32), ("bfloat16", torch.bfloat16)])
+def test_released_config_accepts_loading_dtype(dtype, expected):
+    assert AutoConfig.from_pretrained(released(), dtype=dtype).dtype == expected

@@ -202,6 +202,8 @@ class QwenReleasedConfig(QwenAudioConfig):
         # Loading kwargs that only concern the hub are not config attributes.
         for key in ("_from_auto", "_from_pipeline", "_commit_hash", "trust_remote_code", "token", "revision"):
             kwargs.pop(key, None)
+        if kwargs.get("dtype") == "auto":  # a loading instruction ("as stored"), not a config value
+            kwargs.pop("dtype")
         config_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in QwenAudioConfig.__dataclass_fields__}
         config = QwenAudioConfig.from_released_config_dict(dict(config_dict), **config_kwargs)
         if return_unused_kwargs:
