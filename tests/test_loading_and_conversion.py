@@ -199,7 +199,7 @@ def test_released_generation_config_gets_chat_stop_ids(tmp_path):
     model = AutoModelForCausalLM.from_pretrained(folder)
     assert model.generation_config.eos_token_id == [151643, 151645, 151644]
     assert model.generation_config.top_p == 0.8 and model.generation_config.repetition_penalty == 1.1
-    assert not hasattr(model.generation_config, "chat_format")
+    assert model.generation_config.chat_format == "chatml"  # the pipeline tells chat from base checkpoints by it
     destination = convert(folder, tmp_path / "native")
     saved = json.loads((destination / "generation_config.json").read_text())
     assert saved["eos_token_id"] == [151643, 151645, 151644] and saved["top_p"] == 0.8

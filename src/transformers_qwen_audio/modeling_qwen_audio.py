@@ -621,11 +621,9 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
 
 
 def add_chat_stop_ids(generation_config, config: QwenAudioConfig) -> None:
-    """Stop at <|endoftext|>, <|im_end|> and <|im_start|> when the vocabulary has them (the released one does);
-    drop the released-only `chat_format` / `max_window_size` keys that `generate()` does not know."""
-    for released_only in ("chat_format", "max_window_size"):
-        if hasattr(generation_config, released_only):
-            delattr(generation_config, released_only)
+    """Stop at <|endoftext|>, <|im_end|> and <|im_start|> when the vocabulary has them (the released one does).
+    The released keys `generate()` ignores (`chat_format`, `max_window_size`) stay: the pipeline reads
+    `chat_format` to tell a chat checkpoint from a base one."""
     if config.text_config.vocab_size <= IM_START_ID:
         return
     eos = generation_config.eos_token_id

@@ -288,8 +288,8 @@ class AudioChatPipeline(Pipeline):
         allow_urls (`bool`, *optional*, defaults to `True`): whether `url` audio parts may be downloaded.
     """
 
-    # Optional rather than required: `pipeline()` loads it with `dtype="auto"` among its kwargs, which the released
-    # layout's config reader rejects; `__init__` then loads it from the model's folder without them.
+    # Optional rather than required: a loaded model may come without its processor; `__init__` then loads it from
+    # the model's folder.
     _load_processor = None
     _load_tokenizer = False
     _load_feature_extractor = False
