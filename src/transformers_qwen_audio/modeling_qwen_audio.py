@@ -39,11 +39,7 @@ from transformers.models.qwen2.modeling_qwen2 import (
     apply_rotary_pos_emb,
     eager_attention_forward,
 )
-from transformers.models.qwen2_audio.modeling_qwen2_audio import (
-    Qwen2AudioEncoder,
-    Qwen2AudioEncoderLayer,
-    Qwen2AudioMultiModalProjector,
-)
+from transformers.models.qwen2_audio.modeling_qwen2_audio import Qwen2AudioEncoder, Qwen2AudioMultiModalProjector
 from transformers.models.whisper.modeling_whisper import sinusoids
 from transformers.utils.generic import can_return_tuple
 
@@ -69,10 +65,6 @@ def audio_token_lengths(mel_lengths: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------------------------
 # Audio encoder
 # --------------------------------------------------------------------------------------------------------------
-
-
-class QwenAudioEncoderLayer(Qwen2AudioEncoderLayer):
-    pass
 
 
 class QwenAudioEncoder(Qwen2AudioEncoder):
@@ -243,7 +235,7 @@ class QwenAudioPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     input_modalities = ("audio", "text")
     supports_gradient_checkpointing = True
-    _no_split_modules = ["QwenAudioEncoderLayer", "Qwen2AudioEncoderLayer", "QwenAudioDecoderLayer"]
+    _no_split_modules = ["Qwen2AudioEncoderLayer", "QwenAudioDecoderLayer"]
     _skip_keys_device_placement = "cache"
     _supports_sdpa = True
     _supports_flash_attn = False  # the encoder's padded-frame key mask is an additive 4D mask

@@ -21,6 +21,7 @@ from transformers import (
 from transformers.utils import cached_file, logging
 
 from .audio_io import QWEN_AUDIO_SAMPLING_RATE, load_audio
+from .modeling_qwen_audio import audio_token_lengths
 from .tokenization_qwen_audio import (
     AUDIO_END_TOKEN,
     AUDIO_PAD_TOKEN,
@@ -56,10 +57,7 @@ def audio_span_length(num_samples: int) -> int:
     Number of tokens the span `<audio>...</audio>` of a clip takes: its audio tokens plus `<audio>` and `</audio>`.
     Two stride-2 steps follow the log-mel: the encoder's second convolution and the average pooling.
     """
-    mel_frames = num_mel_frames(num_samples)
-    frames_after_conv = (mel_frames - 1) // 2 + 1
-    audio_tokens = (frames_after_conv - 2) // 2 + 1
-    return audio_tokens + 2
+    return audio_token_lengths(num_mel_frames(num_samples)) + 2
 
 
 def default_chat_template() -> str:
