@@ -13,8 +13,8 @@ from transformers_qwen_audio.pipeline_audio_chat import (
     AudioChatPipeline,
     DEFAULT_MODEL,
     chat_format_of,
-    split_into_windows,
 )
+from transformers_qwen_audio.processing_qwen_audio import split_into_windows
 
 RELEASED_FOLDER = "tiny_real_vocab_original_layout"
 GREEDY_10 = {"min_new_tokens": 10, "max_new_tokens": 10, "do_sample": False}

@@ -53,6 +53,7 @@ from transformers import BatchFeature, GenerationConfig, Pipeline, TextIteratorS
 from transformers.utils import logging
 
 from .audio_io import QWEN_AUDIO_SAMPLING_RATE, load_audio
+from .processing_qwen_audio import AUDIO_PART_KEYS, MAX_AUDIO_SECONDS, MIN_AUDIO_SAMPLES, split_into_windows
 from .task_prompts import (
     QUESTION_TASKS,
     SPEECH_TASKS,
@@ -68,13 +69,7 @@ from .tokenization_qwen_audio import ENDOFTEXT_TOKEN, IM_END_TOKEN, IM_START_TOK
 logger = logging.get_logger(__name__)
 
 DEFAULT_MODEL = "Qwen/Qwen-Audio-Chat"
-# The encoder hears 30 s per window (the original's Whisper front end).
-WINDOW_SECONDS = 30
-WINDOW_SAMPLES = WINDOW_SECONDS * QWEN_AUDIO_SAMPLING_RATE
-# Below 3 mel frames (30 ms) a window yields no audio token at all.
-MIN_WINDOW_SAMPLES = 3 * 160
 CHAT_FORMATS = ("chatml", "raw")
-AUDIO_PART_KEYS = ("audio", "path", "url", "audio_url")
 MESSAGE_ROLES = ("system", "user", "assistant")
 
 LANGUAGE_NAMES = {
@@ -205,14 +200,6 @@ def _is_single_audio(item) -> bool:
     if isinstance(item, (list, tuple)) and item:
         return isinstance(item[0], (int, float, np.number))
     return False
-
-
-def split_into_windows(waveform: np.ndarray) -> list[np.ndarray]:
-    """Consecutive 30 s windows of a 16 kHz waveform (a tail too short to give an audio token is dropped)."""
-    windows = [waveform[start : start + WINDOW_SAMPLES] for start in range(0, len(waveform), WINDOW_SAMPLES)]
-    if len(windows) > 1 and len(windows[-1]) < MIN_WINDOW_SAMPLES:
-        windows.pop()
-    return windows
 
 
 class DefaultCheckpoint(os.PathLike):
@@ -660,8 +647,8 @@ class AudioChatPipeline(Pipeline):
             if not os.path.exists(audio):
                 raise FileNotFoundError(f"Audio file not found: {audio}")
         waveform = load_audio(audio, sampling_rate=sampling_rate, allow_urls=allow_urls)
-        if len(waveform) < MIN_WINDOW_SAMPLES:
-            raise ValueError(f"The clip is too short: {len(waveform)} samples at 16 kHz; Qwen-Audio needs {MIN_WINDOW_SAMPLES}.")
+        if len(waveform) < MIN_AUDIO_SAMPLES:
+            raise ValueError(f"The clip is too short: {len(waveform)} samples at 16 kHz; Qwen-Audio needs {MIN_AUDIO_SAMPLES}.")
         if long_audio == "chunk":
             windows = split_into_windows(waveform)
         else:
@@ -689,7 +676,7 @@ class AudioChatPipeline(Pipeline):
             source=_TaskRequest(audio=audio, task=task, prompt=prompt),
             rows=rows,
             kind="task",
-            window_offsets=[index * float(WINDOW_SECONDS) for index in range(len(windows))],
+            window_offsets=[index * float(MAX_AUDIO_SECONDS) for index in range(len(windows))],
             first_timestamps=first_timestamps,
         )
 
@@ -808,4 +795,4 @@ def register_pipeline() -> None:
     )
 
 
-__all__ = ["AudioChatPipeline", "Chat", "chat_format_of", "register_pipeline", "split_into_windows", "validate_conversation"]
+__all__ = ["AudioChatPipeline", "Chat", "chat_format_of", "register_pipeline", "validate_conversation"]

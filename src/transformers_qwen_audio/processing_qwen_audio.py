@@ -42,7 +42,7 @@ MIN_AUDIO_SAMPLES = 3 * HOP_LENGTH
 LONG_AUDIO_MODES = ("truncate", "chunk")
 
 _AUDIO_TAG = re.compile(re.escape(AUDIO_START_TOKEN) + "|" + re.escape(AUDIO_END_TOKEN))
-_AUDIO_PARTS_KEYS = ("audio", "path", "url", "audio_url")
+AUDIO_PART_KEYS = ("audio", "path", "url", "audio_url")
 # Keyword arguments of `__call__` consumed here rather than forwarded to the tokenizer.
 _IGNORED_PROCESSOR_KWARGS = ("return_mm_token_type_ids", "sanitize_control_tokens", "load_audio_backend")
 
@@ -50,6 +50,14 @@ _IGNORED_PROCESSOR_KWARGS = ("return_mm_token_type_ids", "sanitize_control_token
 def num_mel_frames(num_samples: int) -> int:
     """Valid log-mel frames of a clip, as the original counts them (the first 30 s only)."""
     return min(num_samples, MAX_AUDIO_SAMPLES) // HOP_LENGTH
+
+
+def split_into_windows(waveform: np.ndarray) -> list[np.ndarray]:
+    """Consecutive 30 s windows of a 16 kHz waveform (a tail too short to give an audio token is dropped)."""
+    windows = [waveform[start : start + MAX_AUDIO_SAMPLES] for start in range(0, len(waveform), MAX_AUDIO_SAMPLES)]
+    if len(windows) > 1 and len(windows[-1]) < MIN_AUDIO_SAMPLES:
+        windows.pop()
+    return windows
 
 
 def audio_span_length(num_samples: int) -> int:
@@ -279,13 +287,7 @@ class QwenAudioProcessor(ProcessorMixin):
                 )
                 windows_per_clip.append([waveform[:MAX_AUDIO_SAMPLES]])
             else:
-                windows = [
-                    waveform[start : start + MAX_AUDIO_SAMPLES] for start in range(0, len(waveform), MAX_AUDIO_SAMPLES)
-                ]
-                if len(windows[-1]) < MIN_AUDIO_SAMPLES:
-                    # A tail under 30 ms gives no audio token.
-                    windows.pop()
-                windows_per_clip.append(windows)
+                windows_per_clip.append(split_into_windows(waveform))
         return windows_per_clip
 
     def _process_audio(self, audio, **kwargs):
@@ -461,10 +463,10 @@ class QwenAudioProcessor(ProcessorMixin):
                     part_type = part.get("type", "audio" if "audio" in part or "audio_url" in part else "text")
                     if part_type != "audio":
                         continue
-                    sources = [part[key] for key in _AUDIO_PARTS_KEYS if part.get(key) is not None]
+                    sources = [part[key] for key in AUDIO_PART_KEYS if part.get(key) is not None]
                     if len(sources) != 1:
                         raise ValueError(
-                            f"An audio part needs exactly one of {_AUDIO_PARTS_KEYS}, got keys {sorted(part)}."
+                            f"An audio part needs exactly one of {AUDIO_PART_KEYS}, got keys {sorted(part)}."
                         )
                     batch_audios.append(sources[0])
         return [[] for _ in conversations], [[] for _ in conversations], batch_audios, {}
