@@ -216,3 +216,15 @@ def test_logn_and_ntk_only_in_eval_past_seq_length():
     with torch.no_grad():
         assert torch.allclose(model.train()(short).logits, model.eval()(short).logits, atol=1e-6)
         assert not torch.allclose(model.train()(long).logits, model.eval()(long).logits, atol=1e-4)
+
+
+def test_hidden_states_and_attentions_are_returned():
+    torch.manual_seed(0)
+    model = QwenAudioForConditionalGeneration(tiny_config()).eval()
+    model.set_attn_implementation("eager")
+    features, mask = clips(16000)
+    ids = prompt(16000)
+    output = model(ids, input_features=features, feature_attention_mask=mask, output_hidden_states=True,
+                   output_attentions=True)
+    assert len(output.hidden_states) == 3 and output.hidden_states[0].shape == (1, ids.shape[1], 32)
+    assert len(output.attentions) == 2 and output.attentions[0].shape == (1, 4, ids.shape[1], ids.shape[1])

@@ -41,7 +41,8 @@ from transformers.models.qwen2.modeling_qwen2 import (
 )
 from transformers.models.qwen2_audio.modeling_qwen2_audio import Qwen2AudioEncoder, Qwen2AudioMultiModalProjector
 from transformers.models.whisper.modeling_whisper import sinusoids
-from transformers.utils.generic import can_return_tuple
+from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
+from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_qwen_audio import QwenAudioConfig, QwenAudioEncoderConfig, QwenAudioTextConfig
 
@@ -296,6 +297,8 @@ class QwenAudioTextModel(QwenAudioPreTrainedModel, Qwen2Model):
             cache.qwen_audio_ntk_alphas = alphas
         return alphas
 
+    @merge_with_config_defaults
+    @capture_outputs
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -338,10 +341,7 @@ class QwenAudioTextModel(QwenAudioPreTrainedModel, Qwen2Model):
 
         hidden_states = inputs_embeds
         position_embeddings = self.rotary_emb(hidden_states, position_ids, ntk_alphas)
-        all_hidden_states = () if kwargs.get("output_hidden_states") else None
         for decoder_layer in self.layers:
-            if all_hidden_states is not None:
-                all_hidden_states += (hidden_states,)
             hidden_states = decoder_layer(
                 hidden_states,
                 attention_mask=causal_mask,
@@ -350,13 +350,10 @@ class QwenAudioTextModel(QwenAudioPreTrainedModel, Qwen2Model):
                 cache=cache,
                 use_cache=use_cache,
                 logn_scale=logn_scale,
+                **kwargs,
             )
         hidden_states = self.norm(hidden_states)
-        if all_hidden_states is not None:
-            all_hidden_states += (hidden_states,)
-        return BaseModelOutputWithPast(
-            last_hidden_state=hidden_states, cache=cache if use_cache else None, hidden_states=all_hidden_states
-        )
+        return BaseModelOutputWithPast(last_hidden_state=hidden_states, cache=cache if use_cache else None)
 
 
 def positions_from_attention_mask(attention_mask, cache, query_length: int, device) -> torch.Tensor:
@@ -608,7 +605,11 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
                 logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs
             )
         return CausalLMOutputWithPast(
-            loss=loss, logits=logits, cache=outputs.cache, hidden_states=outputs.hidden_states
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
         )
 
 
