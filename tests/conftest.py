@@ -1,23 +1,19 @@
 """Shared pytest fixtures: the reference fixtures of the original Qwen-Audio implementation."""
 
-import os
 from pathlib import Path
 
 import pytest
 
+from reference_cases import reference_path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _reference_dir() -> Path:
-    override = os.environ.get("QWEN_AUDIO_REFERENCE_DIR")
-    return Path(override) if override else REPO_ROOT.parent / "shared" / "qwen_audio_reference"
+# Session fixtures over the reference folder (manifest, features, processor, ...), available to every test.
+pytest_plugins = ["processor_fixtures"]
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """The reference folder (`../shared/qwen_audio_reference` or `$QWEN_AUDIO_REFERENCE_DIR`); skips when absent."""
-    path = _reference_dir()
+    path = reference_path()
     if not (path / "manifest.json").is_file():
         pytest.skip(f"Qwen-Audio reference fixtures not found at {path}")
     return path

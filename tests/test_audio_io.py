@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from processor_fixtures import *  # noqa: F403  (fixtures)
 
 from transformers_qwen_audio.audio_io import load_audio
 

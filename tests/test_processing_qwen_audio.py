@@ -6,7 +6,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from processor_fixtures import *  # noqa: F403  (fixtures)
 from processor_fixtures import chat_case_messages
 from transformers import AutoFeatureExtractor, AutoProcessor, WhisperFeatureExtractor
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from processor_fixtures import *  # noqa: F403  (fixtures)
 
 from transformers_qwen_audio.task_prompts import build_task_prompt, parse_word_timestamps, supported_tasks
 
