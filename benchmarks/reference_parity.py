@@ -1,0 +1,83 @@
+"""Parity report against the original implementation's fixtures: one line per reference case.
+
+    python benchmarks/reference_parity.py [--reference ../shared/qwen_audio_reference]
+
+For every model case: max abs logit error (no cache, eval), greedy tokens equal (cache on), train-mode loss
+relative error; the same cases left-padded into one batch; every chat case of the real-vocabulary checkpoint (last
+position logits, greedy tokens). The tests assert the same with tolerances; this prints the measured figures.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM
+
+import transformers_qwen_audio  # noqa: F401
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from reference_cases import checkpoint_for_case, clip_inputs, left_pad, manifest, model_outputs  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reference", help="reference folder (default ../shared/qwen_audio_reference)")
+    args = parser.parse_args(argv)
+    if args.reference:
+        os.environ["QWEN_AUDIO_REFERENCE_DIR"] = args.reference
+    models = {}
+
+    def load(path):
+        if path not in models:
+            models[path] = AutoModelForCausalLM.from_pretrained(path).eval()
+        return models[path]
+
+    print("case                 max|dlogits|  greedy  loss rel.err")
+    by_checkpoint = {}
+    for name, case in manifest()["model_cases"].items():
+        model = load(checkpoint_for_case(name))
+        input_ids = model_outputs()[f"{name}.input_ids"].long()[None]
+        audio = clip_inputs(case["audios"])
+        with torch.no_grad():
+            error = (model(input_ids, **audio).logits[0] - model_outputs()[f"{name}.logits"]).abs().max().item()
+            generated = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,
+                                       max_new_tokens=case["new_tokens"], min_new_tokens=case["new_tokens"], **audio)
+            model.train()
+            loss = model(input_ids, labels=input_ids, **audio).loss.item()
+            model.eval()
+        same = generated[0, input_ids.shape[1]:].tolist() == model_outputs()[f"{name}.generated"].tolist()
+        relative = abs(loss / case["train_loss_labels_eq_input_ids"] - 1)
+        print(f"{name:20s} {error:12.2e}  {str(same):6s}  {relative:.1e}")
+        by_checkpoint.setdefault(checkpoint_for_case(name), []).append(name)
+
+    for checkpoint, names in by_checkpoint.items():
+        model = load(checkpoint)
+        sequences = [model_outputs()[f"{name}.input_ids"].long() for name in names]
+        input_ids, attention_mask = left_pad(sequences)
+        audio = clip_inputs([key for name in names for key in manifest()["model_cases"][name]["audios"]])
+        with torch.no_grad():
+            logits = model(input_ids, attention_mask=attention_mask, **audio).logits
+            generated = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=12,
+                                       min_new_tokens=12, do_sample=False, **audio)[:, input_ids.shape[1]:]
+        for row, name in enumerate(names):
+            error = (logits[row, -len(sequences[row]):] - model_outputs()[f"{name}.logits"]).abs().max().item()
+            same = generated[row].tolist() == model_outputs()[f"{name}.generated"].tolist()
+            print(f"batch[{len(names)}] {name:12s} {error:9.2e}  {same}")
+
+    reference = checkpoint_for_case("tiny.one_audio").parent
+    model = load(reference / "tiny_real_vocab_original_layout")
+    file_to_key = {entry["file"]: key for key, entry in manifest()["audio"].items()}
+    for index, case in enumerate(manifest()["chat_cases"]):
+        input_ids = torch.tensor([case["context_tokens"]])
+        audio = clip_inputs([file_to_key[url] for url in case["audio_urls"]])
+        with torch.no_grad():
+            error = (model(input_ids, **audio).logits[0, -1] - model_outputs()[f"chat{index}.last_logits"]).abs().max()
+            generated = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=10,
+                                       min_new_tokens=10, do_sample=False, **audio)[0, input_ids.shape[1]:]
+        print(f"chat{index} last logits  {error.item():9.2e}  greedy {generated.tolist() == case['greedy_new_tokens']}")
+
+
+if __name__ == "__main__":
+    main()
