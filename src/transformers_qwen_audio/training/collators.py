@@ -22,7 +22,7 @@ import torch
 from transformers.utils import logging
 
 from ..audio_io import QWEN_AUDIO_SAMPLING_RATE, load_audio
-from ..processing_qwen_audio import MIN_AUDIO_SAMPLES, find_audio_spans
+from ..processing_qwen_audio import AUDIO_PART_KEYS, MIN_AUDIO_SAMPLES, find_audio_spans
 from ..tokenization_qwen_audio import AUDIO_END_TOKEN, AUDIO_START_TOKEN, IM_END_TOKEN
 
 
@@ -30,7 +30,6 @@ logger = logging.get_logger(__name__)
 
 IGNORE_INDEX = -100
 CHAT_ROLES = ("system", "user", "assistant")
-_AUDIO_SOURCE_KEYS = ("audio", "path", "url", "audio_url")
 # Columns a conversational example may carry its clips in, for audio parts written without a source.
 _AUDIO_COLUMNS = ("audios", "audio")
 
@@ -174,16 +173,16 @@ class QwenAudioChatCollator:
                     raise ValueError(f"Example {index}, message {turn}: content parts must be dicts, got {part!r}.")
                 # `datasets` gives every part every key of the column's struct: ignore the None ones.
                 part = {key: value for key, value in part.items() if value is not None}
-                part_type = part.get("type", "audio" if any(key in part for key in _AUDIO_SOURCE_KEYS) else "text")
+                part_type = part.get("type", "audio" if any(key in part for key in AUDIO_PART_KEYS) else "text")
                 if part_type == "text":
                     if not isinstance(part.get("text"), str):
                         raise ValueError(f"Example {index}, message {turn}: a text part needs a string `text`.")
                     parts.append({"type": "text", "text": part["text"]})
                 elif part_type == "audio":
-                    sources = [part[key] for key in _AUDIO_SOURCE_KEYS if key in part]
+                    sources = [part[key] for key in AUDIO_PART_KEYS if key in part]
                     if len(sources) > 1:
                         raise ValueError(
-                            f"Example {index}, message {turn}: an audio part needs one of {_AUDIO_SOURCE_KEYS}, "
+                            f"Example {index}, message {turn}: an audio part needs one of {AUDIO_PART_KEYS}, "
                             f"got keys {sorted(part)}."
                         )
                     if sources:
@@ -197,7 +196,7 @@ class QwenAudioChatCollator:
                         clip = next(column_clips, None)
                         if clip is None:
                             raise ValueError(
-                                f"Example {index}, message {turn}: an audio part has no source ({_AUDIO_SOURCE_KEYS}) "
+                                f"Example {index}, message {turn}: an audio part has no source ({AUDIO_PART_KEYS}) "
                                 f"and the example has no clip left in an {' or '.join(_AUDIO_COLUMNS)} column."
                             )
                     clips.append(clip)
