@@ -4,7 +4,6 @@ import json
 import shutil
 
 import pytest
-from processor_fixtures import *  # noqa: F403  (fixtures)
 from transformers import AutoTokenizer
 
 from transformers_qwen_audio import QwenAudioTokenizerFast

@@ -30,6 +30,22 @@ MAX_CHANNELS = 16
 URL_TIMEOUT_SECONDS = 60
 
 
+
+def is_single_clip(audio) -> bool:
+    """One clip (a path, bytes, an array or tensor, a `datasets` audio dict, a list of samples or of channels)
+    rather than a list of clips. Shared by the processor, the pipeline and the training collator."""
+    if isinstance(audio, (str, bytes, bytearray, memoryview, os.PathLike, Mapping, np.ndarray)):
+        return True
+    if hasattr(audio, "dim") and hasattr(audio, "shape"):  # torch.Tensor, without importing torch here
+        return True
+    if isinstance(audio, Sequence) and len(audio) > 0:
+        # A list of numbers (or of lists of numbers: channels) is one waveform.
+        first = audio[0]
+        if isinstance(first, Sequence) and not isinstance(first, (str, bytes)) and len(first) > 0:
+            first = first[0]
+        return isinstance(first, numbers.Number)
+    return False
+
 def validate_sampling_rate(sampling_rate) -> float:
     """Returns `sampling_rate` as a float, or raises if it is not a positive finite number."""
     if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, numbers.Real):

@@ -47,20 +47,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from transformers import BatchFeature, GenerationConfig, Pipeline, TextIteratorStreamer
 from transformers.utils import logging
 
-from .audio_io import QWEN_AUDIO_SAMPLING_RATE, load_audio
+from .audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip, load_audio
 from .processing_qwen_audio import AUDIO_PART_KEYS, MAX_AUDIO_SECONDS, MIN_AUDIO_SAMPLES, split_into_windows
 from .task_prompts import (
     QUESTION_TASKS,
     SPEECH_TASKS,
-    TIMESTAMP_TASKS,
     build_task_prompt,
     parse_word_timestamps,
-    supported_tasks,
     timestamp_token,
 )
 from .tokenization_qwen_audio import ENDOFTEXT_TOKEN, IM_END_TOKEN, IM_START_TOKEN
@@ -191,15 +188,6 @@ def _is_message(item) -> bool:
 
 def _is_conversation(item) -> bool:
     return isinstance(item, (list, tuple)) and len(item) > 0 and _is_message(item[0])
-
-
-def _is_single_audio(item) -> bool:
-    """A clip (path, bytes, array, tensor, datasets dict, list of samples) rather than a list of clips."""
-    if isinstance(item, (str, bytes, bytearray, os.PathLike, Mapping, np.ndarray, torch.Tensor)):
-        return True
-    if isinstance(item, (list, tuple)) and item:
-        return isinstance(item[0], (int, float, np.number))
-    return False
 
 
 class DefaultCheckpoint(os.PathLike):
@@ -468,7 +456,7 @@ class AudioChatPipeline(Pipeline):
             return self._run([Chat(inputs)], batch_size, preprocess_params, forward_params, postprocess_params)[0]
         if isinstance(inputs, Chat):
             return self._run([inputs], batch_size, preprocess_params, forward_params, postprocess_params)[0]
-        if _is_single_audio(inputs) and not (isinstance(inputs, Mapping) and "role" in inputs):
+        if is_single_clip(inputs) and not (isinstance(inputs, Mapping) and "role" in inputs):
             if not shorthand:
                 raise ValueError(
                     "Audio alone is not a request: pass `prompt=` (a question) or `task=` (e.g. 'transcribe'), or a "

@@ -20,7 +20,7 @@ from transformers import (
 )
 from transformers.utils import cached_file, logging
 
-from .audio_io import QWEN_AUDIO_SAMPLING_RATE, load_audio
+from .audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip, load_audio
 from .modeling_qwen_audio import audio_token_lengths
 from .tokenization_qwen_audio import (
     AUDIO_END_TOKEN,
@@ -118,28 +118,12 @@ def _span_source(source: str) -> str | None:
     return stripped or None
 
 
-def _is_single_clip(audio) -> bool:
-    if isinstance(audio, (str, bytes, bytearray, memoryview, os.PathLike, dict, np.ndarray)):
-        return True
-    if hasattr(audio, "dim") and hasattr(audio, "shape"):  # torch.Tensor
-        return True
-    if isinstance(audio, (list, tuple)):
-        # A list of numbers (or of lists of numbers: channels) is one waveform.
-        if len(audio) == 0:
-            return False
-        first = audio[0]
-        if isinstance(first, (list, tuple)):
-            return len(first) > 0 and isinstance(first[0], (int, float, np.number))
-        return isinstance(first, (int, float, np.number))
-    return False
-
-
 def _flatten_clips(audio, num_spans_per_text: list[int]) -> list:
     """Flat list of clips in span order; accepts one clip, a flat list, or one list per text."""
-    if _is_single_clip(audio):
+    if is_single_clip(audio):
         clips = [audio]
     elif isinstance(audio, (list, tuple)):
-        if len(audio) > 0 and all(isinstance(item, (list, tuple)) and not _is_single_clip(item) for item in audio):
+        if len(audio) > 0 and all(isinstance(item, (list, tuple)) and not is_single_clip(item) for item in audio):
             # One list of clips per text.
             if len(audio) != len(num_spans_per_text):
                 raise ValueError(

@@ -7,7 +7,7 @@
 import functools
 import os
 
-from tokenizers import AddedToken, Regex, Tokenizer, normalizers
+from tokenizers import AddedToken, Tokenizer, normalizers
 from transformers import PreTrainedTokenizerFast
 from transformers.convert_slow_tokenizer import TikTokenConverter
 from transformers.utils import logging

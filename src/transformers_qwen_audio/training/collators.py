@@ -11,7 +11,6 @@ the clips with `audio_io.load_audio` (never torchcodec), renders the conversatio
 tokenizes them with the audio spans expanded, pads on the right and builds the labels.
 """
 
-import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
-from ..audio_io import QWEN_AUDIO_SAMPLING_RATE, load_audio
+from ..audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip, load_audio
 from ..processing_qwen_audio import AUDIO_PART_KEYS, MIN_AUDIO_SAMPLES, find_audio_spans
 from ..tokenization_qwen_audio import AUDIO_END_TOKEN, AUDIO_START_TOKEN, IM_END_TOKEN
 
@@ -34,23 +33,10 @@ CHAT_ROLES = ("system", "user", "assistant")
 _AUDIO_COLUMNS = ("audios", "audio")
 
 
-def _is_single_clip(audio) -> bool:
-    """One clip (a waveform, a `datasets` audio dict, a path, bytes) rather than a list of clips."""
-    if isinstance(audio, (str, bytes, bytearray, memoryview, os.PathLike, Mapping, np.ndarray, torch.Tensor)):
-        return True
-    if isinstance(audio, Sequence) and len(audio) > 0:
-        # A list of numbers (or of lists of numbers: channels) is one waveform.
-        first = audio[0]
-        if isinstance(first, Sequence) and not isinstance(first, (str, bytes)) and len(first) > 0:
-            first = first[0]
-        return isinstance(first, numbers.Number)
-    return False
-
-
 def _as_clip_list(audio) -> list:
     if audio is None:
         return []
-    return [audio] if _is_single_clip(audio) else list(audio)
+    return [audio] if is_single_clip(audio) else list(audio)
 
 
 @dataclass
