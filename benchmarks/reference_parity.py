@@ -18,7 +18,15 @@ from transformers import AutoModelForCausalLM
 import transformers_qwen_audio  # noqa: F401
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from reference_cases import checkpoint_for_case, clip_inputs, left_pad, manifest, model_outputs  # noqa: E402
+from reference_cases import (  # noqa: E402
+    checkpoint_for_case,
+    clip_inputs,
+    left_pad,
+    manifest,
+    model_outputs,
+    run_chat_case,
+    run_model_case,
+)
 
 
 def main(argv=None):
@@ -36,20 +44,11 @@ def main(argv=None):
 
     print("case                 max|dlogits|  greedy  loss rel.err")
     by_checkpoint = {}
-    for name, case in manifest()["model_cases"].items():
-        model = load(checkpoint_for_case(name))
-        input_ids = model_outputs()[f"{name}.input_ids"].long()[None]
-        audio = clip_inputs(case["audios"])
-        with torch.no_grad():
-            error = (model(input_ids, **audio).logits[0] - model_outputs()[f"{name}.logits"]).abs().max().item()
-            generated = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,
-                                       max_new_tokens=case["new_tokens"], min_new_tokens=case["new_tokens"], **audio)
-            model.train()
-            loss = model(input_ids, labels=input_ids, **audio).loss.item()
-            model.eval()
-        same = generated[0, input_ids.shape[1]:].tolist() == model_outputs()[f"{name}.generated"].tolist()
-        relative = abs(loss / case["train_loss_labels_eq_input_ids"] - 1)
-        print(f"{name:20s} {error:12.2e}  {str(same):6s}  {relative:.1e}")
+    for name in manifest()["model_cases"]:
+        figures = run_model_case(load(checkpoint_for_case(name)), name)
+        same = figures["generated"] == figures["expected_generated"]
+        relative = abs(figures["loss"] / figures["expected_loss"] - 1)
+        print(f"{name:20s} {figures['logits_error']:12.2e}  {str(same):6s}  {relative:.1e}")
         by_checkpoint.setdefault(checkpoint_for_case(name), []).append(name)
 
     for checkpoint, names in by_checkpoint.items():
@@ -66,18 +65,11 @@ def main(argv=None):
             same = generated[row].tolist() == model_outputs()[f"{name}.generated"].tolist()
             print(f"batch[{len(names)}] {name:12s} {error:9.2e}  {same}")
 
-    reference = checkpoint_for_case("tiny.one_audio").parent
-    model = load(reference / "tiny_real_vocab_original_layout")
-    file_to_key = {entry["file"]: key for key, entry in manifest()["audio"].items()}
-    for index, case in enumerate(manifest()["chat_cases"]):
-        input_ids = torch.tensor([case["context_tokens"]])
-        audio = clip_inputs([file_to_key[url] for url in case["audio_urls"]])
-        with torch.no_grad():
-            error = (model(input_ids, **audio).logits[0, -1] - model_outputs()[f"chat{index}.last_logits"]).abs().max()
-            generated = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=10,
-                                       min_new_tokens=10, do_sample=False, **audio)[0, input_ids.shape[1]:]
-        print(f"chat{index} last logits  {error.item():9.2e}  greedy {generated.tolist() == case['greedy_new_tokens']}")
-
+    model = load(checkpoint_for_case("tiny.one_audio").parent / "tiny_real_vocab_original_layout")
+    for index in range(len(manifest()["chat_cases"])):
+        figures = run_chat_case(model, index)
+        same = figures["generated"] == figures["expected_generated"]
+        print(f"chat{index} last logits  {figures['last_logits_error']:9.2e}  greedy {same}")
 
 if __name__ == "__main__":
     main()

@@ -62,3 +62,47 @@ def left_pad(sequences: list[torch.Tensor], pad_id: int = 0) -> tuple[torch.Tens
         input_ids[row, length - len(sequence) :] = sequence
         attention_mask[row, length - len(sequence) :] = 1
     return input_ids, attention_mask
+
+
+def run_model_case(model, case_name: str) -> dict:
+    """The original's three figures for one model case: no-cache eval logits, cached greedy tokens, train loss."""
+    case = manifest()["model_cases"][case_name]
+    input_ids = model_outputs()[f"{case_name}.input_ids"].long()[None]
+    audio = clip_inputs(case["audios"])
+    with torch.no_grad():
+        logits = model.eval()(input_ids, **audio).logits[0]
+        generated = model.generate(
+            input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=case["new_tokens"],
+            min_new_tokens=case["new_tokens"], do_sample=False, **audio,
+        )[0, input_ids.shape[1] :]
+    model.train()
+    try:
+        loss = model(input_ids, labels=input_ids, **audio).loss.item()
+    finally:
+        model.eval()
+    return {
+        "logits_error": (logits - model_outputs()[f"{case_name}.logits"]).abs().max().item(),
+        "generated": generated.tolist(),
+        "expected_generated": model_outputs()[f"{case_name}.generated"].tolist(),
+        "loss": loss,
+        "expected_loss": case["train_loss_labels_eq_input_ids"],
+    }
+
+
+def run_chat_case(model, index: int) -> dict:
+    """Last-position logits and 10 greedy tokens of a chat case, from its stored context tokens."""
+    case = manifest()["chat_cases"][index]
+    file_to_key = {entry["file"]: key for key, entry in manifest()["audio"].items()}
+    input_ids = torch.tensor([case["context_tokens"]])
+    audio = clip_inputs([file_to_key[url] for url in case["audio_urls"]])
+    with torch.no_grad():
+        last_logits = model(input_ids, **audio).logits[0, -1]
+        generated = model.generate(
+            input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=10, min_new_tokens=10,
+            do_sample=False, **audio,
+        )[0, input_ids.shape[1] :]
+    return {
+        "last_logits_error": (last_logits - model_outputs()[f"chat{index}.last_logits"]).abs().max().item(),
+        "generated": generated.tolist(),
+        "expected_generated": case["greedy_new_tokens"],
+    }

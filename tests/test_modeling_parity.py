@@ -5,7 +5,16 @@ import torch
 from transformers import AutoModelForCausalLM
 
 import transformers_qwen_audio  # noqa: F401  (registers the Auto classes)
-from reference_cases import checkpoint_for_case, clip_inputs, left_pad, manifest, model_outputs, require_reference
+from reference_cases import (
+    checkpoint_for_case,
+    clip_inputs,
+    left_pad,
+    manifest,
+    model_outputs,
+    require_reference,
+    run_chat_case,
+    run_model_case,
+)
 
 MODEL_CASES = ["tiny.one_audio", "tiny.two_audios", "tiny.text_only", "tiny.short_audio", "tiny_seq48.long"]
 
@@ -28,30 +37,10 @@ def test_every_reference_case_is_covered():
 
 @pytest.mark.parametrize("case_name", MODEL_CASES)
 def test_logits_greedy_and_train_loss_match_original(load, case_name):
-    case = manifest()["model_cases"][case_name]
-    model = load(checkpoint_for_case(case_name))
-    input_ids = model_outputs()[f"{case_name}.input_ids"].long()[None]
-    audio = clip_inputs(case["audios"])
-
-    with torch.no_grad():
-        logits = model(input_ids, **audio).logits[0]
-        generated = model.generate(
-            input_ids,
-            attention_mask=torch.ones_like(input_ids),
-            max_new_tokens=case["new_tokens"],
-            min_new_tokens=case["new_tokens"],
-            do_sample=False,
-            **audio,
-        )[0, input_ids.shape[1] :]
-    assert (logits - model_outputs()[f"{case_name}.logits"]).abs().max().item() <= 1e-4
-    assert generated.tolist() == model_outputs()[f"{case_name}.generated"].tolist()
-
-    model.train()
-    try:
-        loss = model(input_ids, labels=input_ids, **audio).loss.item()
-    finally:
-        model.eval()
-    assert loss == pytest.approx(case["train_loss_labels_eq_input_ids"], rel=1e-5)
+    figures = run_model_case(load(checkpoint_for_case(case_name)), case_name)
+    assert figures["logits_error"] <= 1e-4
+    assert figures["generated"] == figures["expected_generated"]
+    assert figures["loss"] == pytest.approx(figures["expected_loss"], rel=1e-5)
 
 
 def test_seq48_case_exercises_dynamic_ntk_and_logn(load):
@@ -106,20 +95,11 @@ def test_batch_across_seq_length_keeps_each_sequence_alone(load):
 
 
 def test_real_vocabulary_chat_cases(load):
-    reference = require_reference()
-    model = load(reference / "tiny_real_vocab_original_layout")
-    file_to_key = {entry["file"]: key for key, entry in manifest()["audio"].items()}
-    for index, case in enumerate(manifest()["chat_cases"]):
-        input_ids = torch.tensor([case["context_tokens"]])
-        audio = clip_inputs([file_to_key[url] for url in case["audio_urls"]])
-        with torch.no_grad():
-            last_logits = model(input_ids, **audio).logits[0, -1]
-            generated = model.generate(
-                input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=10, min_new_tokens=10,
-                do_sample=False, **audio,
-            )[0, input_ids.shape[1] :]
-        assert (last_logits - model_outputs()[f"chat{index}.last_logits"]).abs().max().item() <= 1e-4
-        assert generated.tolist() == case["greedy_new_tokens"]
+    model = load(require_reference() / "tiny_real_vocab_original_layout")
+    for index in range(len(manifest()["chat_cases"])):
+        figures = run_chat_case(model, index)
+        assert figures["last_logits_error"] <= 1e-4
+        assert figures["generated"] == figures["expected_generated"]
 
 
 def test_beam_search_copies_each_rows_clips_together(load):
