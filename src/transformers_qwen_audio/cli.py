@@ -20,6 +20,7 @@ import os
 import sys
 
 from . import convert as convert_module
+from . import serving
 
 
 EXIT_USAGE_ERROR = 2
@@ -95,7 +96,7 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qwen-audio", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    subcommands = parser.add_subparsers(dest="command", required=True, metavar="{chat,transcribe,convert}")
+    subcommands = parser.add_subparsers(dest="command", required=True, metavar="{chat,transcribe,convert,serve}")
 
     chat = subcommands.add_parser("chat", help="ask about audio clips (one question, or an interactive session)")
     _add_common_arguments(chat)
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description=convert_module.__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     convert_module.build_parser(convert)
+    serving.add_parser(subcommands)
     return parser
 
 
@@ -258,7 +260,7 @@ def run_convert(args, out=None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    runner = {"chat": run_chat, "transcribe": run_transcribe, "convert": run_convert}[args.command]
+    runner = {"chat": run_chat, "transcribe": run_transcribe, "convert": run_convert, "serve": serving.run_serve}[args.command]
     try:
         return runner(args)
     except (CliError, FileNotFoundError, FileExistsError, ValueError, TypeError, OSError) as error:
