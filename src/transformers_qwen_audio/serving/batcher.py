@@ -107,7 +107,7 @@ class DynamicBatcher:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if job is not _STOP:
+            if job is not _STOP and job.future.set_running_or_notify_cancel():
                 job.future.set_exception(RuntimeError("The server is shutting down."))
 
     # ------------------------------------------------------------------------------------------------------------
@@ -145,6 +145,10 @@ class DynamicBatcher:
 
     def _run(self, jobs: list[_Job]) -> None:
         jobs = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+        if self._closed:
+            for job in jobs:
+                job.future.set_exception(RuntimeError("The server is shutting down."))
+            return
         if not jobs:
             return
         self.stats.requests += len(jobs)
