@@ -14,8 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import soundfile
 import torch
 
 pytest.importorskip("fastapi")
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 openai = pytest.importorskip("openai")
 httpx = pytest.importorskip("httpx")
 
@@ -36,7 +34,7 @@ from transformers_qwen_audio.cli import main as cli_main  # noqa: E402
 from transformers_qwen_audio.convert import convert  # noqa: E402
 from transformers_qwen_audio.demo import build_released_checkpoint, chirp  # noqa: E402
 from transformers_qwen_audio.processing_qwen_audio import audio_span_length  # noqa: E402
-from transformers_qwen_audio.serving.app import build_app  # noqa: E402
+from transformers_qwen_audio.serving.app import BackgroundServer, build_app  # noqa: E402
 from transformers_qwen_audio.serving.protocol import ServerLimits  # noqa: E402
 
 MODEL_NAME = "tiny-chat"
@@ -84,35 +82,12 @@ def pipe(checkpoints):
     return pipeline("audio-chat", model=str(checkpoints["native"]))
 
 
-class LiveServer:
-    """uvicorn serving `app` on 127.0.0.1 at a free port, in a thread."""
-
-    def __init__(self, app):
-        self.app = app
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(20)
-
-
 @pytest.fixture(scope="module")
 def server(pipe):
     limits = ServerLimits(max_audio_seconds=30.0, max_tokens=64, default_max_tokens=12)
     app = build_app(pipe, MODEL_NAME, limits, max_batch_size=4, batch_wait_s=BATCH_WAIT_S,
                     max_body_bytes=MAX_BODY_BYTES)
-    live = LiveServer(app)
+    live = BackgroundServer(app)
     yield live
     live.stop()
     assert not live.thread.is_alive()

@@ -289,3 +289,43 @@ def build_app(pipe, model_name: str, limits: ServerLimits | None = None, max_bat
             result.cancel()
 
     return app
+
+
+class BackgroundServer:
+    """
+    `app` served by uvicorn in a background thread (a notebook, a test, a benchmark), on `host` at `port` (0: a free
+    one). `url` is its address; `stop()` shuts it down gracefully.
+
+    ```python
+    >>> server = BackgroundServer(build_app(pipe, "qwen-audio-chat"))
+    >>> client = OpenAI(base_url=f"{server.url}/v1", api_key="unused")
+    >>> server.stop()
+    ```
+    """
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, start_timeout_s: float = 30.0,
+                 log_level: str = "warning"):
+        import socket
+
+        import uvicorn
+
+        self.app = app
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.bind((host, port))
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=5))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True,
+                                       name="qwen-audio-server")
+        self.thread.start()
+        deadline = time.monotonic() + start_timeout_s
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                self.server.should_exit = True
+                sock.close()
+                raise RuntimeError(f"The server did not start on {host}:{port}.")
+            time.sleep(0.01)
+        shown_host = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown_host}:{sock.getsockname()[1]}"
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout_s)
