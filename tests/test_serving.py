@@ -422,6 +422,68 @@ def test_oversized_bodies_are_refused_with_413(http, server):
     assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
 
 
+class FailingPipeline:
+    """The server's pipeline, failing as a model can (out of memory) or as a refused input does."""
+
+    def __init__(self, pipe, error):
+        self._pipe, self._error = pipe, error
+
+    def __getattr__(self, name):
+        return getattr(self._pipe, name)
+
+    def __call__(self, *args, **kwargs):
+        raise self._error
+
+
+def test_generation_failures_are_json_errors(server, client, http, monkeypatch):
+    engine = server.app.state.engine
+    body = {**_user(TEXT), "max_tokens": 3}
+    monkeypatch.setattr(engine, "pipe", FailingPipeline(engine.pipe, RuntimeError("out of memory (simulated)")))
+    response = http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "server_error" and "simulated" in response.json()["error"]["message"]
+    with pytest.raises(openai.APIError, match="simulated"):  # streamed: the error arrives as an event
+        list(client.chat.completions.create(model=MODEL_NAME, messages=body["messages"], max_tokens=3, stream=True))
+    monkeypatch.setattr(engine, "pipe", FailingPipeline(engine.pipe._pipe, ValueError("row 0 is refused")))
+    response = http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400 and "row 0 is refused" in response.json()["error"]["message"]
+    monkeypatch.undo()
+    assert http.post("/v1/chat/completions", json=body).json()["usage"]["completion_tokens"] == 3
+
+
+class RecordingPipeline:
+    """The server's pipeline, recording how many tokens each call generated."""
+
+    def __init__(self, pipe):
+        self._pipe, self.generated = pipe, []
+
+    def __getattr__(self, name):
+        return getattr(self._pipe, name)
+
+    def __call__(self, *args, **kwargs):
+        outputs = self._pipe(*args, **kwargs)
+        self.generated.extend(len(output[0]["generated_token_ids"]) for output in outputs)
+        return outputs
+
+
+def test_a_stream_the_client_leaves_stops_generating(server, http, monkeypatch):
+    engine = server.app.state.engine
+    recorder = RecordingPipeline(engine.pipe)
+    monkeypatch.setattr(engine, "pipe", recorder)
+    body = {**_user(TEXT), "stream": True, "max_tokens": 64, "temperature": 0}
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as leaving:
+        with leaving.stream("POST", "/v1/chat/completions", json=body) as response:
+            lines = response.iter_lines()
+            while not next(lines).startswith('data: {"id"'):
+                pass
+            next(lines)  # one piece of content, then the client hangs up
+    # The next request runs after the abandoned one on the same worker: by then that one has ended.
+    assert http.post("/v1/chat/completions", json={**_user(TEXT), "max_tokens": 2}).status_code == 200
+    abandoned, following = recorder.generated
+    assert following == 2
+    assert abandoned < 64
+
+
 def test_server_still_serves_after_the_bad_requests(client, server):
     reply = greedy(client, [{"role": "user", "content": [audio_part(chirp()), TEXT]}], max_tokens=3)
     assert reply.usage.completion_tokens == 3

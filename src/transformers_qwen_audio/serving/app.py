@@ -15,6 +15,7 @@ no audio features). A thin app over the pipeline keeps one code path for inferen
 """
 
 import asyncio
+import copy
 import json
 import logging
 import threading
@@ -79,16 +80,21 @@ class ChatEngine:
         self.pipe = pipe
         self.limits = limits
         self.context_length = getattr(pipe.model.config.get_text_config(), "max_position_embeddings", None)
+        # Prompts are counted on request threads while the worker tokenizes with the pipeline's processor: a fast
+        # tokenizer must not be used by two threads at once ("Already borrowed"), hence a copy behind a lock.
+        self._counting_processor = copy.deepcopy(pipe.processor)
+        self._counting_lock = threading.Lock()
 
     def prepare(self, body, model_name: str) -> ChatRequest:
         """Validates and decodes a request, and counts its prompt tokens (the audio spans included)."""
         request = parse_chat_request(body, model_name, self.limits)
         try:
             # The processor's own count: the same template and audio arithmetic the pipeline tokenizes with.
-            encoded = self.pipe.processor.apply_chat_template(
-                request.messages, add_generation_prompt=True, tokenize=True, return_dict=True,
-                processor_kwargs={"long_audio": self.limits.long_audio},
-            )
+            with self._counting_lock:
+                encoded = self._counting_processor.apply_chat_template(
+                    request.messages, add_generation_prompt=True, tokenize=True, return_dict=True,
+                    processor_kwargs={"long_audio": self.limits.long_audio},
+                )
         except (ValueError, TypeError) as error:
             raise RequestError(_one_line(error), param="messages", code="invalid_value") from None
         request.prompt_tokens = len(encoded["input_ids"][0])
