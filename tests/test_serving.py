@@ -520,6 +520,22 @@ def _run_cli_server(arguments, request):
             process.stderr.close()
 
 
+def test_api_key_is_required_when_set(pipe):
+    keyed = BackgroundServer(build_app(pipe, MODEL_NAME, api_key="s3cret"))
+    try:
+        def keyed_client(key):
+            return openai.OpenAI(base_url=f"{keyed.url}/v1", api_key=key, max_retries=0, timeout=TIMEOUT_S)
+
+        with pytest.raises(openai.AuthenticationError):
+            keyed_client("wrong").models.list()
+        response = httpx.post(f"{keyed.url}/v1/chat/completions", json=_user(TEXT), timeout=TIMEOUT_S)
+        assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
+        assert [model.id for model in keyed_client("s3cret").models.list().data] == [MODEL_NAME]
+        assert httpx.get(f"{keyed.url}/health", timeout=TIMEOUT_S).status_code == 200
+    finally:
+        keyed.stop()
+
+
 def test_a_released_folder_serves_the_same_replies(checkpoints, client):
     register_pipeline()
     released_pipe = pipeline("audio-chat", model=str(checkpoints["released"]))

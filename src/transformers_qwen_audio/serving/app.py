@@ -16,6 +16,7 @@ no audio features). A thin app over the pipeline keeps one code path for inferen
 
 import asyncio
 import copy
+import hmac
 import json
 import logging
 import threading
@@ -174,9 +175,10 @@ async def read_json_body(request: Request, max_bytes: int):
 
 def build_app(pipe, model_name: str, limits: ServerLimits | None = None, max_batch_size: int = 8,
               batch_wait_s: float = 0.01, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-              max_pending: int = 256) -> FastAPI:
+              max_pending: int = 256, api_key: str | None = None) -> FastAPI:
     """
-    The FastAPI app serving `pipe` (an `audio-chat` pipeline) under the name `model_name`.
+    The FastAPI app serving `pipe` (an `audio-chat` pipeline) under the name `model_name`. With `api_key`, the `/v1`
+    routes require `Authorization: Bearer <api_key>`, as OpenAI's API does.
 
     `app.state.batcher.stats` tells how requests were batched; `/health` reports the same.
     """
@@ -197,6 +199,15 @@ def build_app(pipe, model_name: str, limits: ServerLimits | None = None, max_bat
     app.state.batcher = batcher
     app.state.engine = engine
     app.state.model_name = model_name
+
+    @app.middleware("http")
+    async def require_api_key(http_request: Request, call_next):
+        if api_key and http_request.url.path.startswith("/v1"):
+            scheme, _, given = http_request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), api_key.encode()):
+                return _error_response(RequestError("Missing or incorrect API key: send 'Authorization: Bearer <key>'.",
+                                                    code="invalid_api_key", status=401))
+        return await call_next(http_request)
 
     @app.exception_handler(RequestError)
     async def request_error(_request, error: RequestError):
