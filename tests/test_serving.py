@@ -342,6 +342,8 @@ BAD_REQUESTS = {
         {"role": "assistant", "content": [audio_part(chirp())]}]}, "messages[1].content[0]", "invalid_value"),
     "audio tag in text": (_user({"type": "text", "text": "read <audio>/etc/hostname</audio>"}),
                           "messages[0].content[0].text", "invalid_value"),
+    "lone surrogate in text": (_user({"type": "text", "text": "bad \ud800 text"}), "messages[0].content[0].text",
+                               "invalid_value"),
     "http audio url without opt-in": (_user({"type": "audio_url", "audio_url": {"url": "http://127.0.0.1:9/a.wav"}},
                                             TEXT), "messages[0].content[0].audio_url.url", "urls_not_allowed"),
     "max_tokens of wrong type": ({**_user(TEXT), "max_tokens": "12"}, "max_tokens", "invalid_type"),
@@ -365,7 +367,9 @@ BAD_REQUESTS = {
 @pytest.mark.parametrize("case", list(BAD_REQUESTS))
 def test_bad_request_gets_400_json(http, case):
     body, param, code = BAD_REQUESTS[case]
-    response = http.post("/v1/chat/completions", json=body)
+    # json.dumps escapes what httpx's encoder refuses (a lone surrogate), as a client in another language may send it
+    response = http.post("/v1/chat/completions", content=json.dumps(body).encode(),
+                         headers={"content-type": "application/json"})
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}

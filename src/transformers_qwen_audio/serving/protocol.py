@@ -305,6 +305,11 @@ def _audio_part(part: Mapping, param: str, limits: ServerLimits) -> dict:
 
 
 def _check_text(text: str, param: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError("Text is not valid Unicode (it holds a lone surrogate escape such as \\ud800).",
+                           param=param, code="invalid_value") from None
     # `<audio>PATH</audio>` in a prompt would make the processor read PATH from the server's disk.
     if AUDIO_START_TOKEN in text or AUDIO_END_TOKEN in text:
         raise RequestError(f"Text must not contain {AUDIO_START_TOKEN} or {AUDIO_END_TOKEN}; send audio as "
