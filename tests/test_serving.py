@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,7 +30,7 @@ httpx = pytest.importorskip("httpx")
 
 from transformers import AutoModelForCausalLM, pipeline  # noqa: E402
 
-from transformers_qwen_audio import register_pipeline  # noqa: E402
+from transformers_qwen_audio import register_pipeline, subtitles  # noqa: E402
 from transformers_qwen_audio.cli import main as cli_main  # noqa: E402
 from transformers_qwen_audio.convert import convert  # noqa: E402
 from transformers_qwen_audio.demo import build_released_checkpoint, chirp  # noqa: E402
@@ -84,7 +85,7 @@ def pipe(checkpoints):
 
 @pytest.fixture(scope="module")
 def server(pipe):
-    limits = ServerLimits(max_audio_seconds=30.0, max_tokens=64, default_max_tokens=12)
+    limits = ServerLimits(max_audio_seconds=30.0, max_tokens=64, default_max_tokens=12, transcription_max_tokens=12)
     app = build_app(pipe, MODEL_NAME, limits, max_batch_size=4, batch_wait_s=BATCH_WAIT_S,
                     max_body_bytes=MAX_BODY_BYTES)
     live = BackgroundServer(app)
@@ -491,6 +492,94 @@ def test_server_still_serves_after_the_bad_requests(client, server):
     reply = greedy(client, [{"role": "user", "content": [audio_part(chirp()), TEXT]}], max_tokens=3)
     assert reply.usage.completion_tokens == 3
     assert server.thread.is_alive()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Audio transcriptions and translations
+# ----------------------------------------------------------------------------------------------------------------
+def wav_file(waveform):
+    buffer = io.BytesIO()
+    soundfile.write(buffer, waveform, SR, format="WAV")
+    return ("clip.wav", buffer.getvalue(), "audio/wav")
+
+
+def test_transcriptions_and_translations_equal_the_pipeline(client, pipe):
+    transcript = client.audio.transcriptions.create(model=MODEL_NAME, file=wav_file(chirp()), language="en")
+    expected = pipe(chirp(), task="transcribe", language="en", max_new_tokens=12)["text"]
+    assert transcript.text == expected and len(expected) > 0
+    assert transcript.usage.seconds == 3  # 2.5 s, rounded up as OpenAI bills
+    with warnings.catch_warnings():  # the client marks its translations API deprecated; the endpoint is OpenAI's
+        warnings.simplefilter("ignore", DeprecationWarning)
+        translation = client.audio.translations.create(model=MODEL_NAME, file=wav_file(tone(1.5)))
+    assert translation.text == pipe(tone(1.5), task="translate", output_language="en", max_new_tokens=12)["text"]
+
+
+@pytest.mark.parametrize("response_format, media_type", [
+    ("text", "text/plain"), ("srt", "application/x-subrip"), ("vtt", "text/vtt"), ("verbose_json", "application/json"),
+])
+def test_transcription_response_formats(http, pipe, response_format, media_type):
+    data = {"model": MODEL_NAME, "language": "en", "response_format": response_format}
+    if response_format == "verbose_json":
+        data["timestamp_granularities[]"] = ["word", "segment"]
+    response = http.post("/v1/audio/transcriptions", data=data, files={"file": wav_file(chirp())})
+    assert response.status_code == 200 and response.headers["content-type"].startswith(media_type)
+    timestamps = response_format != "text"
+    expected = pipe(chirp(), task="transcribe", language="en", max_new_tokens=12,
+                    return_timestamps="word" if timestamps else False)
+    if response_format == "text":
+        assert response.text == expected["text"] + "\n"
+    elif response_format in ("srt", "vtt"):
+        render = subtitles.to_srt if response_format == "srt" else subtitles.to_vtt
+        assert response.text == render(expected["chunks"]) and response.text.strip()
+    else:
+        body = response.json()
+        assert (body["task"], body["language"], body["duration"], body["text"]) == ("transcribe", "en", 2.5,
+                                                                                      expected["text"])
+        words = subtitles.group_into_cues(expected["chunks"], max_chars=0)
+        assert [(word["word"], word["start"], word["end"]) for word in body["words"]] == \
+            [(word["text"], word["start"], word["end"]) for word in words]
+        assert [segment["text"] for segment in body["segments"]] == \
+            [cue["text"] for cue in subtitles.group_into_cues(expected["chunks"])]
+
+
+BAD_TRANSCRIPTIONS = {
+    "no language": ({"model": MODEL_NAME}, True, "language", "missing_required_parameter"),
+    "unknown language": ({"model": MODEL_NAME, "language": "xx"}, True, "language", "invalid_value"),
+    "no file": ({"model": MODEL_NAME, "language": "en"}, False, "file", "missing_required_parameter"),
+    "unknown format": ({"model": MODEL_NAME, "language": "en", "response_format": "mp3"}, True, "response_format",
+                       "invalid_value"),
+    "prompt": ({"model": MODEL_NAME, "language": "en", "prompt": "Names: Quilter."}, True, "prompt",
+               "unsupported_parameter"),
+    "granularity without verbose_json": ({"model": MODEL_NAME, "language": "en", "timestamp_granularities[]": "word"},
+                                         True, "timestamp_granularities[]", "invalid_value"),
+    "unknown field": ({"model": MODEL_NAME, "language": "en", "beam_size": "5"}, True, "beam_size",
+                      "unknown_parameter"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TRANSCRIPTIONS))
+def test_bad_transcription_gets_400_json(http, case):
+    data, with_file, param, code = BAD_TRANSCRIPTIONS[case]
+    if with_file:
+        response = http.post("/v1/audio/transcriptions", data=data, files={"file": wav_file(chirp())})
+    else:  # a multipart form of plain fields only
+        response = http.post("/v1/audio/transcriptions", files={name: (None, value) for name, value in data.items()})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", param, code)
+
+
+def test_transcription_of_bad_audio_and_bodies(http):
+    fields = {"model": MODEL_NAME, "language": "en"}
+    undecodable = http.post("/v1/audio/transcriptions", data=fields, files={"file": ("a.wav", b"RIFF junk")})
+    assert undecodable.status_code == 400 and undecodable.json()["error"]["code"] == "invalid_audio"
+    too_long = http.post("/v1/audio/transcriptions", data=fields, files={"file": wav_file(np.zeros(31 * SR, np.float32))})
+    assert too_long.status_code == 400 and too_long.json()["error"]["code"] == "audio_too_long"
+    not_a_form = http.post("/v1/audio/transcriptions", json=fields)
+    assert not_a_form.status_code == 400 and not_a_form.json()["error"]["code"] == "invalid_content_type"
+    unknown_model = http.post("/v1/audio/transcriptions", data={**fields, "model": "whisper-1"},
+                              files={"file": wav_file(chirp())})
+    assert unknown_model.status_code == 404
 
 
 # ----------------------------------------------------------------------------------------------------------------

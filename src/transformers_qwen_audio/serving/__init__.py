@@ -10,7 +10,8 @@
     qwen-audio serve --tiny                               # the embedded tiny model (random weights), offline
 
 Endpoints: `POST /v1/chat/completions` (audio as `input_audio` parts, `stream: true` as server-sent events),
-`GET /v1/models`, `GET /health`. Concurrent requests with the same generation settings are batched. Audio URLs
+`POST /v1/audio/transcriptions` and `/v1/audio/translations` (OpenAI's Whisper API: json, text, srt, vtt,
+verbose_json with word and segment timestamps), `GET /v1/models`, `GET /health`. Concurrent requests with the same generation settings are batched. Audio URLs
 (`audio_url` parts with http(s) addresses) are downloaded only with `--allow-urls`. The server binds to 127.0.0.1
 unless `--host` says otherwise; `--api-key KEY` makes it require `Authorization: Bearer KEY` (the `api_key` of the
 OpenAI client).
@@ -64,6 +65,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="longest clip accepted (default: 30 s, the model's window; longer clips are heard as "
                              "consecutive 30 s windows)")
     parser.add_argument("--max-tokens-limit", type=int, default=4096, help="largest max_tokens a request may ask")
+    parser.add_argument("--transcription-max-tokens", type=int, default=512,
+                        help="new tokens a transcription may take per 30 s window (default: 512)")
     parser.add_argument("--default-max-tokens", type=int, default=None,
                         help="max_tokens of requests that do not say (default: the checkpoint's max_new_tokens, "
                              "else 256)")
@@ -82,7 +85,8 @@ def _check_arguments(args) -> None:
     if args.model is not None:
         check_model(args.model)
     for name, value, low in (("--max-batch-size", args.max_batch_size, 1), ("--max-tokens-limit", args.max_tokens_limit, 1),
-                             ("--port", args.port, 0), ("--max-queue", args.max_queue, 1)):
+                             ("--port", args.port, 0), ("--max-queue", args.max_queue, 1),
+                             ("--transcription-max-tokens", args.transcription_max_tokens, 1)):
         if value < low:
             raise CliError(f"{name} must be at least {low}, got {value}")
     if args.port > 65535:
@@ -154,7 +158,7 @@ def run_serve(args, out=None) -> int:
                               or 256)
         limits = ServerLimits(max_audio_seconds=args.max_audio_seconds, max_tokens=args.max_tokens_limit,
                               default_max_tokens=min(default_max_tokens, args.max_tokens_limit),
-                              allow_urls=args.allow_urls)
+                              transcription_max_tokens=args.transcription_max_tokens, allow_urls=args.allow_urls)
         name = args.served_model_name or (TINY_MODEL_NAME if args.tiny else args.model)
         app = build_app(pipe, name, limits, max_batch_size=args.max_batch_size,
                         batch_wait_s=args.batch_wait_ms / 1000, max_body_bytes=int(args.max_body_mb * 2**20),

@@ -24,9 +24,11 @@ import time
 
 import torch
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 from transformers import AsyncTextIteratorStreamer, StoppingCriteria, StoppingCriteriaList
 
 from .batcher import DynamicBatcher, QueueFullError
@@ -36,9 +38,12 @@ from .protocol import (
     RequestError,
     ServerLimits,
     StopSequenceFilter,
+    TranscriptionRequest,
     chunk_body,
     completion_body,
     parse_chat_request,
+    parse_transcription_request,
+    transcription_body,
     truncate_at_stop,
     usage,
 )
@@ -108,6 +113,8 @@ class ChatEngine:
 
     def run_batch(self, work: list) -> list[Completion]:
         """The batcher's callback: one pipeline call for requests of equal settings (or one streamed request)."""
+        if isinstance(work[0], TranscriptionRequest):
+            return self._transcribe(work)
         streamed = work[0] if isinstance(work[0], _StreamWork) else None
         requests = [streamed.request] if streamed else work
         first = requests[0]
@@ -130,6 +137,15 @@ class ChatEngine:
             raise
         return [self._completion(request, output) for request, output in zip(requests, outputs)]
 
+    def _transcribe(self, requests: list[TranscriptionRequest]) -> list[dict]:
+        first = requests[0]
+        return self.pipe(
+            [request.waveform for request in requests], batch_size=len(requests), task=first.task,
+            language=first.language, output_language=first.output_language,
+            return_timestamps="word" if first.timestamps else False, long_audio=self.limits.long_audio,
+            **first.generate_kwargs,
+        )
+
     def _completion(self, request: ChatRequest, output) -> Completion:
         token_ids = output[0]["generated_token_ids"]
         token_ids = token_ids.tolist() if hasattr(token_ids, "tolist") else list(token_ids)
@@ -151,8 +167,8 @@ def _sse(payload) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
-async def read_json_body(request: Request, max_bytes: int):
-    """The request's JSON, refused with 413 past `max_bytes` before the rest of the body is read."""
+async def limited_body(request: Request, max_bytes: int):
+    """The request's body, chunk by chunk, refused with 413 past `max_bytes` (a declared length before reading)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -160,17 +176,47 @@ async def read_json_body(request: Request, max_bytes: int):
         if int(declared) > max_bytes:
             raise RequestError(f"The request body has {int(declared)} bytes; this server accepts at most {max_bytes}.",
                                status=413, code="request_too_large")
-    body = bytearray()
+    size = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
+        size += len(chunk)
+        if size > max_bytes:
             raise RequestError(f"The request body exceeds {max_bytes} bytes.", status=413, code="request_too_large")
+        yield chunk
+
+
+async def read_json_body(request: Request, max_bytes: int):
+    """The request's JSON body, at most `max_bytes` long."""
+    body = b"".join([chunk async for chunk in limited_body(request, max_bytes)])
     if not body:
         raise RequestError("The request body is empty; send a JSON object.", code="invalid_json")
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise RequestError(f"The request body is not valid JSON: {error}", code="invalid_json") from None
+
+
+async def read_form(request: Request, max_bytes: int) -> tuple[dict, bytes | None]:
+    """A multipart form at most `max_bytes` long: its fields (name -> list of values) and its `file` bytes."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise RequestError("Send the audio as multipart/form-data with a 'file' field.", code="invalid_content_type")
+    parser = MultiPartParser(request.headers, limited_body(request, max_bytes), max_files=1, max_fields=32)
+    try:
+        form = await parser.parse()
+    except MultiPartException as error:
+        raise RequestError(f"Malformed multipart body: {error.message}", code="invalid_form") from None
+    try:
+        fields, audio = {}, None
+        for name, value in form.multi_items():
+            if isinstance(value, StarletteUploadFile):
+                if name != "file":
+                    raise RequestError(f"Unexpected file field {name!r}; send the audio as 'file'.", param=name,
+                                       code="unknown_parameter")
+                audio = await value.read()
+            else:
+                fields.setdefault(name, []).append(value)
+        return fields, audio
+    finally:
+        await form.close()
 
 
 def build_app(pipe, model_name: str, limits: ServerLimits | None = None, max_batch_size: int = 8,
@@ -273,6 +319,29 @@ def build_app(pipe, model_name: str, limits: ServerLimits | None = None, max_bat
         except (ValueError, TypeError) as error:  # the pipeline refused this request
             raise RequestError(_one_line(error), code="invalid_value") from None
         return JSONResponse(completion_body(request, completion))
+
+    async def audio_endpoint(http_request: Request, task: str):
+        fields, audio = await read_form(http_request, max_body_bytes)
+        model = fields.get("model") or [None]
+        check_model(model[0])
+        request = await run_in_threadpool(parse_transcription_request, fields, audio, task, model_name, limits)
+        try:
+            result = await submit(request, request.batch_key)
+        except (ValueError, TypeError) as error:
+            raise RequestError(_one_line(error), code="invalid_value") from None
+        body = transcription_body(request, result)
+        if isinstance(body, dict):
+            return JSONResponse(body)
+        media_type = {"srt": "application/x-subrip", "vtt": "text/vtt"}.get(request.response_format, "text/plain")
+        return PlainTextResponse(body, media_type=media_type)
+
+    @app.post("/v1/audio/transcriptions")
+    async def transcriptions(http_request: Request):
+        return await audio_endpoint(http_request, "transcribe")
+
+    @app.post("/v1/audio/translations")
+    async def translations(http_request: Request):
+        return await audio_endpoint(http_request, "translate")
 
     async def stream_events(request: ChatRequest, streamer, cancelled: threading.Event, result):
         stop_filter = StopSequenceFilter(request.stop)
