@@ -18,7 +18,6 @@ import asyncio
 import copy
 import hmac
 import json
-import logging
 import threading
 import time
 
@@ -49,7 +48,6 @@ from .protocol import (
 )
 
 
-logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 32 * 2**20
 OWNED_BY = "transformers-qwen-audio"
@@ -79,8 +77,9 @@ class _StreamWork:
         self.cancelled = cancelled
 
 
-class ChatEngine:
-    """Turns validated requests into pipeline calls and pipeline results into `Completion`s."""
+class InferenceEngine:
+    """Turns validated requests (chats, streamed chats, transcriptions) into pipeline calls, and their results into
+    what the protocol returns."""
 
     def __init__(self, pipe, limits: ServerLimits):
         self.pipe = pipe
@@ -111,7 +110,7 @@ class ChatEngine:
                 param="messages", code="context_length_exceeded")
         return request
 
-    def run_batch(self, work: list) -> list[Completion]:
+    def run_batch(self, work: list) -> list:
         """The batcher's callback: one pipeline call for requests of equal settings (or one streamed request)."""
         if isinstance(work[0], TranscriptionRequest):
             return self._transcribe(work)
@@ -229,7 +228,7 @@ def build_app(pipe, model_name: str, limits: ServerLimits | None = None, max_bat
     `app.state.batcher.stats` tells how requests were batched; `/health` reports the same.
     """
     limits = limits or ServerLimits()
-    engine = ChatEngine(pipe, limits)
+    engine = InferenceEngine(pipe, limits)
     batcher = DynamicBatcher(engine.run_batch, max_batch_size=max_batch_size, max_wait_s=batch_wait_s,
                              max_pending=max_pending)
     started = int(time.time())
@@ -266,7 +265,7 @@ def build_app(pipe, model_name: str, limits: ServerLimits | None = None, max_bat
 
     @app.exception_handler(Exception)
     async def unexpected_error(_request, error: Exception):
-        logger.exception("Unexpected error while serving a request")
+        # The client gets one line; Starlette re-raises after this response, so the server log has the traceback.
         return _error_response(RequestError(f"Internal server error: {_one_line(error)}", code="internal_error",
                                             status=500, error_type="server_error"))
 
