@@ -101,7 +101,7 @@ def test_array_part_with_its_sampling_rate(processor):
     "messages, error, match",
     [
         ([user({"type": "audio", "path": "a.wav", "url": "https://x/a.wav"})], ValueError, "Message 0, audio part 0: an audio part needs exactly one of"),
-        ([user({"type": "video", "video": "a.mp4"})], ValueError, "Message 0, part 0: unsupported content part type 'video'"),
+        ([user({"type": "video", "video": "a.mp4"})], ValueError, "Message 0, part 0: unsupported part type 'video'"),
         ([user({"path": "a.wav", "text": "hi"})], ValueError, "Message 0, part 0: .*both text and audio"),
         ([user({"image": "a.png"})], ValueError, "Message 0, part 0: cannot tell what this part is"),
         ([user({"type": "audio"})], ValueError, "Message 0, audio part 0 has no source"),

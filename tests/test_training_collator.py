@@ -250,7 +250,7 @@ def test_max_length_never_splits_an_audio_span(processor, collator):
         ({"messages": [{"role": "user", "content": 3}, {"role": "assistant", "content": "y"}]}, "string or a list"),
         ({"messages": [{"role": "user", "content": "x"}]}, "no assistant message"),
         ({"messages": [{"role": "user", "content": [{"type": "image", "image": "a.png"}]},
-                       {"role": "assistant", "content": "y"}]}, "unsupported content part type"),
+                       {"role": "assistant", "content": "y"}]}, "unsupported part type"),
         ({"messages": [{"role": "user", "content": [{"type": "audio"}]},
                        {"role": "assistant", "content": "y"}]}, "has no source"),
         ({"messages": [{"role": "user", "content": [{"type": "text", "text": None}]},
