@@ -42,6 +42,8 @@ LOOPBACK_HOSTS = ("localhost",)
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Registers `serve` on the `qwen-audio` command line."""
+    from ..cli import add_model_loading_arguments
+
     parser = subparsers.add_parser("serve", help="OpenAI-compatible HTTP server for audio chat",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", nargs="?", help="checkpoint folder (native or released layout) or Hub repo id")
@@ -51,8 +53,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free port)")
     parser.add_argument("--served-model-name", help="the name clients use as `model` (default: MODEL as given)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: first GPU, else CPU)")
-    parser.add_argument("--dtype", default="auto", help="float32, bfloat16, float16 or auto (default: as stored)")
+    add_model_loading_arguments(parser)
     parser.add_argument("--api-key", default=os.environ.get("QWEN_AUDIO_API_KEY"),
                         help="require 'Authorization: Bearer KEY' on /v1 routes (default: $QWEN_AUDIO_API_KEY; none)")
     parser.add_argument("--max-queue", type=int, default=256,
