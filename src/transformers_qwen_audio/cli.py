@@ -519,4 +519,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The package's module, not this `__main__` copy: subcommand modules raise `transformers_qwen_audio.cli.CliError`.
+    from transformers_qwen_audio.cli import main as package_main
+
+    sys.exit(package_main())
