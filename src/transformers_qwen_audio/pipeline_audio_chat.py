@@ -51,8 +51,15 @@ from transformers import BatchFeature, GenerationConfig, Pipeline, TextIteratorS
 from transformers.utils import logging
 
 from .audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip, load_audio
-from .conversation import validate_conversation  # the one conversation model (re-exported here for old imports)
-from .processing_qwen_audio import AUDIO_PART_KEYS, MAX_AUDIO_SECONDS, MIN_AUDIO_SAMPLES, split_into_windows
+from .conversation import ROLES as MESSAGE_ROLES  # noqa: F401  (the one conversation model, re-exported)
+from .conversation import validate_conversation
+from .processing_qwen_audio import (
+    AUDIO_PART_KEYS,
+    CHAT_FORMATS,
+    MAX_AUDIO_SECONDS,
+    MIN_AUDIO_SAMPLES,
+    split_into_windows,
+)
 from .task_prompts import (
     CHAT_TASK_INSTRUCTIONS,
     LANGUAGE_NAMES,
@@ -69,8 +76,6 @@ from .tokenization_qwen_audio import ENDOFTEXT_TOKEN, IM_END_TOKEN, IM_START_TOK
 logger = logging.get_logger(__name__)
 
 DEFAULT_MODEL = "Qwen/Qwen-Audio-Chat"
-CHAT_FORMATS = ("chatml", "raw")
-MESSAGE_ROLES = ("system", "user", "assistant")
 
 class ReturnType(enum.Enum):
     TENSORS = 0

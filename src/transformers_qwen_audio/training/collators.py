@@ -166,7 +166,7 @@ class QwenAudioChatCollator:
                     part["audio"] = ""
         text, assistant_ranges = self._render(canonical)
         completion_start = None
-        if prompt_length is not None:
+        if prompt_length is not None and self.completion_only_loss:
             prompt_text, _ = self._render(canonical[:prompt_length], add_generation_prompt=True)
             if not text.startswith(prompt_text):
                 raise ValueError(
