@@ -61,12 +61,10 @@ from .processing_qwen_audio import (
     split_into_windows,
 )
 from .task_prompts import (
-    CHAT_TASK_INSTRUCTIONS,
-    LANGUAGE_NAMES,
     QUESTION_TASKS,
     SPEECH_TASKS,
-    TIMESTAMP_INSTRUCTION,
     build_task_prompt,
+    chat_task_instruction,
     parse_word_timestamps,
     timestamp_token,
 )
@@ -598,13 +596,7 @@ class AudioChatPipeline(Pipeline):
 
     @staticmethod
     def _chat_instruction(task, language, output_language, return_timestamps) -> str:
-        task = task.strip().strip("<|>").lower()
-        spoken = LANGUAGE_NAMES.get((language or "").lower())
-        target = LANGUAGE_NAMES.get((output_language or "en").lower(), output_language)
-        instruction = CHAT_TASK_INSTRUCTIONS[task].format(
-            language=f" ({spoken})" if spoken else "", output_language=target
-        )
-        return instruction + (TIMESTAMP_INSTRUCTION if return_timestamps else "")
+        return chat_task_instruction(task, language, output_language, return_timestamps)
 
     def _collate(self, rows: list[BatchFeature]) -> dict:
         """Left-pads the rows' ids into one batch and concatenates their clips in row order (= span order)."""
