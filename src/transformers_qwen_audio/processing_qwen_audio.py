@@ -360,6 +360,8 @@ class QwenAudioProcessor(ProcessorMixin):
         """
         if text is None:
             raise ValueError("QwenAudioProcessor needs `text`: write one <audio></audio> span per clip in it.")
+        if isinstance(text, str):
+            text = [text]
         spans_per_text = []
         for index, sample in enumerate(text):
             try:
