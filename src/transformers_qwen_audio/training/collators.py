@@ -166,7 +166,7 @@ class QwenAudioChatCollator:
                     part["audio"] = ""
         text, assistant_ranges = self._render(canonical)
         completion_start = None
-        if prompt_length is not None and self.completion_only_loss:
+        if prompt_length is not None:
             prompt_text, _ = self._render(canonical[:prompt_length], add_generation_prompt=True)
             if not text.startswith(prompt_text):
                 raise ValueError(
@@ -284,7 +284,8 @@ class QwenAudioChatCollator:
 
     def _audio_span_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
         """True from each `<audio>` to its `</audio>`, inclusive: the model's own `QwenAudioModel.audio_spans`."""
-        is_start, is_end = input_ids == self.audio_start_token_id, input_ids == self.audio_end_token_id
+        is_start = input_ids == self.audio_start_token_id
+        is_end = input_ids == self.audio_end_token_id
         return QwenAudioModel.audio_spans(self._span_ids, is_start, is_end)[0]
 
     def _truncate(self, collated: dict) -> dict:
