@@ -278,7 +278,8 @@ def load_audio(
         if _is_url(text):
             if not allow_urls:
                 raise ValueError(
-                    f"Refusing to download audio from {text}: pass `allow_urls=True` to fetch http(s) URLs."
+                    f"Refusing to download audio from {text}: pass `allow_urls=True` (command line: --allow-urls) to fetch "
+                    "http(s) URLs."
                 )
             waveform, file_sampling_rate = _read_url(text)
             source = text
