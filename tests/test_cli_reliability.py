@@ -4,6 +4,7 @@ and the interactive chat dropping a clip that fails to decode."""
 
 import functools
 import http.server
+import io
 import threading
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import soundfile
 import torch
 
 from transformers_qwen_audio import __version__
+from transformers_qwen_audio import cli
 from transformers_qwen_audio.cli import CliError, output_paths
-from transformers_qwen_audio.convert import convert
+from transformers_qwen_audio.convert import convert, dtype_argument
 from transformers_qwen_audio.demo import build_released_checkpoint
 from cli_subprocess import assert_one_line_error, error_lines, run_cli
 
@@ -132,3 +134,24 @@ def test_corrupted_shard_is_named_before_loading(model, clips, tmp_path):
     shard.write_bytes(b"\xff" * 64)
     result = run_cli("chat", native, clips / "a.wav", "-p", "hi", *FAST)
     assert_one_line_error(result, f"corrupted or truncated safetensors file {shard}")
+
+
+def test_interactive_chat_suggests_reset_only_when_earlier_turns_can_be_the_cause(model, monkeypatch, capsys):
+    class LongConversationFails:
+        def stream(self, messages, **kwargs):
+            if len(messages) > 1:
+                raise ValueError("the conversation is longer than the context window")
+            yield "hello"
+
+    monkeypatch.setattr(cli, "load_pipeline", lambda *args, **kwargs: LongConversationFails())
+    monkeypatch.setattr("sys.stdin", io.StringIO("hi\nand now?\nstill there?\n/reset\nhi again\n/quit\n"))
+    assert cli.main(["chat", str(model)]) == 0
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and all("/reset starts over" in line and "message not sent" in line for line in errors)
+    assert captured.out.count("hello") == 2  # the first turn, and the first turn after /reset
+
+
+@pytest.mark.parametrize("given, expected", [("fp16", "float16"), ("BF16", "bfloat16"), ("auto", "auto")])
+def test_dtype_aliases(given, expected):
+    assert dtype_argument(given) == expected
