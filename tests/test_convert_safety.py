@@ -7,7 +7,6 @@ import configparser
 import json
 import multiprocessing
 import os
-import pickle
 import random
 import shutil
 import signal
@@ -25,6 +24,7 @@ from transformers_qwen_audio import convert as convert_module
 from transformers_qwen_audio.checkpoint_files import verify_weight_files
 from transformers_qwen_audio.convert import ConversionError, convert, converted_by_us
 from transformers_qwen_audio.demo import build_released_checkpoint
+from hostile_files import write_code_running_pickle
 from cli_subprocess import assert_one_line_error, folder_digest, run_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -214,13 +214,7 @@ def test_pickle_with_code_is_refused_without_suggesting_weights_only_false(relea
     folder.mkdir()
     shutil.copy(released / "config.json", folder / "config.json")
     marker = tmp_path / "pwned"
-
-    class Payload:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
-    with open(folder / "pytorch_model.bin", "wb") as handle:
-        pickle.dump({"lm_head.weight": Payload()}, handle)
+    write_code_running_pickle(folder / "pytorch_model.bin", marker)
     result = run_cli("convert", folder, tmp_path / "out")
     assert_one_line_error(result, f"refused to load {folder / 'pytorch_model.bin'}", "safetensors")
     assert "weights_only=False" not in result.stderr and "weights_only` set to `False" not in result.stderr
