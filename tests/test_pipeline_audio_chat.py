@@ -9,11 +9,7 @@ from safetensors.numpy import load_file
 from transformers import pipeline
 
 import transformers_qwen_audio  # noqa: F401  (registers "audio-chat")
-from transformers_qwen_audio.pipeline_audio_chat import (
-    AudioChatPipeline,
-    DEFAULT_MODEL,
-    chat_format_of,
-)
+from transformers_qwen_audio.pipeline_audio_chat import AudioChatPipeline, DEFAULT_MODEL
 from transformers_qwen_audio.processing_qwen_audio import split_into_windows
 
 RELEASED_FOLDER = "tiny_real_vocab_original_layout"
@@ -166,11 +162,11 @@ def test_loaded_model_and_processor(released_pipe, manifest, reference_dir, expe
 def test_base_task_prompt_matches_original(released_pipe, manifest, reference_dir, timestamps):
     wanted = "<|timestamps|>" if timestamps else "<|notimestamps|><|wo_itn|>"
     base = next(p for p in manifest["base_prompts"] if p["prompt"].startswith("<audio>1089") and "<|transcribe|>" in p["prompt"] and wanted in p["prompt"])
-    prepared = released_pipe.preprocess(
+    rows = list(released_pipe.preprocess(
         str(reference_dir / "audio" / "1089_134686_000007_000004_person_name.wav"),
         task="transcribe", language="en", return_timestamps=timestamps, chat_format="raw",
-    )
-    assert prepared.rows[0]["input_ids"][0].tolist() == base["input_ids"]
+    ))
+    assert len(rows) == 1 and rows[0]["input_ids"][0].tolist() == base["input_ids"]
 
 
 def test_transcribe_with_word_timestamps(released_pipe, reference_dir):
@@ -183,19 +179,27 @@ def test_transcribe_with_word_timestamps(released_pipe, reference_dir):
     assert len(results) == 2 and results[0] == results[1] and set(results[0]) == {"text"}
 
 
+def fake_outputs(tokenizer, rows, answers):
+    """What `_forward` gives for `rows` (from `preprocess`) had the model answered `answers` (text, one per row)."""
+    return [
+        {"new_tokens": torch.tensor([[tokenizer(answer)["input_ids"]]]), "meta": row["meta"]}
+        for row, answer in zip(rows, answers)
+    ]
+
+
 def test_long_audio_chunks_are_offset(released_pipe, reference_dir):
     music = str(reference_dir / "audio" / "music.wav")
-    prepared = released_pipe.preprocess(music, task="transcribe", language="en", return_timestamps=True,
-                                        long_audio="chunk", chat_format="raw")
-    assert len(prepared.rows) == 4 and prepared.window_offsets == [0.0, 30.0, 60.0, 90.0]
-    tokenizer = released_pipe.tokenizer
-    fake = [torch.tensor([tokenizer(f" word{i}<|1.50|><|endoftext|>")["input_ids"]]) for i in range(4)]
-    result = released_pipe.postprocess({"prepared": prepared, "new_tokens": fake}, return_timestamps=True)
+    rows = list(released_pipe.preprocess(music, task="transcribe", language="en", return_timestamps=True,
+                                         long_audio="chunk", chat_format="raw"))
+    assert [row["meta"]["time_offset"] for row in rows] == [0.0, 30.0, 60.0, 90.0]
+    assert [row["is_last"] for row in rows] == [False, False, False, True]
+    fake = fake_outputs(released_pipe.tokenizer, rows, [f" word{i}<|1.50|><|endoftext|>" for i in range(4)])
+    result = released_pipe.postprocess(fake, return_timestamps="word")
     assert result["text"] == "word0 word1 word2 word3"
     assert [chunk["timestamp"] for chunk in result["chunks"]] == [(0.0, 1.5), (30.0, 31.5), (60.0, 61.5), (90.0, 91.5)]
-    # And end to end: every window is generated.
+    # And end to end: every window is generated, in batches that mix windows.
     result = released_pipe(music, task="transcribe", language="en", return_timestamps=True, long_audio="chunk",
-                           chat_format="raw", max_new_tokens=2, batch_size=4)
+                           chat_format="raw", max_new_tokens=2, batch_size=3)
     assert set(result) == {"text", "chunks"}
 
 
@@ -205,21 +209,24 @@ def test_split_into_windows():
 
 
 def test_chat_format_rule(released_pipe):
-    model = released_pipe.model
-    assert chat_format_of(model, "raw") == "raw"
-    original = model.config._name_or_path
+    # The call's or the pipeline's argument, else the processor's attribute, else the checkpoint's generation
+    # config; never the model's name. Unknown means a chat checkpoint.
+    model, processor = released_pipe.model, released_pipe.processor
+    original_name = model.config._name_or_path
     try:
-        model.config._name_or_path = "Qwen/Qwen-Audio"
-        assert chat_format_of(model) == "raw"
-        model.config._name_or_path = "Qwen/Qwen-Audio-Chat"
-        assert chat_format_of(model) == "chatml"
+        model.config._name_or_path = "Qwen/Qwen-Audio"  # a base model's name: not read
+        assert pipeline("audio-chat", model=model, processor=processor).chat_format == "chatml"
+        assert pipeline("audio-chat", model=model, processor=processor, chat_format="raw").chat_format == "raw"
         model.generation_config.chat_format = "raw"
-        assert chat_format_of(model) == "raw"
+        assert pipeline("audio-chat", model=model, processor=processor).chat_format == "raw"
+        processor.chat_format = "chatml"
+        assert pipeline("audio-chat", model=model, processor=processor).chat_format == "chatml"
     finally:
-        model.config._name_or_path = original
+        model.config._name_or_path = original_name
         del model.generation_config.chat_format
+        processor.chat_format = None
     with pytest.raises(ValueError, match="chat_format"):
-        chat_format_of(model, "plain")
+        pipeline("audio-chat", model=model, processor=processor, chat_format="plain")
 
 
 # --- bad inputs -----------------------------------------------------------------------------------------------------
@@ -235,13 +242,13 @@ def test_chat_format_rule(released_pipe):
         (lambda pipe, audio: pipe([{"role": "user"}]), ValueError, "no content"),
         (lambda pipe, audio: pipe([{"role": "robot", "content": "hi"}]), ValueError, "role"),
         (lambda pipe, audio: pipe([{"role": "user", "content": ["hi"]}]), TypeError, "part must be a dict"),
-        (lambda pipe, audio: pipe([{"role": "user", "content": [{"type": "video", "video": "x"}]}]), ValueError, "unsupported part type"),
+        (lambda pipe, audio: pipe([{"role": "user", "content": [{"type": "video", "video": "x"}]}]), ValueError, "unsupported content part type"),
         (lambda pipe, audio: pipe([{"role": "user", "content": [{"type": "audio"}]}]), ValueError, "exactly one of"),
-        (lambda pipe, audio: pipe([{"role": "user", "content": [{"type": "audio", "path": "/no/such.wav"}]}]), FileNotFoundError, "Message 0, audio part 0"),
+        (lambda pipe, audio: pipe([{"role": "user", "content": [{"type": "audio", "path": "/no/such.wav"}]}]), FileNotFoundError, "Audio clip 0.*not found"),
         (lambda pipe, audio: pipe([{"role": "user", "content": [{"type": "audio", "audio": b"not audio at all"}]}]), ValueError, "Could not decode"),
         (lambda pipe, audio: pipe("/no/such.wav", task="caption"), FileNotFoundError, "not found"),
         (lambda pipe, audio: pipe(audio, prompt="hi", batch_size=0), ValueError, "batch_size"),
-        (lambda pipe, audio: pipe(audio, task="transcribe", language="en", return_timestamps="segment"), ValueError, "return_timestamps"),
+        (lambda pipe, audio: pipe(audio, task="transcribe", language="en", return_timestamps="char"), ValueError, "return_timestamps"),
     ],
 )
 def test_bad_inputs(released_pipe, reference_dir, call, error, match):
