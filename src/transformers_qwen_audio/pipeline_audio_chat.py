@@ -313,8 +313,13 @@ class AudioChatPipeline(ChunkPipeline):
         if inputs is None:
             raise ValueError("Nothing to do: pass a conversation, a list of conversations, or audio with a task/prompt.")
         if is_message(inputs) or is_conversation(inputs):
-            validate_conversation(inputs)  # our errors rather than `Chat`'s
-            return super().__call__(Chat([inputs] if is_message(inputs) else list(inputs)), **kwargs)
+            conversation = [inputs] if is_message(inputs) else list(inputs)
+            try:
+                chat = Chat(conversation)
+            except ValueError:
+                validate_conversation(conversation)  # says what is wrong, where `Chat` only says it is
+                raise
+            return super().__call__(chat, **kwargs)
         if isinstance(inputs, (list, tuple)):
             if len(inputs) == 0:
                 raise ValueError("Got an empty list of inputs.")
