@@ -113,7 +113,7 @@ def part_type(part: Mapping, where: str = "Part") -> str:
     if declared is not None:
         if declared not in PART_TYPES:
             raise ValueError(
-                f"{where}: unsupported content part type {declared!r}; Qwen-Audio-Chat understands {PART_TYPES}."
+                f"{where}: unsupported part type {declared!r}; a content part of Qwen-Audio-Chat is one of {PART_TYPES}."
             )
         return declared
     has_audio = any(part.get(key) is not None for key in AUDIO_SOURCE_KEYS)

@@ -566,6 +566,7 @@ class QwenAudioProcessor(ProcessorMixin):
         timestamps: bool = False,
         prompt: str | None = None,
         output_language: str | None = None,
+        caption_style: str | None = None,
         chat_format: str | None = None,
         system_prompt: str | None = None,
         tokenize: bool = True,
@@ -599,6 +600,8 @@ class QwenAudioProcessor(ProcessorMixin):
                 The question of `task="question"`.
             output_language (`str`, *optional*):
                 Language of the answer (translation target).
+            caption_style (`str`, *optional*):
+                Base checkpoints, caption task: `"clotho"`, `"audiocaps"`, `"plain"` or `"audioset_ontology"`.
             chat_format (`str`, *optional*):
                 `"raw"` or `"chatml"`; defaults to the processor's `chat_format`.
             system_prompt (`str`, *optional*):
@@ -634,6 +637,7 @@ class QwenAudioProcessor(ProcessorMixin):
                 output_language=output_language,
                 timestamps=timestamps,
                 itn=False if speech_task and not timestamps else None,
+                caption_style=caption_style,
                 question=prompt,
             )
             texts = [f"{AUDIO_START_TOKEN}{_path_of(clip)}{AUDIO_END_TOKEN}{tags}" for clip in clips]
@@ -641,6 +645,8 @@ class QwenAudioProcessor(ProcessorMixin):
                 return texts if len(clips) > 1 else texts[0]
             return self(text=texts, audio=clips, **kwargs)
 
+        if caption_style is not None:
+            raise ValueError("`caption_style` is a tag of base checkpoints; a chat checkpoint is asked in words.")
         instruction = chat_task_instruction(task, language, output_language, timestamps, question=prompt)
         conversations = []
         for clip in clips:
