@@ -250,6 +250,8 @@ def test_chat_format_rule(released_pipe):
         (lambda pipe, audio: pipe([{"role": "user", "content": [{"type": "audio", "audio": b"not audio at all"}]}]), ValueError, "Could not decode"),
         (lambda pipe, audio: pipe("/no/such.wav", task="caption"), FileNotFoundError, "not found"),
         (lambda pipe, audio: pipe(audio, prompt="hi", batch_size=0), ValueError, "batch_size"),
+        (lambda pipe, audio: pipe([]), ValueError, "empty list"),
+        (lambda pipe, audio: pipe(audio, prompt="hi", text="hi"), ValueError, "once"),
         (lambda pipe, audio: pipe(audio, task="transcribe", language="en", return_timestamps="char"), ValueError, "return_timestamps"),
     ],
 )
@@ -350,6 +352,17 @@ def test_any_to_any_form(released_pipe, reference_dir, expected_replies):
     assert released_pipe({"audio": speech, "text": "what does the person say?"}, **GREEDY_10) == expected
     with pytest.raises(ValueError, match="one text per clip"):
         released_pipe(audio=[speech, speech], text=["a", "b", "c"])
+    # `text` alone is a user turn, as in image-text-to-text.
+    hello = [{"role": "user", "content": "Hello!"}]
+    assert released_pipe(text="Hello!", max_new_tokens=3)[0]["generated_text"][:1] == hello
+    assert released_pipe(text="Hello!", return_full_text=False, **GREEDY_10) == released_pipe(hello, return_full_text=False, **GREEDY_10)
+
+
+def test_several_sequences_per_conversation_in_a_batch(released_pipe, manifest, reference_dir):
+    conversations = file_messages(manifest, reference_dir)[:2]
+    results = released_pipe(conversations, batch_size=2, num_return_sequences=2, do_sample=True, max_new_tokens=3)
+    assert [len(result) for result in results] == [2, 2]
+    assert all(record["input_text"] == conversation for result, conversation in zip(results, conversations) for record in result)
 
 
 def test_word_and_segment_timestamps(released_pipe, reference_dir):
