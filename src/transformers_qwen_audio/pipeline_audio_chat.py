@@ -33,12 +33,8 @@ PREPROCESS_PARAMS = (
     "long_audio", "sampling_rate", "allow_urls", "allow_audio_paths_in_text", "continue_final_message", "errors",
 )
 POSTPROCESS_PARAMS = ("return_timestamps", "skip_special_tokens", "clean_up_tokenization_spaces")
-CHOICES = {
-    "return_timestamps": TIMESTAMP_MODES,
-    "chat_format": CHAT_FORMATS + (None,),
-    "long_audio": LONG_AUDIO_MODES + (None,),
-    "errors": ("raise", "return", None),
-}
+CHOICES = {"return_timestamps": TIMESTAMP_MODES, "chat_format": CHAT_FORMATS + (None,),
+           "long_audio": LONG_AUDIO_MODES + (None,), "errors": ("raise", "return", None)}
 
 
 class DefaultCheckpoint(os.PathLike):
@@ -58,7 +54,7 @@ def _as_chat(item):
     return Chat(list(item)) if valid else item
 
 
-def _is_chat(item) -> bool:
+def _is_chat(item) -> bool:  # a conversation, wrapped or not, rather than audio
     return isinstance(item, Chat) or is_message(item) or is_conversation(item)
 
 
@@ -120,12 +116,11 @@ class AudioChatPipeline(ChunkPipeline):
                     f"{name} first (`huggingface-cli download {name}`). Cause: {' '.join(str(error).split())[:300]}"
                 ) from None
         super().__init__(model, *args, **kwargs)
-        if self.processor is None:
-            source = getattr(self.model.config, "_name_or_path", None)
+        if self.processor is None:  # a loaded model given without its processor: the one of its folder
             try:
-                self.processor = AutoProcessor.from_pretrained(source)
+                self.processor = AutoProcessor.from_pretrained(self.model.config._name_or_path)
             except (OSError, ValueError, TypeError) as error:
-                raise ValueError(f"Could not load the processor of {source!r} ({error}); pass `processor=`.") from None
+                raise ValueError(f"Could not load the model's processor ({error}); pass `processor=`.") from None
         if not hasattr(self.processor, "apply_task_request"):
             raise TypeError(f"The audio-chat pipeline needs a QwenAudioProcessor, got {type(self.processor).__name__}.")
         self.tokenizer, self.feature_extractor = self.processor.tokenizer, self.processor.feature_extractor
@@ -309,7 +304,7 @@ class AudioChatPipeline(ChunkPipeline):
             prompt_length = model_inputs["input_ids"].shape[1]
             generated = self.model.generate(**model_inputs, **generate_kwargs)[:, prompt_length:]
             generated = generated.reshape(len(valid), -1, generated.shape[-1])  # [rows, num_return_sequences, T]
-            new_tokens = torch.full((len(meta), *generated.shape[1:]), self.tokenizer.pad_token_id, dtype=torch.long)
+            new_tokens = generated.new_full((len(meta), *generated.shape[1:]), self.tokenizer.pad_token_id)
             new_tokens[valid] = generated
         return {"new_tokens": new_tokens, "is_last": is_last, "meta": meta}
 
