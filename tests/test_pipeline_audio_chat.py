@@ -246,7 +246,7 @@ def test_chat_format_rule(released_pipe):
         (lambda pipe, audio: pipe([{"role": "user", "content": ["hi"]}]), TypeError, "part must be a dict"),
         (lambda pipe, audio: pipe([{"role": "user", "content": [{"type": "video", "video": "x"}]}]), ValueError, "unsupported (content )?part type"),
         (lambda pipe, audio: pipe([{"role": "user", "content": [{"type": "audio"}]}]), ValueError, "exactly one of"),
-        (lambda pipe, audio: pipe([{"role": "user", "content": [{"type": "audio", "path": "/no/such.wav"}]}]), FileNotFoundError, "Audio clip 0.*not found"),
+        (lambda pipe, audio: pipe([{"role": "user", "content": [{"type": "audio", "path": "/no/such.wav"}]}]), FileNotFoundError, "Message 0, audio part 0"),
         (lambda pipe, audio: pipe([{"role": "user", "content": [{"type": "audio", "audio": b"not audio at all"}]}]), ValueError, "Could not decode"),
         (lambda pipe, audio: pipe("/no/such.wav", task="caption"), FileNotFoundError, "not found"),
         (lambda pipe, audio: pipe(audio, prompt="hi", batch_size=0), ValueError, "batch_size"),
@@ -409,6 +409,11 @@ def test_bad_row_is_named_and_errors_return_keeps_the_others(released_pipe, mani
     assert set(results[1]) == {"error"} and results[1]["error"].startswith("Input 1: ") and "not found" in results[1]["error"]
     with pytest.raises(ValueError, match="errors"):
         released_pipe(good, errors="ignore")
+    # A single input too, whatever is wrong with it.
+    no_content = [{"role": "user"}]
+    assert released_pipe(no_content, errors="return") == [
+        {"input_text": no_content, "error": "Input 0: Message 0 (user) has no content: a message is a dict with `role` and `content`."}
+    ]
 
 
 def test_urls_are_refused_unless_allowed(released_pipe):

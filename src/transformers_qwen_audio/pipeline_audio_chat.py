@@ -16,10 +16,10 @@ from transformers.pipelines.base import ChunkPipeline
 from transformers.pipelines.image_text_to_text import ReturnType
 from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 from transformers.utils import logging
-from transformers.utils.chat_template_utils import Chat, is_valid_message
+from transformers.utils.chat_template_utils import Chat
 
 from .audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip
-from .conversation import is_conversation, is_message, load_clip, validate_conversation
+from .conversation import is_conversation, is_message, load_clip
 from .processing_qwen_audio import CHAT_FORMATS, LONG_AUDIO_MODES, MAX_AUDIO_SECONDS, TIMESTAMP_MODES
 from .processing_qwen_audio import split_into_windows
 
@@ -47,11 +47,16 @@ class DefaultCheckpoint(os.PathLike):
     __str__ = __repr__ = __fspath__
 
 
+class _Conversation(Chat):
+    """transformers' `Chat` (a list of messages not to be taken for a batch), checked in `preprocess` by the
+    conversation model, whose errors say what is wrong and where (and `errors="return"` can catch them)."""
+
+    def __init__(self, messages):
+        self.messages = [messages] if is_message(messages) else list(messages)
+
+
 def _as_chat(item):
-    """A conversation as transformers' `Chat` (not to be taken for a batch); anything else unchanged. A conversation
-    `Chat` would refuse stays a list: `preprocess` validates it and says what is wrong, and where."""
-    valid = is_conversation(item) and all(is_valid_message(message) for message in item)
-    return Chat(list(item)) if valid else item
+    return _Conversation(item) if is_message(item) or is_conversation(item) else item
 
 
 def _is_chat(item) -> bool:  # a conversation, wrapped or not, rather than audio
@@ -191,12 +196,7 @@ class AudioChatPipeline(ChunkPipeline):
         if inputs is None:
             raise ValueError("Nothing to do: pass a conversation, a list of conversations, or audio with a task/prompt.")
         if is_message(inputs) or is_conversation(inputs):
-            conversation = [inputs] if is_message(inputs) else list(inputs)
-            try:
-                inputs = Chat(conversation)
-            except ValueError:
-                validate_conversation(conversation)  # says what is wrong, where `Chat` only says that it is
-                raise
+            inputs = _Conversation(inputs)
         elif isinstance(inputs, (list, tuple)):
             if len(inputs) == 0:
                 raise ValueError("Got an empty list of inputs.")
@@ -248,7 +248,7 @@ class AudioChatPipeline(ChunkPipeline):
         if _is_chat(inputs):
             if task is not None or prompt is not None or return_timestamps:
                 raise ValueError("`task`, `prompt` and `return_timestamps` apply to audio; a conversation says it all.")
-            messages = inputs.messages if isinstance(inputs, Chat) else [inputs] if is_message(inputs) else list(inputs)
+            messages = _as_chat(inputs).messages
             if continue_final_message is None:  # as ImageTextToTextPipeline: a final assistant message is a prefill
                 continue_final_message = messages[-1].get("role") == "assistant"
             row = self.processor.apply_chat_template(
