@@ -327,6 +327,8 @@ def load_source(source: AudioDatasetSource, split: str, mixture: AudioMixtureArg
     if not mixture.streaming:
         map_kwargs.update(num_proc=mixture.preprocessing_num_workers, desc=f"Building targets of {source.label}")
     dataset = dataset.map(_to_mixture_rows(source, _local_base_dir(source)), **map_kwargs)
+    if mixture.streaming:  # the columns of a stream are not always known up front
+        dataset = dataset.select_columns(list(MIXTURE_FEATURES))
     if mixture.streaming:
         return dataset.filter(_keep(mixture.max_audio_seconds))
     total = len(dataset)

@@ -11,8 +11,9 @@ A pre-training example of the base Qwen-Audio model is
 
 with the tags from `task_prompts.build_task_prompt` (the one definition of the tag chains) and, for word-level
 timestamps (SRWT), a target from `task_prompts.format_word_timestamps`:
-`<|0.00|><|sil|><|0.54|>word<|0.86|>word<|1.17|>...`. The prompt already ends with the first timestamp
-(`<|0.00|>`), as at inference, so the target starts with what the model has to predict after it.
+`<|0.00|><|sil|><|0.54|>word<|0.86|>word<|1.17|>...`. The released timestamp prompt already ends with the first
+timestamp (`...<|timestamps|><|0.00|>`), as at inference, so the target starts with what the model has to predict
+after it.
 
 `build_pretraining_example` returns `{"prompt", "completion"}`; the collator (`QwenAudioChatCollator`, base-model
 format) puts the audio span in front, appends `<|endoftext|>` and learns only the completion and `<|endoftext|>`.
@@ -52,6 +53,11 @@ class TaskTags:
 
     def validate(self) -> None:
         """Raises the `build_task_prompt` error for an impossible tag combination, before any data is read."""
+        if self.timestamps and (self.itn is not None or self.caption_style is not None):
+            # The released timestamp prompts end with the first timestamp (`...<|timestamps|><|0.00|>`), which the
+            # SRWT target continues; an output tag after it would split the two.
+            raise ValueError("With `timestamps: true` leave `itn` and `caption_style` unset: the released timestamp "
+                             "prompts end with `<|timestamps|><|0.00|>`.")
         self.prompt(question="?" if self.task in QUESTION_TASKS else None)
 
 
