@@ -250,7 +250,7 @@ def test_max_length_never_splits_an_audio_span(processor, collator):
         ({"messages": [{"role": "user", "content": 3}, {"role": "assistant", "content": "y"}]}, "string or a list"),
         ({"messages": [{"role": "user", "content": "x"}]}, "no assistant message"),
         ({"messages": [{"role": "user", "content": [{"type": "image", "image": "a.png"}]},
-                       {"role": "assistant", "content": "y"}]}, "unsupported content part type"),
+                       {"role": "assistant", "content": "y"}]}, "unsupported part type"),
         ({"messages": [{"role": "user", "content": [{"type": "audio"}]},
                        {"role": "assistant", "content": "y"}]}, "has no source"),
         ({"messages": [{"role": "user", "content": [{"type": "text", "text": None}]},
@@ -265,3 +265,55 @@ def test_max_length_never_splits_an_audio_span(processor, collator):
 def test_malformed_examples_raise_value_error(collator, example, message):
     with pytest.raises(ValueError, match=message):
         collator([audio_chat(tone(0.3)), example])
+
+
+# --- TRL's meanings of assistant_only_loss and completion_only_loss ------------------------------------------------
+
+
+def chat_prompt_completion():
+    return {
+        "prompt": [
+            {"role": "user", "content": [{"type": "audio", "audio": tone(0.3)}, {"type": "text", "text": "Hi"}]},
+            {"role": "assistant", "content": "Earlier reply."},
+            {"role": "user", "content": "Now?"},
+        ],
+        "completion": [{"role": "assistant", "content": "Now this."}],
+    }
+
+
+def test_completion_only_loss_trains_the_rendered_completion(processor):
+    collator = QwenAudioChatCollator(processor, completion_only_loss=True, assistant_only_loss=False)
+    batch = collator([chat_prompt_completion()])
+    # TRL renders the prompt with the generation prompt: the completion is what follows it.
+    assert trained_segments(processor.tokenizer, batch["input_ids"][0], batch["labels"][0]) == ["Now this.<|im_end|>\n"]
+    # A conversation without a completion has nothing to restrict: every non-audio token is trained.
+    everything = collator([audio_chat(tone(0.3))])
+    audio = torch.isin(everything["input_ids"], torch.tensor([processor.audio_start_token_id, processor.audio_token_id, processor.audio_end_token_id]))
+    assert torch.equal(everything["labels"] != IGNORE_INDEX, ~audio)
+
+
+def test_assistant_only_loss_without_completion_only_loss(processor):
+    collator = QwenAudioChatCollator(processor, completion_only_loss=False, assistant_only_loss=True)
+    batch = collator([chat_prompt_completion(), audio_chat(tone(0.4))])
+    assert [trained_segments(processor.tokenizer, ids, labels) for ids, labels in zip(batch["input_ids"], batch["labels"])] == [
+        ["Earlier reply.<|im_end|>", "Now this.<|im_end|>"],
+        ["A rising chirp.<|im_end|>"],
+    ]
+
+
+def test_neither_option_trains_every_token_of_a_prompt_completion_example(processor):
+    collator = QwenAudioChatCollator(processor, completion_only_loss=False, assistant_only_loss=False)
+    batch = collator([chat_prompt_completion()])
+    decoded = processor.tokenizer.decode(batch["input_ids"][0][batch["labels"][0] != IGNORE_INDEX])
+    assert decoded.startswith("<|im_start|>system") and decoded.endswith("Now this.<|im_end|>\n")
+
+
+def test_typeless_audio_part_and_clips_column_in_prompt_completion(processor):
+    example = {
+        "prompt": [{"role": "user", "content": [{"path": None, "audio": None, "type": "audio"}, {"text": "Hi"}]}],
+        "completion": [{"role": "assistant", "content": "A tone."}],
+        "audios": [tone(0.5)],
+    }
+    batch = QwenAudioChatCollator(processor)([example])
+    assert batch["feature_attention_mask"].sum(-1).tolist() == [50]
+    assert trained_segments(processor.tokenizer, batch["input_ids"][0], batch["labels"][0]) == ["A tone.<|im_end|>"]
