@@ -93,16 +93,28 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `qwen-audio` parser. Each subcommand registers itself with `add_parser(subcommands)`, which sets
+    `run=<function(args) -> exit status>` as a default; add a subcommand with one line here."""
     parser = argparse.ArgumentParser(prog="qwen-audio", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    subcommands = parser.add_subparsers(dest="command", required=True, metavar="{chat,transcribe,convert}")
+    subcommands = parser.add_subparsers(dest="command", required=True)
+    add_chat_parser(subcommands)
+    add_transcribe_parser(subcommands)
+    convert_module.add_parser(subcommands)
+    return parser
 
+
+def add_chat_parser(subcommands) -> argparse.ArgumentParser:
     chat = subcommands.add_parser("chat", help="ask about audio clips (one question, or an interactive session)")
     _add_common_arguments(chat)
     chat.add_argument("audio", nargs="*", help="audio files attached to the first message")
     chat.add_argument("--prompt", "-p", help="the question; without it, an interactive session starts")
     chat.add_argument("--system", help="system message (default: the original's 'You are a helpful assistant.')")
+    chat.set_defaults(run=run_chat)
+    return chat
 
+
+def add_transcribe_parser(subcommands) -> argparse.ArgumentParser:
     transcribe = subcommands.add_parser("transcribe", help="speech to text, optionally with word timestamps")
     _add_common_arguments(transcribe)
     transcribe.add_argument("audio", nargs="+", help="audio files")
@@ -117,12 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--chat-format", choices=("chatml", "raw"),
                             help="force a chat (chatml) or base (raw) prompt; default: from the checkpoint")
     transcribe.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-    convert = subcommands.add_parser("convert", help="convert a released checkpoint to the native layout",
-                                     description=convert_module.__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    convert_module.build_parser(convert)
-    return parser
+    transcribe.set_defaults(run=run_transcribe)
+    return transcribe
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -251,16 +259,11 @@ def run_transcribe(args, out=None) -> int:
     return 0
 
 
-def run_convert(args, out=None) -> int:
-    return convert_module.run_from_args(args)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    runner = {"chat": run_chat, "transcribe": run_transcribe, "convert": run_convert}[args.command]
     try:
-        return runner(args)
+        return args.run(args)
     except (CliError, FileNotFoundError, FileExistsError, ValueError, TypeError, OSError) as error:
         print(f"qwen-audio {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USAGE_ERROR

@@ -125,6 +125,15 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
+def add_parser(subcommands) -> argparse.ArgumentParser:
+    """Registers `convert` on the `qwen-audio` command line."""
+    parser = subcommands.add_parser("convert", help="convert a released checkpoint to the native layout",
+                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    build_parser(parser)
+    parser.set_defaults(run=run_from_args)
+    return parser
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     dst = convert(args.src, args.dst, dtype=args.dtype, max_shard_size=args.max_shard_size, overwrite=args.overwrite,
                   push_to_hub=args.push_to_hub, private=args.private)
