@@ -20,6 +20,7 @@ import os
 import sys
 
 from . import convert as convert_module
+from .training import lora_merge
 
 
 EXIT_USAGE_ERROR = 2
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_chat_parser(subcommands)
     add_transcribe_parser(subcommands)
     convert_module.add_parser(subcommands)
+    lora_merge.add_parser(subcommands)
     return parser
 
 

@@ -128,7 +128,9 @@ def _to_chat_rows(source: ChatDatasetSource, base_dir: str | None):
 def decode_chat_rows(batch: dict) -> dict:
     """Format transform: the stored JSON back into `messages` or `prompt`/`completion`, with the `audios` column."""
     examples = [json.loads(text) for text in batch["example_json"]]
-    decoded = {key: [example.get(key) for example in examples] for key in CHAT_KEYS}
+    # Only the keys the rows have: TRL tells a conversational dataset by its first row's keys.
+    present = [key for key in CHAT_KEYS if any(key in example for example in examples)]
+    decoded = {key: [example.get(key) for example in examples] for key in present}
     decoded["audios"] = batch["audios"]
     return decoded
 
