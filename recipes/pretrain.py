@@ -18,8 +18,9 @@ python recipes/pretrain.py --config recipes/tiny/pretrain.yaml
 accelerate launch --config_file recipes/accelerate_configs/zero2.yaml recipes/pretrain.py \
     --config recipes/qwen-audio/pretrain/config_full.yaml
 
-# Two CPU processes (gloo), e.g. to check a recipe before renting GPUs
-accelerate launch --cpu --num_processes 2 recipes/pretrain.py --config recipes/tiny/pretrain.yaml
+# Two CPU processes (gloo), e.g. to check a recipe before renting GPUs. `--multi_gpu` makes accelerate start them
+# with torchrun; without GPUs they run on CPU (`--cpu --num_processes 2` alone starts one process, or needs mpirun).
+CUDA_VISIBLE_DEVICES= accelerate launch --multi_gpu --num_processes 2 recipes/pretrain.py --config recipes/tiny/pretrain.yaml
 """
 
 import logging

@@ -111,6 +111,9 @@ def model_from_config(model_config: dict, processor) -> QwenAudioForConditionalG
     if text_config.get("vocab_size", len(tokenizer)) < len(tokenizer):
         raise ValueError(f"text_config.vocab_size={text_config['vocab_size']} is smaller than the tokenizer ({len(tokenizer)}).")
     text_config.setdefault("vocab_size", len(tokenizer))
+    if "num_attention_heads" in text_config:
+        # Qwen-Audio has no grouped-query attention: as many key/value heads as heads unless said otherwise.
+        text_config.setdefault("num_key_value_heads", text_config["num_attention_heads"])
     config = QwenAudioConfig(
         text_config=text_config,
         audio_start_id=processor.audio_start_token_id,

@@ -20,6 +20,9 @@ def save_and_push(trainer, card_kwargs: dict) -> None:
     others wait, so no process exits while the upload still reads the files.
     """
     args = trainer.args
+    if getattr(trainer, "is_fsdp_enabled", False):
+        # A sharded state dict (the fast way to checkpoint) is not a loadable model: gather the full one at the end.
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     trainer.save_model(args.output_dir)
     if trainer.accelerator.is_main_process:
         trainer.create_model_card(**card_kwargs)
