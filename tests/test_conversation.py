@@ -13,15 +13,13 @@ from transformers_qwen_audio.conversation import (
     load_clip,
     validate_conversation,
 )
-from transformers_qwen_audio.demo import build_released_checkpoint, chirp
+from transformers_qwen_audio.demo import chirp
 from transformers_qwen_audio.training import IGNORE_INDEX, QwenAudioChatCollator
 
 
-@pytest.fixture(scope="module")
-def processor(tmp_path_factory):
-    from transformers import AutoProcessor
-
-    return AutoProcessor.from_pretrained(build_released_checkpoint(tmp_path_factory.mktemp("tiny-chat")))
+@pytest.fixture
+def processor(tiny_processor):
+    return tiny_processor
 
 
 @pytest.fixture(scope="module")

@@ -6,34 +6,17 @@ import json
 import numpy as np
 import pytest
 import torch
+from processor_fixtures import decoded_runs
 from transformers import AutoProcessor
 
 from transformers_qwen_audio import QwenAudioProcessor
-from transformers_qwen_audio.demo import build_released_checkpoint, chirp
+from transformers_qwen_audio.demo import chirp
 from transformers_qwen_audio.processing_qwen_audio import audio_span_length
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return build_released_checkpoint(tmp_path_factory.mktemp("tiny-chat"))
-
-
-@pytest.fixture(scope="module")
-def processor(tiny_dir):
-    return AutoProcessor.from_pretrained(tiny_dir)
-
-
-def masked_runs(tokenizer, input_ids, mask) -> list[str]:
-    runs, current = [], []
-    for token_id, keep in zip(list(input_ids), list(mask)):
-        if keep:
-            current.append(int(token_id))
-        elif current:
-            runs.append(tokenizer.decode(current))
-            current = []
-    if current:
-        runs.append(tokenizer.decode(current))
-    return runs
+@pytest.fixture
+def processor(tiny_processor):
+    return tiny_processor
 
 
 # --- typed kwargs ---------------------------------------------------------------------------------------------------
@@ -99,7 +82,7 @@ def test_assistant_tokens_mask_is_exact_with_several_clips(processor):
         messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True, return_tensors="pt"
     )
     assert len(out["input_features"]) == 3
-    runs = masked_runs(processor.tokenizer, out["input_ids"][0], out["assistant_masks"][0])
+    runs = decoded_runs(processor.tokenizer, out["input_ids"][0], out["assistant_masks"][0])
     assert runs == ["The second.<|im_end|>", "Longer still.<|im_end|>"]
 
 
@@ -109,7 +92,7 @@ def test_assistant_tokens_mask_in_a_batch(processor):
     out = processor.apply_chat_template(
         [first, second], tokenize=True, return_dict=True, return_assistant_tokens_mask=True, return_tensors="pt"
     )
-    runs = [masked_runs(processor.tokenizer, ids, mask) for ids, mask in zip(out["input_ids"], out["assistant_masks"])]
+    runs = [decoded_runs(processor.tokenizer, ids, mask) for ids, mask in zip(out["input_ids"], out["assistant_masks"])]
     assert runs == [["One.<|im_end|>"], ["Two.<|im_end|>"]]
 
 
@@ -154,11 +137,11 @@ def test_task_request_refusals(processor, kwargs, match):
         processor.apply_task_request(chirp(0.5), **kwargs)
 
 
-def test_chat_format_is_saved_and_read_from_the_released_generation_config(tiny_dir, processor, tmp_path):
+def test_chat_format_is_saved_and_read_from_the_released_generation_config(tiny_checkpoint_dir, processor, tmp_path):
     assert processor.chat_format is None  # the tiny released folder declares nothing: never guessed
     released = tmp_path / "released-chat"
     released.mkdir()
-    for item in tiny_dir.iterdir():
+    for item in tiny_checkpoint_dir.iterdir():
         (released / item.name).write_bytes(item.read_bytes())
     (released / "generation_config.json").write_text(json.dumps({"chat_format": "chatml", "eos_token_id": 256}))
     loaded = QwenAudioProcessor.from_released(released)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from processor_fixtures import decoded_runs
 
-from transformers_qwen_audio.demo import build_released_checkpoint, chirp
+from transformers_qwen_audio.demo import chirp
 from transformers_qwen_audio.processing_qwen_audio import audio_span_length
 from transformers_qwen_audio.training import IGNORE_INDEX, QwenAudioChatCollator
 
@@ -17,15 +18,13 @@ TRANSCRIBE_PROMPT = "<|startoftranscript|><|en|><|transcribe|><|en|><|notimestam
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return build_released_checkpoint(tmp_path_factory.mktemp("tiny-qwen-audio-chat"))
+def tiny_dir(tiny_checkpoint_dir):
+    return tiny_checkpoint_dir
 
 
 @pytest.fixture(scope="module")
-def processor(tiny_dir):
-    from transformers import AutoProcessor
-
-    return AutoProcessor.from_pretrained(tiny_dir)
+def processor(tiny_processor):
+    return tiny_processor
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +45,9 @@ def wav_bytes(waveform: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> bytes
 
 def trained_segments(tokenizer, input_ids: torch.Tensor, labels: torch.Tensor) -> list[str]:
     """The decoded runs of consecutive trainable positions of one row."""
-    segments, current = [], []
-    for token_id, label in zip(input_ids.tolist(), labels.tolist()):
-        if label != IGNORE_INDEX:
-            assert label == token_id
-            current.append(token_id)
-        elif current:
-            segments.append(tokenizer.decode(current))
-            current = []
-    if current:
-        segments.append(tokenizer.decode(current))
-    return segments
+    trained = labels != IGNORE_INDEX
+    assert torch.equal(labels[trained], input_ids[trained])
+    return decoded_runs(tokenizer, input_ids, trained)
 
 
 def audio_chat(clip, question="What is that sound?", answer="A rising chirp."):

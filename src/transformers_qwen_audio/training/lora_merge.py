@@ -14,12 +14,20 @@ moved into place once complete), so a crash never leaves a half-written checkpoi
 import argparse
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 from transformers import AutoModelForCausalLM, AutoProcessor
 
-from ..convert import DTYPES, replace_directory
+# The converter's atomic publishing: locked staging folder next to DST, synced files, DST replaced last.
+from ..convert import (
+    DTYPES,
+    _lock,
+    _make_staging,
+    _publish_permissions_and_sync,
+    _unlock,
+    clean_stale_staging,
+    replace_directory,
+)
 
 
 def merge_lora(
@@ -48,15 +56,19 @@ def merge_lora(
     processor_source = adapter_dir if (adapter_dir / "processor_config.json").is_file() else base
     processor = AutoProcessor.from_pretrained(processor_source, trust_remote_code=False)
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
+    clean_stale_staging(dst)
+    staging = _make_staging(dst, "partial")
+    lock = _lock(staging)
     try:
         merged.save_pretrained(staging, max_shard_size=max_shard_size)
         processor.save_pretrained(staging)
+        _publish_permissions_and_sync(staging)
         replace_directory(staging, dst)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        _unlock(lock)
     return dst
 
 
