@@ -30,6 +30,7 @@ from . import __version__
 from . import convert as convert_module
 from . import serving
 from .checkpoint_files import explain_load_error, verify_weight_files
+from .training import lora_merge
 
 
 EXIT_OK = 0
@@ -180,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_chat_parser(subcommands)
     add_transcribe_parser(subcommands)
     convert_module.add_parser(subcommands)
+    lora_merge.add_parser(subcommands)
     serving.add_parser(subcommands)
     return parser
 
