@@ -68,6 +68,7 @@ CAPTION_STYLES = {
 # Tasks whose answers can be aligned in time.
 TIMESTAMP_TASKS = SPEECH_TASKS + ("audio_grounding", "event")
 MAX_TIMESTAMP_SECONDS = 30.0
+SILENCE_TOKEN = "<|sil|>"
 
 
 def supported_tasks() -> list[str]:
@@ -248,8 +249,62 @@ def parse_word_timestamps(
     return words
 
 
+def format_word_timestamps(words, end_time: float | None = None, start_time: float = 0.0) -> str:
+    """
+    Writes words with their time spans the way Qwen-Audio's SRWT outputs them (the inverse of `parse_word_timestamps`),
+    e.g. `<|0.00|><|sil|><|0.54|>面<|0.86|>条<|1.17|>机<|1.46|><|sil|><|2.01|>`.
+
+    Every boundary is one timestamp token on the 10 ms grid, shared by the word that ends and the one that starts
+    there; a gap between two words (and before the first, after the last when `end_time` is given) is `<|sil|>`
+    between its two boundaries. This is the target the base model learns after `build_task_prompt(...,
+    timestamps=True)`.
+
+    Args:
+        words (`list[dict]`):
+            In time order, each `{"text" (or "word"): str, "start": float, "end": float}` in seconds (or
+            `{"text", "timestamp": (start, end)}` as `parse_word_timestamps` returns them). Text is written as given,
+            stripped (the released outputs have no spaces around timestamp tokens).
+        end_time (`float`, *optional*):
+            End of the clip: trailing silence up to it is written as `<|sil|><|end_time|>`.
+        start_time (`float`, *optional*, defaults to 0.0):
+            Start of the window: the output always opens with this timestamp.
+
+    Returns:
+        `str`: the timestamped text, without `<|endoftext|>`.
+    """
+    pieces, previous = [timestamp_token(start_time)], _grid(start_time)
+    for index, word in enumerate(words):
+        if not isinstance(word, dict):
+            raise ValueError(f"Word {index}: expected a dict with `text`, `start` and `end`, got {word!r}.")
+        text = word.get("text", word.get("word"))
+        start, end = word["timestamp"] if "timestamp" in word else (word.get("start"), word.get("end"))
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"Word {index}: empty or missing `text` in {word!r}.")
+        if start is None or end is None:
+            raise ValueError(f"Word {index} ({text!r}) needs both a start and an end time.")
+        start, end = _grid(start), _grid(end)
+        if start < previous or end < start:
+            raise ValueError(
+                f"Word {index} ({text!r}) spans {start:.2f}-{end:.2f} s: words must be in time order, not overlapping, "
+                f"and after {previous:.2f} s."
+            )
+        if start > previous:
+            pieces.append(SILENCE_TOKEN + timestamp_token(start))
+        pieces.append(text.strip() + timestamp_token(end))
+        previous = end
+    if end_time is not None and _grid(end_time) > previous:
+        pieces.append(SILENCE_TOKEN + timestamp_token(end_time))
+    return "".join(pieces)
+
+
+def _grid(seconds: float) -> float:
+    """Rounds to the 10 ms grid of the timestamp tokens (and checks the 0-30 s range)."""
+    return float(timestamp_token(float(seconds))[2:-2])
+
+
 __all__ = [
     "build_task_prompt",
+    "format_word_timestamps",
     "parse_word_timestamps",
     "supported_tasks",
     "timestamp_token",

@@ -2,9 +2,29 @@
 #
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
-"""Training utilities for Qwen-Audio: data collators for TRL's `SFTTrainer` and the recipes in `recipes/`."""
+"""Training utilities for Qwen-Audio, used by the recipes in `recipes/`: the data mixture and its released-format
+targets, the collator, where a run starts (checkpoint, `model_config`, Whisper encoder) and what it trains."""
 
 from .collators import IGNORE_INDEX, QwenAudioChatCollator
+from .mixture import AudioDatasetSource, AudioMixtureArguments, load_audio_mixture
+from .model_setup import QwenAudioModelArguments, load_model, load_processor, set_trainable_modules
+from .saving import save_and_push
+from .targets import TaskTags, build_pretraining_example
+from .whisper_init import init_audio_encoder_from_whisper
 
 
-__all__ = ["IGNORE_INDEX", "QwenAudioChatCollator"]
+__all__ = [
+    "IGNORE_INDEX",
+    "AudioDatasetSource",
+    "AudioMixtureArguments",
+    "QwenAudioChatCollator",
+    "QwenAudioModelArguments",
+    "TaskTags",
+    "build_pretraining_example",
+    "init_audio_encoder_from_whisper",
+    "load_audio_mixture",
+    "load_model",
+    "load_processor",
+    "save_and_push",
+    "set_trainable_modules",
+]

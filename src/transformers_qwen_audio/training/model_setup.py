@@ -1,0 +1,175 @@
+# Copyright 2025 The transformers-qwen-audio authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+"""
+Where a training run starts (a checkpoint, a `model_config` from scratch, optionally a Whisper encoder) and which
+parts of the model it trains.
+"""
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoProcessor
+from transformers.utils import logging
+
+from ..configuration_qwen_audio import QwenAudioConfig
+from ..modeling_qwen_audio import QwenAudioForConditionalGeneration
+from ..processing_qwen_audio import QwenAudioProcessor
+from ..tokenization_qwen_audio import QwenAudioTokenizerFast
+from .whisper_init import init_audio_encoder_from_whisper
+
+
+logger = logging.get_logger(__name__)
+
+# Parameter groups by name prefix. The audio encoder of the original is the Whisper tower, its output projection
+# (`audio.proj`) and the learned <audio>/</audio> embeddings (`audio.audio_bos_eos_token`).
+AUDIO_ENCODER_PREFIXES = ("model.audio_tower.", "model.multi_modal_projector.", "model.audio_boundary_embeddings.")
+LANGUAGE_MODEL_PREFIXES = ("model.language_model.", "lm_head.")
+TRAIN_MODULES = {
+    # The paper's multitask pre-training: the language model stays frozen, the encoder learns.
+    "audio_encoder": AUDIO_ENCODER_PREFIXES,
+    # Its supervised fine-tuning: the encoder stays frozen, the language model learns.
+    "language_model": LANGUAGE_MODEL_PREFIXES,
+    "all": AUDIO_ENCODER_PREFIXES + LANGUAGE_MODEL_PREFIXES,
+}
+
+
+@dataclass
+class QwenAudioModelArguments:
+    """Where the model comes from and what of it is trained."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "A released (`Qwen/Qwen-Audio`) or native checkpoint, Hub id or local folder. Leave unset "
+                  "and give `model_config` to train from scratch."},
+    )
+    model_config: dict | None = field(
+        default=None,
+        metadata={"help": "`QwenAudioConfig` arguments (`audio_config`, `text_config`, ...) for a model trained "
+                  "from scratch; vocabulary size and audio token ids are taken from the processor."},
+    )
+    processor_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Processor (tokenizer + feature extractor) folder or Hub id; default: the model's. From "
+                  "scratch without one: a byte-level tokenizer (256 byte tokens + Qwen-Audio's special tokens)."},
+    )
+    whisper_encoder_path: str | None = field(
+        default=None,
+        metadata={"help": "Local `WhisperModel`/`WhisperForConditionalGeneration` checkpoint whose encoder "
+                  "initialises the audio encoder (the paper starts from Whisper-large-v2)."},
+    )
+    train_modules: str = field(
+        default="audio_encoder",
+        metadata={"help": "What is trained: `audio_encoder` (Whisper tower + projection; the paper's pre-training), "
+                  "`language_model` (the reverse) or `all`.", "choices": list(TRAIN_MODULES)},
+    )
+    model_revision: str = field(default="main", metadata={"help": "Hub revision of the checkpoint."})
+    dtype: str | None = field(
+        default="float32",
+        metadata={"help": "Weights' dtype: `float32` (use `bf16: true` for mixed precision), `bfloat16`, `auto`."},
+    )
+    attn_implementation: str | None = field(default=None, metadata={"help": "`sdpa`, `eager`, `flash_attention_2`."})
+    audio_base_dir: str | None = field(
+        default=None, metadata={"help": "Folder that relative audio paths are resolved against."}
+    )
+
+    def __post_init__(self):
+        if (self.model_name_or_path is None) == (self.model_config is None):
+            raise ValueError("Set exactly one of `model_name_or_path` (start from a checkpoint) and `model_config` "
+                             "(train from scratch).")
+        if self.train_modules not in TRAIN_MODULES:
+            raise ValueError(f"`train_modules` must be one of {list(TRAIN_MODULES)}, got {self.train_modules!r}.")
+
+
+def byte_level_processor() -> QwenAudioProcessor:
+    """A processor whose tokenizer has the 256 byte tokens and Qwen-Audio's special tokens only: enough for a model
+    trained from scratch on a small corpus, and written out with the checkpoint like any other."""
+    from ..demo import write_byte_level_tiktoken
+
+    with tempfile.TemporaryDirectory() as folder:
+        vocab_file = Path(folder) / "qwen.tiktoken"
+        write_byte_level_tiktoken(vocab_file)
+        tokenizer = QwenAudioTokenizerFast(vocab_file=str(vocab_file))
+    return QwenAudioProcessor(tokenizer=tokenizer)
+
+
+def load_processor(args: QwenAudioModelArguments) -> QwenAudioProcessor:
+    source = args.processor_name_or_path or args.model_name_or_path
+    if source is None:
+        return byte_level_processor()
+    return AutoProcessor.from_pretrained(source, revision=args.model_revision, trust_remote_code=False)
+
+
+def model_from_config(model_config: dict, processor) -> QwenAudioForConditionalGeneration:
+    """A randomly initialised model; its vocabulary and audio token ids follow the processor's tokenizer."""
+    tokenizer = processor.tokenizer
+    config_kwargs = dict(model_config)
+    text_config = dict(config_kwargs.pop("text_config", None) or {})
+    if text_config.get("vocab_size", len(tokenizer)) < len(tokenizer):
+        raise ValueError(f"text_config.vocab_size={text_config['vocab_size']} is smaller than the tokenizer ({len(tokenizer)}).")
+    text_config.setdefault("vocab_size", len(tokenizer))
+    config = QwenAudioConfig(
+        text_config=text_config,
+        audio_start_id=processor.audio_start_token_id,
+        audio_token_id=processor.audio_token_id,
+        **config_kwargs,
+    )
+    model = QwenAudioForConditionalGeneration(config)
+    generation_config = model.generation_config
+    generation_config.eos_token_id = tokenizer.eos_token_id
+    generation_config.pad_token_id = tokenizer.pad_token_id
+    # A base model (task tags, no chat template): the pipeline builds raw prompts for it.
+    generation_config.chat_format = "raw"
+    return model
+
+
+def load_model(args: QwenAudioModelArguments, processor, **from_pretrained_kwargs):
+    """The model a run starts from: a checkpoint or `model_config`, then the Whisper encoder when asked."""
+    if args.model_config is not None:
+        model = model_from_config(args.model_config, processor)
+        if args.dtype not in (None, "auto", "float32"):
+            model = model.to(getattr(torch, args.dtype))
+    else:
+        model = AutoModelForCausalLM.from_pretrained(
+            args.model_name_or_path,
+            revision=args.model_revision,
+            dtype=args.dtype,
+            attn_implementation=args.attn_implementation,
+            # Never run the released checkpoints' remote code: this package implements the model.
+            trust_remote_code=False,
+            **from_pretrained_kwargs,
+        )
+    if args.attn_implementation is not None and args.model_config is not None:
+        model.set_attn_implementation(args.attn_implementation)
+    if args.whisper_encoder_path is not None:
+        init_audio_encoder_from_whisper(model, args.whisper_encoder_path)
+    return model
+
+
+def set_trainable_modules(model, train_modules: str) -> dict:
+    """Freezes everything outside `TRAIN_MODULES[train_modules]`; returns trainable / total parameter counts."""
+    prefixes = TRAIN_MODULES[train_modules]
+    trainable = total = 0
+    for name, parameter in model.named_parameters():
+        # Whisper's sinusoidal position table is a constant, never trained.
+        wanted = name.startswith(prefixes) and "embed_positions" not in name
+        parameter.requires_grad_(wanted)
+        total += parameter.numel()
+        trainable += parameter.numel() if wanted else 0
+    if trainable == 0:
+        raise ValueError(f"`train_modules={train_modules}` leaves no parameter to train.")
+    return {"trainable_parameters": trainable, "total_parameters": total}
+
+
+__all__ = [
+    "QwenAudioModelArguments",
+    "TRAIN_MODULES",
+    "byte_level_processor",
+    "load_model",
+    "load_processor",
+    "model_from_config",
+    "set_trainable_modules",
+]
