@@ -44,9 +44,21 @@ class Voice:
 
 
 class ESpeakSynthesizer:
-    """Synthesises text to a float32 waveform at `self.sampling_rate` (22050 Hz) with a given [`Voice`]."""
+    """Synthesises text to a float32 waveform at `self.sampling_rate` (22050 Hz) with a given [`Voice`].
 
-    _lock = threading.Lock()  # libespeak-ng keeps global state: one synthesis at a time per process
+    One instance per process (`ESpeakSynthesizer.shared()`): libespeak-ng keeps global state and must not be
+    initialised twice.
+    """
+
+    _lock = threading.Lock()  # one synthesis at a time per process
+    _shared = None
+
+    @classmethod
+    def shared(cls) -> "ESpeakSynthesizer":
+        with cls._lock:
+            if cls._shared is None:
+                cls._shared = cls()
+        return cls._shared
 
     def __init__(self):
         try:
@@ -56,6 +68,9 @@ class ESpeakSynthesizer:
                 "Synthesising the tiny dataset's speech needs the `espeakng-loader` wheel: pip install espeakng-loader"
             ) from error
         self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        # eSpeak NG draws its noise sources (breath, frication) from libc's rand(): seeding it makes renderings
+        # reproducible.
+        self._libc = ctypes.CDLL(None)
         data_path = espeakng_loader.get_data_path().encode()
         self._lib.espeak_Initialize.restype = ctypes.c_int
         self.sampling_rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_RETRIEVAL, 0, data_path, 0)
@@ -76,8 +91,9 @@ class ESpeakSynthesizer:
             ctypes.c_void_p, ctypes.c_void_p,
         ]
 
-    def synthesize(self, text: str, voice: Voice) -> np.ndarray:
+    def synthesize(self, text: str, voice: Voice, seed: int = 0) -> np.ndarray:
         with self._lock:
+            self._libc.srand(ctypes.c_uint(seed))
             if self._lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
                 raise ValueError(f"eSpeak NG has no voice {voice.name!r}")
             self._lib.espeak_SetParameter(_ESPEAK_RATE, voice.rate, 0)

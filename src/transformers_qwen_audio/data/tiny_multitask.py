@@ -39,6 +39,7 @@ import json
 import os
 import shutil
 import tempfile
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -56,7 +57,7 @@ WORDS = tuple(
 )
 SPLITS = ("train", "validation", "test")
 # Bump when the generated data changes, so that caches built by an older version are not reused.
-DATASET_VERSION = 1
+DATASET_VERSION = 2
 
 ACCENTS = ("en", "en-US", "en-GB-x-rp", "en-GB-scotland", "en-029", "en-US-nyc", "en-GB-x-gbclan", "en-GB-x-gbcwmd")
 # Voice variants that stay intelligible (the whisper/robot/croak ones are left out).
@@ -126,13 +127,14 @@ class WordBank:
     """Renderings of the vocabulary: `bank(voice, word)` -> 16 kHz waveform, trimmed, peak 1, synthesised once."""
 
     def __init__(self):
-        self.synthesizer = ESpeakSynthesizer()
+        self.synthesizer = ESpeakSynthesizer.shared()
         self._renderings: dict[tuple[str, str], np.ndarray] = {}
 
     def __call__(self, voice: Voice, word: str) -> np.ndarray:
         key = (voice.key, word)
         if key not in self._renderings:
-            waveform = self.synthesizer.synthesize(word, voice)
+            seed = zlib.crc32(f"{voice.key}/{word}".encode())
+            waveform = self.synthesizer.synthesize(word, voice, seed=seed)
             waveform = soxr.resample(waveform, self.synthesizer.sampling_rate, SAMPLING_RATE)
             waveform = trim_silence(waveform)
             if len(waveform) == 0:
@@ -171,8 +173,10 @@ def compose_utterance(rng: np.random.Generator, renderings: list[tuple[str, np.n
         position += len(waveform)
     pieces.append(np.zeros(int(rng.uniform(0.1, 0.4) * SAMPLING_RATE), dtype=np.float32))
     audio = np.concatenate(pieces)
+    # The hiss comes from its own generator, so that the main stream does not depend on the clip's length.
+    noise_rng = np.random.default_rng(rng.integers(2**32))
     if rng.random() < 0.5:
-        audio = audio + rng.standard_normal(len(audio)).astype(np.float32) * 10 ** (rng.uniform(-60, -40) / 20)
+        audio = audio + noise_rng.standard_normal(len(audio)).astype(np.float32) * 10 ** (rng.uniform(-60, -40) / 20)
     return np.clip(audio, -1.0, 1.0), words
 
 
@@ -311,6 +315,16 @@ def ensure_tiny_multitask(
     if marker.is_file() and json.loads(marker.read_text()) == {"version": DATASET_VERSION, **asdict(config)}:
         return output_dir
     return build_tiny_multitask(output_dir, config)
+
+
+# Where the tiny recipes (`recipes/tiny/pretrain.yaml`, the demo, the tiny benchmarks) expect the data, relative to
+# the working directory, as the recipes' other local paths are.
+RECIPE_DATA_DIR = Path("data") / "tiny-multitask"
+
+
+def build_recipe_data() -> Path:
+    """`build_local_data` hook of the tiny pre-training recipe: the default dataset in `data/tiny-multitask`."""
+    return ensure_tiny_multitask(RECIPE_DATA_DIR)
 
 
 def main(argv=None) -> int:
