@@ -150,7 +150,7 @@ def _jsonable(value):
 
 def evaluate_checkpoint(
     model_name_or_path: str,
-    benchmarks: list[str],
+    benchmarks: list,
     output_dir: str | None = None,
     batch_size: int = 8,
     max_samples: int | None = None,
@@ -159,7 +159,8 @@ def evaluate_checkpoint(
     progress: bool = True,
 ) -> list[dict] | None:
     """
-    Loads a checkpoint, runs the benchmarks (names of `recipes/benchmarks/*.yaml` or YAML paths), and on the main
+    Loads a checkpoint, runs the benchmarks (names of `recipes/benchmarks/*.yaml`, YAML paths or `BenchmarkSpec`s),
+    and on the main
     process writes `results.json`, `predictions.json`, `results.md` and `model_index.yaml` to `output_dir`
     (default: `<checkpoint>/eval`) and, with `update_model_card`, the `model-index` into the checkpoint's README.md.
     Under `accelerate launch` every process evaluates a shard. Returns the results (None on other processes).
@@ -170,7 +171,7 @@ def evaluate_checkpoint(
     from .benchmarks import resolve_benchmark
     from .results import model_card_data, write_results
 
-    specs = [BenchmarkSpec.from_yaml(resolve_benchmark(name)) for name in benchmarks]
+    specs = [spec if isinstance(spec, BenchmarkSpec) else BenchmarkSpec.from_yaml(resolve_benchmark(spec)) for spec in benchmarks]
     if max_samples is not None:
         for spec in specs:
             spec.max_samples = max_samples if spec.max_samples is None else min(spec.max_samples, max_samples)
