@@ -45,7 +45,8 @@ from trl import (
 )
 
 import transformers_qwen_audio  # noqa: F401  registers the model and processor with the Auto classes
-from transformers_qwen_audio.training import QwenAudioChatCollator
+from transformers_qwen_audio.training import QwenAudioChatCollator, save_and_push
+from transformers_qwen_audio.training.chat_mixture import ChatMixtureArguments, load_chat_mixture
 
 
 logger = logging.getLogger(__name__)
@@ -91,8 +92,9 @@ def default_audio_base_dir(script_args: ScriptArguments, audio_args: AudioArgume
     return None
 
 
-def main(script_args, training_args, model_args, audio_args=None):
+def main(script_args, training_args, model_args, audio_args=None, mixture_args=None):
     audio_args = audio_args or AudioArguments()
+    mixture_args = mixture_args or ChatMixtureArguments()
     set_seed(training_args.seed)
 
     ###############
@@ -117,11 +119,6 @@ def main(script_args, training_args, model_args, audio_args=None):
     # TRL cannot prepare audio datasets: keep every column for the collator, which builds the labels itself.
     training_args.remove_unused_columns = False
     training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
-    if training_args.assistant_only_loss:
-        raise ValueError(
-            "`assistant_only_loss` needs TRL's text preparation; the collator already trains on the assistant turns "
-            "only. Use `completion_only_loss: false` to train on every token instead."
-        )
 
     # Check for last checkpoint
     last_checkpoint = None
@@ -133,7 +130,15 @@ def main(script_args, training_args, model_args, audio_args=None):
     ################
     # Load datasets
     ################
-    dataset = load_sft_dataset(script_args)
+    if mixture_args.chat_datasets:
+        if script_args.dataset_name is not None:
+            raise ValueError("Set either `dataset_name` or `chat_datasets` (a weighted mixture), not both.")
+        with training_args.main_process_first(desc="building the chat mixture"):
+            dataset = load_chat_mixture(mixture_args, seed=training_args.seed, streaming=script_args.dataset_streaming)
+        train_split, test_split = "train", "test"
+    else:
+        dataset = load_sft_dataset(script_args)
+        train_split, test_split = script_args.dataset_train_split, script_args.dataset_test_split
 
     ################
     # Load processor
@@ -169,10 +174,13 @@ def main(script_args, training_args, model_args, audio_args=None):
         # The encoder's attention also has q/k/v_proj: keep adapters on the language model only.
         peft_config.exclude_modules = r".*\.(audio_tower|multi_modal_projector)\..*"
 
+    # TRL's meanings: `assistant_only_loss` trains the assistant replies only (the {% generation %} blocks of the
+    # chat template); `completion_only_loss` (None = decide from the dataset: on for prompt-completion rows) trains
+    # the completion of prompt-completion rows only. With neither, every non-padding, non-audio token is trained.
     data_collator = QwenAudioChatCollator(
         processor=processor,
-        # SFTConfig's default (None) means "decide from the dataset"; for audio chat that is the assistant turns.
         completion_only_loss=training_args.completion_only_loss is not False,
+        assistant_only_loss=training_args.assistant_only_loss,
         max_length=training_args.max_length,
         pad_to_multiple_of=training_args.pad_to_multiple_of,
         audio_base_dir=default_audio_base_dir(script_args, audio_args),
@@ -186,8 +194,8 @@ def main(script_args, training_args, model_args, audio_args=None):
         model=model,
         args=training_args,
         data_collator=data_collator,
-        train_dataset=dataset[script_args.dataset_train_split],
-        eval_dataset=(dataset[script_args.dataset_test_split] if training_args.eval_strategy != "no" else None),
+        train_dataset=dataset[train_split],
+        eval_dataset=(dataset[test_split] if training_args.eval_strategy != "no" else None),
         processing_class=processor,
         peft_config=peft_config,
     )
@@ -206,29 +214,10 @@ def main(script_args, training_args, model_args, audio_args=None):
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     metrics = train_result.metrics
     if not script_args.dataset_streaming:
-        metrics["train_samples"] = len(dataset[script_args.dataset_train_split])
+        metrics["train_samples"] = len(dataset[train_split])
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
     trainer.save_state()
-
-    ##################################
-    # Save model and create model card
-    ##################################
-    logger.info("*** Save model ***")
-    trainer.save_model(training_args.output_dir)
-    logger.info(f"Model saved to {training_args.output_dir}")
-
-    # Save everything else on main process
-    kwargs = {
-        "model_name": training_args.hub_model_id if training_args.push_to_hub else None,
-        "dataset_name": script_args.dataset_name,
-        "tags": ["transformers-qwen-audio", "qwen-audio", "audio-text-to-text"],
-    }
-    if trainer.accelerator.is_main_process:
-        trainer.create_model_card(**kwargs)
-        # Restore k,v cache for fast inference
-        trainer.model.config.use_cache = True
-        trainer.model.config.save_pretrained(training_args.output_dir)
 
     ##########
     # Evaluate
@@ -237,18 +226,22 @@ def main(script_args, training_args, model_args, audio_args=None):
         logger.info("*** Evaluate ***")
         metrics = trainer.evaluate()
         if not script_args.dataset_streaming:
-            metrics["eval_samples"] = len(dataset[script_args.dataset_test_split])
+            metrics["eval_samples"] = len(dataset[test_split])
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
 
-    #############
-    # push to hub
-    #############
-    if training_args.push_to_hub:
-        # Called on every process: `save_model` inside it gathers sharded (FSDP / ZeRO-3) weights, then only the main
-        # process uploads.
-        logger.info("Pushing to hub...")
-        trainer.push_to_hub(**kwargs)
+    ##################################
+    # Save model, model card, push to hub
+    ##################################
+    logger.info("*** Save model ***")
+    save_and_push(
+        trainer,
+        {
+            "model_name": training_args.hub_model_id if training_args.push_to_hub else None,
+            "dataset_name": script_args.dataset_name or ", ".join(source.path for source in mixture_args.chat_datasets),
+            "tags": ["transformers-qwen-audio", "qwen-audio", "audio-text-to-text"],
+        },
+    )
 
     # Finish the trackers and destroy the process group
     if hasattr(trainer, "end"):
@@ -257,10 +250,9 @@ def main(script_args, training_args, model_args, audio_args=None):
 
 
 def make_parser() -> TrlParser:
-    return TrlParser((ScriptArguments, SFTConfig, ModelConfig, AudioArguments))
+    return TrlParser((ScriptArguments, SFTConfig, ModelConfig, AudioArguments, ChatMixtureArguments))
 
 
 if __name__ == "__main__":
     parser = make_parser()
-    script_args, training_args, model_args, audio_args = parser.parse_args_and_config()
-    main(script_args, training_args, model_args, audio_args)
+    main(*parser.parse_args_and_config())

@@ -130,13 +130,14 @@ def test_full_fine_tuning_learns_a_repeated_batch(recipe, tiny_setup, tmp_path):
 
 def test_recipe_yamls_parse(recipe):
     # bf16 is validated against the machine at parse time: this one may have no GPU.
-    script_args, training_args, model_args, audio_args = parse(
+    script_args, training_args, model_args, audio_args, _ = parse(
         recipe, RECIPES / "qwen-audio-chat" / "sft" / "config_lora.yaml", "--bf16", "false"
     )
     assert model_args.model_name_or_path == "Qwen/Qwen-Audio-Chat" and model_args.use_peft
     assert training_args.activation_checkpointing and audio_args.freeze_audio_encoder
+    assert training_args.assistant_only_loss
     # Command-line values override the YAML.
-    _, training_args, model_args, _ = parse(
+    _, training_args, model_args, _, _ = parse(
         recipe, RECIPES / "tiny" / "sft.yaml", "--learning_rate", "0.5", "--lora_r", "4"
     )
     assert training_args.learning_rate == 0.5 and model_args.lora_r == 4

@@ -27,7 +27,9 @@ import warnings
 
 from . import __version__
 from . import convert as convert_module
+from . import demo
 from .checkpoint_files import explain_load_error, verify_weight_files
+from .training import lora_merge
 
 
 EXIT_OK = 0
@@ -178,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_chat_parser(subcommands)
     add_transcribe_parser(subcommands)
     convert_module.add_parser(subcommands)
+    lora_merge.add_parser(subcommands)
+    demo.add_parser(subcommands)
     return parser
 
 

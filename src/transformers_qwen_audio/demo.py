@@ -207,6 +207,14 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
+def add_parser(subcommands) -> argparse.ArgumentParser:
+    """Registers `demo` on the `qwen-audio` command line."""
+    parser = subcommands.add_parser("demo", help="train a tiny Qwen-Audio on synthetic data, evaluate it, use it")
+    build_parser(parser)
+    parser.set_defaults(run=run_from_args)
+    return parser
+
+
 def run_from_args(args) -> int:
     overrides = {"max_steps": args.max_steps} if args.max_steps else None
     started = time.perf_counter()

@@ -13,6 +13,7 @@ logger = logging.get_logger(__name__)
 def save_and_push(trainer, card_kwargs: dict) -> None:
     """
     Saves the final model to `output_dir` and, with `push_to_hub`, uploads that folder from the main process only.
+    `card_kwargs` go to `trainer.create_model_card` (its arguments differ between `Trainer` and TRL's trainers).
 
     `trainer.save_model` runs on every process: under FSDP and DeepSpeed ZeRO-3 it gathers the sharded weights (a
     collective), and then only the main process writes. The upload and the model card are main-process work; the

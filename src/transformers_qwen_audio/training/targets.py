@@ -82,7 +82,8 @@ def build_pretraining_example(
 
     Args:
         tags ([`TaskTags`]): the source's tags.
-        text (`str`, *optional*): the target text (transcript, translation, caption, answer, ...).
+        text (`str` or `list[str]`, *optional*): the target text (transcript, translation, caption, answer, ...);
+            of a list of references, the first non-empty one.
         words (`list[dict]`, *optional*): with `tags.timestamps`, the words with their times
             (`{"text"|"word", "start", "end"}`); they become the SRWT target.
         question (`str`, *optional*): the question of an AQA source.
@@ -101,6 +102,8 @@ def build_pretraining_example(
         target = format_word_timestamps(words, end_time=end_time)
         first = timestamp_token(0.0)  # already the last token of the prompt
         return {"prompt": prompt, "completion": target[len(first) :]}
+    if isinstance(text, (list, tuple)):  # several references (Clotho has five captions a clip): the first one
+        text = next((item for item in text if isinstance(item, str) and item.strip()), "")
     return {"prompt": prompt, "completion": (text or "").strip()}
 
 
