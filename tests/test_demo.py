@@ -87,5 +87,5 @@ def test_a_second_run_reuses_the_finished_checkpoint(demo_run):
     root, _ = demo_run
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("QWEN_AUDIO_CACHE", str(root / "cache"))
-        report = demo.run(root / "out", seed=1, data_config=SMALL_DATA, max_eval_samples=2, cli=False)
+        report = demo.run(root / "out", seed=1, data_config=SMALL_DATA, max_eval_samples=1, cli=False)
     assert report["training"] == "reused"
