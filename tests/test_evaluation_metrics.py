@@ -82,3 +82,13 @@ def test_table_and_model_index():
     card = model_card_data(results, "tiny")
     assert card.eval_results[0].metric_value == 0.05 and card.eval_results[0].task_type == "automatic-speech-recognition"
     assert "model-index" in card.to_yaml()
+
+
+def test_caption_scores_offline():
+    pytest.importorskip("pycocoevalcap", reason="caption metrics are the optional [captions] extra")
+    references = [["a dog barks loudly.", "A dog is barking!"], ["rain falls on a roof", "heavy rain on the roof"]]
+    perfect = metrics.caption_scores(references, ["a dog barks loudly", "heavy rain on the roof"])
+    wrong = metrics.caption_scores(references, ["music plays", "a car passes by"])
+    assert set(perfect) == {"BLEU_1", "BLEU_2", "BLEU_3", "BLEU_4", "ROUGE_L", "CIDEr"}
+    assert perfect["CIDEr"] > wrong["CIDEr"] and perfect["BLEU_1"] == pytest.approx(1.0)
+    assert wrong["ROUGE_L"] < 0.3

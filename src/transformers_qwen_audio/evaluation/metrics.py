@@ -173,7 +173,7 @@ def caption_scores(references: list[list[str]], hypotheses: list[str]) -> dict:
         from pycocoevalcap.rouge.rouge import Rouge
     except ImportError as error:
         raise ImportError(
-            "Caption metrics need pycocoevalcap: pip install 'transformers-qwen-audio[eval]' (SPICE and METEOR "
+            "Caption metrics need pycocoevalcap: pip install 'transformers-qwen-audio[captions]' (SPICE and METEOR "
             "additionally need Java and the Stanford models, and are not computed)."
         ) from error
 
