@@ -381,7 +381,9 @@ def run_transcribe(args, out=None) -> int:
 
     def fail(path, message):
         failures[path] = message
-        print(f"qwen-audio transcribe: error: {message if path in message else f'{path}: {message}'}", file=sys.stderr)
+        # tqdm.write keeps the line apart from the progress bar.
+        tqdm.write(f"qwen-audio transcribe: error: {message if path in message else f'{path}: {message}'}",
+                   file=sys.stderr)
 
     pending = []
     for path in args.audio:

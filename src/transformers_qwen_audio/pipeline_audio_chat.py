@@ -51,15 +51,20 @@ from transformers import BatchFeature, GenerationConfig, Pipeline, TextIteratorS
 from transformers.utils import logging
 
 from .audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip, load_audio
-from .conversation import validate_conversation  # the one conversation model (re-exported here for old imports)
-from .processing_qwen_audio import AUDIO_PART_KEYS, MAX_AUDIO_SECONDS, MIN_AUDIO_SAMPLES, split_into_windows
+from .conversation import ROLES as MESSAGE_ROLES  # noqa: F401  (the one conversation model, re-exported)
+from .conversation import validate_conversation
+from .processing_qwen_audio import (
+    AUDIO_PART_KEYS,
+    CHAT_FORMATS,
+    MAX_AUDIO_SECONDS,
+    MIN_AUDIO_SAMPLES,
+    split_into_windows,
+)
 from .task_prompts import (
-    CHAT_TASK_INSTRUCTIONS,
-    LANGUAGE_NAMES,
     QUESTION_TASKS,
     SPEECH_TASKS,
-    TIMESTAMP_INSTRUCTION,
     build_task_prompt,
+    chat_task_instruction,
     parse_word_timestamps,
     timestamp_token,
 )
@@ -69,8 +74,6 @@ from .tokenization_qwen_audio import ENDOFTEXT_TOKEN, IM_END_TOKEN, IM_START_TOK
 logger = logging.get_logger(__name__)
 
 DEFAULT_MODEL = "Qwen/Qwen-Audio-Chat"
-CHAT_FORMATS = ("chatml", "raw")
-MESSAGE_ROLES = ("system", "user", "assistant")
 
 class ReturnType(enum.Enum):
     TENSORS = 0
@@ -593,13 +596,7 @@ class AudioChatPipeline(Pipeline):
 
     @staticmethod
     def _chat_instruction(task, language, output_language, return_timestamps) -> str:
-        task = task.strip().strip("<|>").lower()
-        spoken = LANGUAGE_NAMES.get((language or "").lower())
-        target = LANGUAGE_NAMES.get((output_language or "en").lower(), output_language)
-        instruction = CHAT_TASK_INSTRUCTIONS[task].format(
-            language=f" ({spoken})" if spoken else "", output_language=target
-        )
-        return instruction + (TIMESTAMP_INSTRUCTION if return_timestamps else "")
+        return chat_task_instruction(task, language, output_language, return_timestamps)
 
     def _collate(self, rows: list[BatchFeature]) -> dict:
         """Left-pads the rows' ids into one batch and concatenates their clips in row order (= span order)."""
