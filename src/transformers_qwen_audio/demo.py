@@ -7,7 +7,7 @@ The main job, from the repository alone: build a small multitask dataset, train 
 1. Data: English utterances of 2-6 words from a 40-word vocabulary, synthesised word by word with eSpeak NG (the
    `espeakng-loader` wheel) with exact word times, and five synthetic sound classes (`transformers_qwen_audio.data`);
    built once (about a minute) and cached.
-2. Training: `recipes/tiny/pretrain.yaml` (multitask: transcription, transcription with word timestamps, sound
+2. Training: `recipes/tiny/pretrain_multitask.yaml` (multitask: transcription, transcription with word timestamps, sound
    events, with the hierarchical task tags) on the CPU, with progress bars; `DIR/model` keeps the checkpoint (native
    layout, processor files, a model card with the metrics). A second run reuses a finished checkpoint (and resumes an
    unfinished one) unless `--retrain`.
@@ -39,7 +39,7 @@ from .modeling_qwen_audio import QwenAudioForConditionalGeneration
 from .tokenization_qwen_audio import qwen_audio_special_tokens
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-TINY_RECIPE = REPOSITORY_ROOT / "recipes" / "tiny" / "pretrain.yaml"
+TINY_RECIPE = REPOSITORY_ROOT / "recipes" / "tiny" / "pretrain_multitask.yaml"
 PRETRAIN_SCRIPT = REPOSITORY_ROOT / "recipes" / "pretrain.py"
 TINY_BENCHMARKS = ("tiny_asr", "tiny_srwt", "tiny_sounds")
 DEFAULT_OUTPUT_DIR = Path("qwen-audio-demo")
@@ -155,7 +155,7 @@ def run(
     report.update(data_dir=str(data_dir), data_seconds=round(time.perf_counter() - started, 1))
     print(f"   {data_dir}", flush=True)
 
-    print("== 2/4 training a tiny Qwen-Audio from scratch (recipes/tiny/pretrain.yaml)", flush=True)
+    print("== 2/4 training a tiny Qwen-Audio from scratch (recipes/tiny/pretrain_multitask.yaml)", flush=True)
     if retrain and model_dir.exists():
         shutil.rmtree(model_dir)
     if is_finished(model_dir):
