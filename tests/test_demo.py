@@ -1,12 +1,91 @@
-"""The README's main job: an embedded tiny released checkpoint, converted, then a batched audio chat turn."""
+"""The README's main job, shortened: tiny data, a few pre-training steps, evaluation, pipeline and CLI use."""
+
+import json
+import math
+
+import pytest
 
 from transformers_qwen_audio import demo
+from transformers_qwen_audio.data import TinyMultitaskConfig
 
 
-def test_demo_converts_and_chats(tmp_path, capsys):
-    assert demo.main(["--workdir", str(tmp_path)]) == 0
-    report = capsys.readouterr().out
-    assert '"bit_identical_logits_released_vs_native": true' in report
-    assert '"audio_tokens_in_prompt_1": 62' in report  # 2.5 s -> 250 mel frames -> 125 conv frames -> 62 tokens
-    assert (tmp_path / "native" / "tokenizer.json").is_file()
-    assert not (tmp_path / "native" / "qwen.tiktoken").exists()
+SMALL_DATA = TinyMultitaskConfig(
+    seed=0, num_voices=8, num_train_speech=48, num_validation_speech=4, num_test_speech=8,
+    num_train_sounds=20, num_validation_sounds=5, num_test_sounds=8,
+)
+SHORT_RECIPE = {"max_steps": 12, "per_device_train_batch_size": 4, "learning_rate": 3.0e-3, "warmup_steps": 0,
+                "logging_steps": 2, "save_steps": 1000}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("QWEN_AUDIO_CACHE", str(root / "cache"))
+        report = demo.run(root / "out", seed=1, data_config=SMALL_DATA, recipe_overrides=SHORT_RECIPE,
+                          max_eval_samples=8, threads=1)
+    return root, report
+
+
+def test_training_lowers_the_loss(demo_run):
+    _, report = demo_run
+    assert report["training"] == "trained"
+    first, last = report["loss_first_last"]
+    assert last < first - 0.5, report["loss_first_last"]
+
+
+def test_evaluation_has_the_right_keys_and_finite_scores(demo_run):
+    root, report = demo_run
+    metrics = report["metrics"]
+    assert set(metrics) == {"tiny_asr", "tiny_srwt", "tiny_sounds"}
+    assert {"wer", "wer_whisper_basic"} <= set(metrics["tiny_asr"])
+    assert {"wer", "average_shift", "boundary_mae", "matched_words", "reference_words"} <= set(metrics["tiny_srwt"])
+    for value in (metrics["tiny_asr"]["wer"], metrics["tiny_srwt"]["wer"], metrics["tiny_sounds"]["accuracy"]):
+        assert math.isfinite(value) and value >= 0
+    assert 0 <= metrics["tiny_sounds"]["accuracy"] <= 1
+    # Boundary errors exist only for words the model got right (NaN when none, after a few steps).
+    assert metrics["tiny_srwt"]["reference_words"] > 0
+    results = json.loads((root / "out" / "eval" / "results.json").read_text())["results"]
+    assert [result["benchmark"] for result in results] == ["tiny_asr", "tiny_srwt", "tiny_sounds"]
+    assert "| tiny_asr | wer ↓ |" in (root / "out" / "eval" / "results.md").read_text()
+    card = (root / "out" / "model" / "README.md").read_text()
+    assert "model-index" in card and "tiny_sounds" in card
+    assert set(report["targets"]) == set(demo.TARGETS)
+
+
+def test_the_model_is_used_through_the_pipeline_and_the_cli(demo_run):
+    _, report = demo_run
+    example = report["example"]
+    assert isinstance(example["pipeline_transcript"]["text"], str)
+    assert isinstance(example["pipeline_transcript"].get("chunks"), list)
+    assert isinstance(example["pipeline_event"], str)
+    assert "qwen-audio transcribe" in example["cli_command"]
+
+
+def test_batch_of_eight_scores_what_batch_of_one_scores(demo_run):
+    from transformers import AutoModelForCausalLM, AutoProcessor
+
+    from transformers_qwen_audio.evaluation import generate_replies, load_benchmark_rows
+    from transformers_qwen_audio.evaluation.benchmarks import build_prompt
+
+    root, report = demo_run
+    model = AutoModelForCausalLM.from_pretrained(root / "out" / "model").eval()
+    processor = AutoProcessor.from_pretrained(root / "out" / "model")
+    for spec in demo.tiny_benchmarks(demo.Path(report["data_dir"]), max_samples=8):
+        if spec.name == "tiny_srwt":
+            continue  # same generation path as tiny_asr, with longer outputs
+        rows, base_dir = load_benchmark_rows(spec)
+        prompts, clips = [build_prompt(spec, row) for row in rows], [row["audio"] for row in rows]
+        one_by_one = generate_replies(model, processor, prompts, clips, spec.max_new_tokens, batch_size=1,
+                                      audio_base_dir=base_dir, progress=False)
+        batched = generate_replies(model, processor, prompts, clips, spec.max_new_tokens, batch_size=8,
+                                   audio_base_dir=base_dir, progress=False)
+        assert batched == one_by_one
+
+
+def test_a_second_run_reuses_the_finished_checkpoint(demo_run):
+    root, _ = demo_run
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("QWEN_AUDIO_CACHE", str(root / "cache"))
+        report = demo.run(root / "out", seed=1, data_config=SMALL_DATA, max_eval_samples=1, cli=False)
+    assert report["training"] == "reused"

@@ -28,6 +28,7 @@ import warnings
 
 from . import __version__
 from . import convert as convert_module
+from . import demo
 from . import serving
 from .checkpoint_files import explain_load_error, verify_weight_files
 from .training import lora_merge
@@ -183,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert_module.add_parser(subcommands)
     lora_merge.add_parser(subcommands)
     serving.add_parser(subcommands)
+    demo.add_parser(subcommands)
     return parser
 
 

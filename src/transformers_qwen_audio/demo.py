@@ -1,31 +1,237 @@
-"""The main job on an embedded default: released checkpoint -> native checkpoint -> audio chat, with no network.
+"""
+The main job, from the repository alone: build a small multitask dataset, train a tiny Qwen-Audio from scratch with
+`recipes/pretrain.py`, evaluate it on the held-out split, then use it through `pipeline("audio-chat")` and the CLI.
 
-    python -m transformers_qwen_audio.demo [--workdir DIR] [--keep]
+    python -m transformers_qwen_audio.demo [--output-dir DIR] [--seed N] [--retrain]     (also: qwen-audio demo)
 
-It builds a tiny Qwen-Audio-Chat in the *released* layout (`config.json` with `model_type: "qwen"` and an `audio`
-block, `transformer.*` weights, a byte-level `qwen.tiktoken`; seeded random weights, so replies are gibberish),
-loads it without remote code, converts it with `transformers_qwen_audio.convert`, checks that both give
-bit-identical logits, then answers a chat turn about a synthesized 2.5 s chirp through the processor, the chat
-template and `generate()`, batched with a text-only conversation. The same commands work on
-`Qwen/Qwen-Audio-Chat` once downloaded.
+1. Data: English utterances of 2-6 words from a 40-word vocabulary, synthesised word by word with eSpeak NG (the
+   `espeakng-loader` wheel) with exact word times, and five synthetic sound classes (`transformers_qwen_audio.data`);
+   built once (about a minute) and cached.
+2. Training: `recipes/tiny/pretrain.yaml` (multitask: transcription, transcription with word timestamps, sound
+   events, with the hierarchical task tags) on the CPU, with progress bars; `DIR/model` keeps the checkpoint (native
+   layout, processor files, a model card with the metrics). A second run reuses a finished checkpoint (and resumes an
+   unfinished one) unless `--retrain`.
+3. Evaluation on the held-out split (`recipes/benchmarks/tiny_*.yaml`): WER, word-boundary error, sound accuracy.
+4. Use: a held-out clip transcribed with word timestamps and a sound classified, through
+   `pipeline("audio-chat")` and `qwen-audio transcribe`.
+
+The module also holds `build_released_checkpoint`: a tiny Qwen-Audio-Chat in the *released* layout with seeded random
+weights, used by the tests, benchmarks and recipe examples that need a checkpoint without a download.
 """
 
 import argparse
 import base64
 import json
+import math
+import os
 import shutil
-import tempfile
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM, AutoProcessor
+import yaml
 
 from .configuration_qwen_audio import QwenAudioConfig
-from .convert import convert
 from .modeling_qwen_audio import QwenAudioForConditionalGeneration
 from .tokenization_qwen_audio import qwen_audio_special_tokens
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+TINY_RECIPE = REPOSITORY_ROOT / "recipes" / "tiny" / "pretrain.yaml"
+PRETRAIN_SCRIPT = REPOSITORY_ROOT / "recipes" / "pretrain.py"
+TINY_BENCHMARKS = ("tiny_asr", "tiny_srwt", "tiny_sounds")
+DEFAULT_OUTPUT_DIR = Path("qwen-audio-demo")
+# The issue's targets on the held-out split.
+TARGETS = {"tiny_asr/wer": ("<=", 0.10), "tiny_srwt/boundary_mae": ("<=", 0.10), "tiny_sounds/accuracy": (">=", 0.90)}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The main job
+# --------------------------------------------------------------------------------------------------------------
+
+
+def write_recipe(output_dir: Path, data_dir: Path, seed: int, overrides: dict | None = None) -> Path:
+    """The tiny recipe with the dataset, output folder and seed of this run: `DIR/pretrain.yaml`."""
+    if not TINY_RECIPE.is_file() or not PRETRAIN_SCRIPT.is_file():
+        raise FileNotFoundError(
+            f"The demo trains with the repository's recipes ({TINY_RECIPE}); run it from a source checkout "
+            "(pip install -e .)."
+        )
+    recipe = yaml.safe_load(TINY_RECIPE.read_text())
+    recipe.pop("build_local_data", None)  # the demo builds (or reuses) the data itself
+    for source in recipe["datasets"]:
+        source["path"] = str(data_dir)
+    recipe.update({"output_dir": str(output_dir / "model"), "seed": seed, "do_eval": False, **(overrides or {})})
+    path = output_dir / "pretrain.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+def train(recipe: Path, threads: int | None = None) -> float:
+    """Runs `recipes/pretrain.py --config RECIPE` (progress bars on the terminal); returns the wall time in seconds."""
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    started = time.perf_counter()
+    subprocess.run([sys.executable, str(PRETRAIN_SCRIPT), "--config", str(recipe)], check=True, env=env)
+    return time.perf_counter() - started
+
+
+def is_finished(model_dir: Path) -> bool:
+    """`train_results.json` is written after the final save: its presence means the checkpoint is complete."""
+    return (model_dir / "train_results.json").is_file() and (model_dir / "config.json").is_file()
+
+
+def training_losses(model_dir: Path) -> list[float]:
+    """The logged training losses of the run (from the final `trainer_state.json`)."""
+    state = model_dir / "trainer_state.json"
+    if not state.is_file():
+        return []
+    return [entry["loss"] for entry in json.loads(state.read_text())["log_history"] if "loss" in entry]
+
+
+def tiny_benchmarks(data_dir: Path, max_samples: int | None = None) -> list:
+    from .evaluation import BenchmarkSpec, resolve_benchmark
+
+    specs = []
+    for name in TINY_BENCHMARKS:
+        spec = BenchmarkSpec.from_yaml(resolve_benchmark(name))
+        spec.dataset, spec.build_local_data, spec.max_samples = str(data_dir), None, max_samples
+        specs.append(spec)
+    return specs
+
+
+def check_targets(results: list[dict]) -> dict:
+    values = {f"{r['benchmark']}/{metric}": value for r in results for metric, value in r["metrics"].items()}
+    verdict = {}
+    for key, (direction, target) in TARGETS.items():
+        value = values.get(key)
+        reached = value is not None and not math.isnan(value) and (value <= target if direction == "<=" else value >= target)
+        verdict[key] = {"value": value, "target": f"{direction} {target}", "reached": bool(reached)}
+    return verdict
+
+
+def use_model(model_dir: Path, speech_clip: Path, sound_clip: Path, cli: bool = True) -> dict:
+    """Transcribes a clip with word timestamps and classifies a sound through the pipeline, then the CLI."""
+    from transformers import pipeline
+
+    pipe = pipeline("audio-chat", model=str(model_dir))
+    transcript = pipe(str(speech_clip), task="transcribe", language="en", return_timestamps="word")
+    event = pipe(str(sound_clip), task="event")
+    used = {"pipeline_transcript": transcript, "pipeline_event": event["text"]}
+    if cli:
+        command = [sys.executable, "-m", "transformers_qwen_audio.cli", "transcribe", str(model_dir), str(speech_clip),
+                   "--language", "en", "--output", "srt", "--greedy"]
+        used["cli_command"] = "qwen-audio " + " ".join(command[3:])
+        used["cli_output"] = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return used
+
+
+def run(
+    output_dir: Path = DEFAULT_OUTPUT_DIR,
+    seed: int = 42,
+    retrain: bool = False,
+    data_config=None,
+    recipe_overrides: dict | None = None,
+    max_eval_samples: int | None = None,
+    eval_batch_size: int = 8,
+    threads: int | None = None,
+    cli: bool = True,
+) -> dict:
+    """The whole job; returns a report (also written to `DIR/report.json`)."""
+    from .data import ensure_tiny_multitask
+    from .evaluation import evaluate_checkpoint, markdown_table
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model_dir = output_dir / "model"
+    report = {"output_dir": str(output_dir), "seed": seed}
+
+    print("== 1/4 data: the tiny multitask dataset (built once, then cached)", flush=True)
+    started = time.perf_counter()
+    data_dir = ensure_tiny_multitask(config=data_config)
+    report.update(data_dir=str(data_dir), data_seconds=round(time.perf_counter() - started, 1))
+    print(f"   {data_dir}", flush=True)
+
+    print("== 2/4 training a tiny Qwen-Audio from scratch (recipes/tiny/pretrain.yaml)", flush=True)
+    if retrain and model_dir.exists():
+        shutil.rmtree(model_dir)
+    if is_finished(model_dir):
+        print(f"   reusing the finished checkpoint in {model_dir} (--retrain to train again)", flush=True)
+        report["training"] = "reused"
+    else:
+        recipe = write_recipe(output_dir, data_dir, seed, recipe_overrides)
+        report["train_seconds"] = round(train(recipe, threads), 1)
+        report["training"] = "trained"
+    losses = training_losses(model_dir)
+    report["loss_first_last"] = [losses[0], losses[-1]] if losses else None
+
+    print("== 3/4 evaluation on the held-out split", flush=True)
+    started = time.perf_counter()
+    results = evaluate_checkpoint(
+        str(model_dir), tiny_benchmarks(data_dir, max_eval_samples), output_dir=str(output_dir / "eval"),
+        batch_size=eval_batch_size, update_model_card=True,
+    )
+    report["eval_seconds"] = round(time.perf_counter() - started, 1)
+    report["metrics"] = {result["benchmark"]: result["metrics"] for result in results}
+    report["targets"] = check_targets(results)
+    print(markdown_table(results), flush=True)
+
+    print("== 4/4 using it: pipeline('audio-chat') and qwen-audio transcribe", flush=True)
+    speech = json.loads((data_dir / "speech" / "test.jsonl").read_text().splitlines()[0])
+    sound = json.loads((data_dir / "sounds" / "test.jsonl").read_text().splitlines()[0])
+    used = use_model(model_dir, data_dir / speech["audio"], data_dir / sound["audio"], cli=cli)
+    report["example"] = {"speech_reference": speech["words"], "sound_reference": sound["label"], **used}
+    print(f"   held-out clip: {speech['text']!r}", flush=True)
+    print(f"   transcribed:   {used['pipeline_transcript']['text']!r}", flush=True)
+    for chunk in used["pipeline_transcript"].get("chunks", []):
+        print(f"     {chunk['timestamp']}  {chunk['text']}", flush=True)
+    print(f"   sound {sound['label']!r} -> task='event': {used['pipeline_event']!r}", flush=True)
+    if cli:
+        print(f"   $ {used['cli_command']}\n{used['cli_output']}", flush=True)
+    (output_dir / "report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    return report
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="python -m transformers_qwen_audio.demo")
+    parser.description = "Train a tiny Qwen-Audio on synthetic data on the CPU, evaluate it, and use it."
+    parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR,
+                        help=f"keeps the data recipe, the checkpoint (DIR/model) and the results (default: {DEFAULT_OUTPUT_DIR})")
+    parser.add_argument("--seed", type=int, default=42, help="training seed (the dataset is fixed: seed 0)")
+    parser.add_argument("--retrain", action="store_true", help="train again even if DIR/model holds a finished checkpoint")
+    parser.add_argument("--max-steps", type=int, help="override the recipe's number of training steps")
+    parser.add_argument("--threads", type=int, help="CPU threads for training (default: torch's choice)")
+    return parser
+
+
+def add_parser(subcommands) -> argparse.ArgumentParser:
+    """Registers `demo` on the `qwen-audio` command line."""
+    parser = subcommands.add_parser("demo", help="train a tiny Qwen-Audio on synthetic data, evaluate it, use it")
+    build_parser(parser)
+    parser.set_defaults(run=run_from_args)
+    return parser
+
+
+def run_from_args(args) -> int:
+    overrides = {"max_steps": args.max_steps} if args.max_steps else None
+    started = time.perf_counter()
+    report = run(args.output_dir, seed=args.seed, retrain=args.retrain, recipe_overrides=overrides, threads=args.threads)
+    print(f"done in {time.perf_counter() - started:.0f} s; report: {Path(args.output_dir) / 'report.json'}")
+    for key, verdict in report["targets"].items():
+        print(f"   {key}: {verdict['value']} (target {verdict['target']}) {'reached' if verdict['reached'] else 'NOT reached'}")
+    return 0
+
+
+def main(argv=None) -> int:
+    return run_from_args(build_parser().parse_args(argv))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# An embedded tiny checkpoint in the released layout (random weights), for tests and examples without a download
+# --------------------------------------------------------------------------------------------------------------
 
 SAMPLING_RATE = 16000
 
@@ -69,55 +275,6 @@ def build_released_checkpoint(folder: Path, seed: int = 0) -> Path:
 def chirp(seconds: float = 2.5) -> np.ndarray:
     time_axis = np.arange(int(seconds * SAMPLING_RATE)) / SAMPLING_RATE
     return (0.3 * np.sin(2 * np.pi * (200 + 400 * time_axis) * time_axis)).astype(np.float32)
-
-
-def run(workdir: Path) -> dict:
-    released = build_released_checkpoint(workdir / "released")
-    started = time.perf_counter()
-    direct = AutoModelForCausalLM.from_pretrained(released).eval()
-    native = convert(released, workdir / "native", overwrite=True)
-    converted = AutoModelForCausalLM.from_pretrained(native).eval()
-    processor = AutoProcessor.from_pretrained(native)
-
-    conversations = [
-        [{"role": "user", "content": [{"type": "audio", "audio": chirp()},
-                                      {"type": "text", "text": "What is that sound?"}]}],
-        [{"role": "user", "content": "Say hello."}],
-    ]
-    inputs = processor.apply_chat_template(conversations, add_generation_prompt=True, tokenize=True,
-                                           return_dict=True, return_tensors="pt")
-    with torch.no_grad():
-        same_logits = torch.equal(direct(**inputs).logits, converted(**inputs).logits)
-        generated = converted.generate(**inputs, max_new_tokens=8, do_sample=False)
-    replies = processor.batch_decode(generated[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-    return {
-        "released_checkpoint": str(released),
-        "native_checkpoint": str(native),
-        "native_files": sorted(p.name for p in native.iterdir()),
-        "bit_identical_logits_released_vs_native": same_logits,
-        "audio_tokens_in_prompt_1": int((inputs["input_ids"][0] == processor.audio_token_id).sum()),
-        "prompt_tokens": inputs["input_ids"].shape[1],
-        "replies (random weights)": replies,
-        "seconds": round(time.perf_counter() - started, 2),
-    }
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", type=Path, help="where to write the checkpoints (default: a temporary folder)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    args = parser.parse_args(argv)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="qwen-audio-demo-"))
-    try:
-        report = run(workdir)
-        print(json.dumps(report, indent=1, ensure_ascii=False))
-        if not report["bit_identical_logits_released_vs_native"]:
-            print("error: converted logits differ from the released checkpoint's")
-            return 1
-        return 0
-    finally:
-        if args.workdir is None and not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -399,8 +399,8 @@ def _grid(seconds: float) -> float:
 
 __all__ = [
     "build_task_prompt",
-    "format_word_timestamps",
     "chat_task_instruction",
+    "format_word_timestamps",
     "parse_segment_timestamps",
     "parse_word_timestamps",
     "supported_tasks",

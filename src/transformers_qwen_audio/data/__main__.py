@@ -1,0 +1,3 @@
+from .tiny_multitask import main
+
+raise SystemExit(main())
