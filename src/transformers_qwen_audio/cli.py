@@ -21,6 +21,7 @@ import sys
 
 from . import convert as convert_module
 from . import serving
+from . import web_demo
 
 
 EXIT_USAGE_ERROR = 2
@@ -96,7 +97,7 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qwen-audio", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    subcommands = parser.add_subparsers(dest="command", required=True, metavar="{chat,transcribe,convert,serve}")
+    subcommands = parser.add_subparsers(dest="command", required=True, metavar="{chat,transcribe,convert,serve,web}")
 
     chat = subcommands.add_parser("chat", help="ask about audio clips (one question, or an interactive session)")
     _add_common_arguments(chat)
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     convert_module.build_parser(convert)
     serving.add_parser(subcommands)
+    web_demo.add_parser(subcommands)
     return parser
 
 
@@ -260,7 +262,8 @@ def run_convert(args, out=None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    runner = {"chat": run_chat, "transcribe": run_transcribe, "convert": run_convert, "serve": serving.run_serve}[args.command]
+    runner = {"chat": run_chat, "transcribe": run_transcribe, "convert": run_convert, "serve": serving.run_serve,
+              "web": web_demo.run_web}[args.command]
     try:
         return runner(args)
     except (CliError, FileNotFoundError, FileExistsError, ValueError, TypeError, OSError) as error:
