@@ -436,7 +436,8 @@ class WebDemo:
                 with gr.Row():
                     with gr.Column():
                         clip = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Clip", elem_id="clip")
-                        question = gr.Textbox(label="Question", placeholder="What can you hear?", lines=1)
+                        question = gr.Textbox(label="Question", placeholder="What can you hear?", lines=1,
+                                              elem_id="sound-question")
                         ask_button = gr.Button("Ask", variant="primary")
                     with gr.Column():
                         answer = gr.Textbox(label="Answer", lines=6, buttons=["copy"], elem_id="answer")
