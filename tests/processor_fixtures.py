@@ -58,3 +58,32 @@ def chat_case_messages(case, audio_value):
         messages.append({"role": "assistant", "content": answer})
     messages.append({"role": "user", "content": content(case["query"])})
     return messages
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_dir(tmp_path_factory):
+    """A tiny Qwen-Audio-Chat checkpoint in the released layout, built offline (no reference fixtures needed)."""
+    from transformers_qwen_audio.demo import build_released_checkpoint
+
+    return build_released_checkpoint(tmp_path_factory.mktemp("tiny-qwen-audio-chat"))
+
+
+@pytest.fixture(scope="session")
+def tiny_processor(tiny_checkpoint_dir):
+    from transformers import AutoProcessor
+
+    return AutoProcessor.from_pretrained(tiny_checkpoint_dir)
+
+
+def decoded_runs(tokenizer, input_ids, mask) -> list[str]:
+    """The decoded runs of consecutive positions where `mask` is true (assistant masks, trained labels)."""
+    runs, current = [], []
+    for token_id, keep in zip(list(input_ids), list(mask)):
+        if keep:
+            current.append(int(token_id))
+        elif current:
+            runs.append(tokenizer.decode(current))
+            current = []
+    if current:
+        runs.append(tokenizer.decode(current))
+    return runs

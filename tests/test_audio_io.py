@@ -201,19 +201,3 @@ def test_dict_without_audio():
 def test_dict_array_without_sampling_rate():
     with pytest.raises(ValueError, match="sampling_rate"):
         load_audio({"array": np.zeros(10)})
-
-
-def test_url_opt_in_reads_through_urllib(monkeypatch, reference_dir):
-    data = (reference_dir / "audio" / "1272-128104-0000-middle_classes.wav").read_bytes()
-
-    class FakeResponse(io.BytesIO):
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *args):
-            return False
-
-    requested = []
-    monkeypatch.setattr("urllib.request.urlopen", lambda url, timeout: requested.append(url) or FakeResponse(data))
-    waveform = load_audio("https://example.com/clip.wav", allow_urls=True)
-    assert requested == ["https://example.com/clip.wav"] and waveform.shape == (14880,)

@@ -136,8 +136,13 @@ def test_conversion_refuses_to_overwrite_and_replaces_atomically(tmp_path):
     (destination / "keep.txt").write_text("user data")
     assert convert_main([str(released()), str(destination)]) == 2
     assert (destination / "keep.txt").read_text() == "user data"
-    convert(released(), destination, overwrite=True)
+    # --overwrite replaces only a folder convert wrote; this one needs the explicit flag.
+    assert convert_main([str(released()), str(destination), "--overwrite"]) == 2
+    assert (destination / "keep.txt").read_text() == "user data"
+    convert(released(), destination, overwrite_any_folder=True)
     assert not (destination / "keep.txt").exists() and (destination / "config.json").is_file()
+    convert(released(), destination, overwrite=True)  # now it is one of ours
+    assert not list(tmp_path.glob(".out.*"))
 
 
 def test_failed_conversion_leaves_no_partial_output(tmp_path, monkeypatch):

@@ -70,9 +70,13 @@ def test_chat_case_text_and_file_paths(processor, manifest, reference_dir, case_
     by_path = chat_case_messages(case, lambda name: str(reference_dir / "audio" / name))
     inputs = processor.apply_chat_template(by_path, add_generation_prompt=True, tokenize=True, return_dict=True)
     assert inputs["input_ids"][0] == case["context_tokens"]
-    # `<audio>PATH</audio>` in plain text is loaded like the original.
-    from_text = processor(text=case["raw_text"], audio_base_dir=reference_dir / "audio")
+    # `<audio>PATH</audio>` in plain text is loaded like the original, when the caller opts in.
+    from_text = processor(
+        text=case["raw_text"], audio_base_dir=reference_dir / "audio", allow_audio_paths_in_text=True
+    )
     assert from_text["input_ids"][0] == case["context_tokens"]
+    with pytest.raises(ValueError, match="allow_audio_paths_in_text=True"):
+        processor(text=case["raw_text"], audio_base_dir=reference_dir / "audio")
 
 
 def test_chat_template_system_message_and_string_content(processor):
@@ -226,7 +230,7 @@ def test_missing_text(processor):
 
 def test_url_in_span_without_opt_in(processor):
     with pytest.raises(ValueError, match="allow_urls=True"):
-        processor(text="<audio>https://example.com/a.wav</audio>")
+        processor(text="<audio>https://example.com/a.wav</audio>", allow_audio_paths_in_text=True)
 
 
 def test_audio_part_with_two_sources(processor):

@@ -23,6 +23,29 @@ def test_base_prompts_of_the_original(manifest, processor, audio_features, file_
     assert processor(text=case["prompt"], audio=waveform)["input_ids"][0] == case["input_ids"]
 
 
+TASK_REQUESTS = [
+    {"task": "transcribe", "language": "en"},
+    {"task": "caption", "caption_style": "clotho"},
+    {"task": "transcribe", "language": "en", "timestamps": True},
+]
+
+
+@pytest.mark.parametrize("case_index", range(9))
+def test_task_requests_give_the_base_prompts_of_the_original(manifest, processor, reference_dir, case_index):
+    case = manifest["base_prompts"][case_index]
+    file_name = case["prompt"].split("<audio>")[1].split("</audio>")[0]
+    prompts = [
+        processor.apply_task_request(file_name, chat_format="raw", tokenize=False, **request)
+        for request in TASK_REQUESTS
+    ]
+    assert prompts.count(case["prompt"]) == 1
+    request = TASK_REQUESTS[prompts.index(case["prompt"])]
+    inputs = processor.apply_task_request(
+        file_name, chat_format="raw", audio_base_dir=reference_dir / "audio", **request
+    )
+    assert inputs["input_ids"][0] == case["input_ids"]
+
+
 def test_aqa_prompt_matches_tokenizer_case(manifest, tokenizer):
     prompt = build_task_prompt("question", audio_language="en", question="What is the sound?")
     assert prompt == manifest["tokenizer_cases"]["15"]["text"]

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from processor_fixtures import decoded_runs
 
-from transformers_qwen_audio.demo import build_released_checkpoint, chirp
+from transformers_qwen_audio.demo import chirp
 from transformers_qwen_audio.processing_qwen_audio import audio_span_length
 from transformers_qwen_audio.training import IGNORE_INDEX, QwenAudioChatCollator
 
@@ -17,15 +18,13 @@ TRANSCRIBE_PROMPT = "<|startoftranscript|><|en|><|transcribe|><|en|><|notimestam
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return build_released_checkpoint(tmp_path_factory.mktemp("tiny-qwen-audio-chat"))
+def tiny_dir(tiny_checkpoint_dir):
+    return tiny_checkpoint_dir
 
 
 @pytest.fixture(scope="module")
-def processor(tiny_dir):
-    from transformers import AutoProcessor
-
-    return AutoProcessor.from_pretrained(tiny_dir)
+def processor(tiny_processor):
+    return tiny_processor
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +45,9 @@ def wav_bytes(waveform: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> bytes
 
 def trained_segments(tokenizer, input_ids: torch.Tensor, labels: torch.Tensor) -> list[str]:
     """The decoded runs of consecutive trainable positions of one row."""
-    segments, current = [], []
-    for token_id, label in zip(input_ids.tolist(), labels.tolist()):
-        if label != IGNORE_INDEX:
-            assert label == token_id
-            current.append(token_id)
-        elif current:
-            segments.append(tokenizer.decode(current))
-            current = []
-    if current:
-        segments.append(tokenizer.decode(current))
-    return segments
+    trained = labels != IGNORE_INDEX
+    assert torch.equal(labels[trained], input_ids[trained])
+    return decoded_runs(tokenizer, input_ids, trained)
 
 
 def audio_chat(clip, question="What is that sound?", answer="A rising chirp."):
@@ -250,7 +241,7 @@ def test_max_length_never_splits_an_audio_span(processor, collator):
         ({"messages": [{"role": "user", "content": 3}, {"role": "assistant", "content": "y"}]}, "string or a list"),
         ({"messages": [{"role": "user", "content": "x"}]}, "no assistant message"),
         ({"messages": [{"role": "user", "content": [{"type": "image", "image": "a.png"}]},
-                       {"role": "assistant", "content": "y"}]}, "unsupported content part type"),
+                       {"role": "assistant", "content": "y"}]}, "unsupported part type"),
         ({"messages": [{"role": "user", "content": [{"type": "audio"}]},
                        {"role": "assistant", "content": "y"}]}, "has no source"),
         ({"messages": [{"role": "user", "content": [{"type": "text", "text": None}]},
@@ -265,3 +256,55 @@ def test_max_length_never_splits_an_audio_span(processor, collator):
 def test_malformed_examples_raise_value_error(collator, example, message):
     with pytest.raises(ValueError, match=message):
         collator([audio_chat(tone(0.3)), example])
+
+
+# --- TRL's meanings of assistant_only_loss and completion_only_loss ------------------------------------------------
+
+
+def chat_prompt_completion():
+    return {
+        "prompt": [
+            {"role": "user", "content": [{"type": "audio", "audio": tone(0.3)}, {"type": "text", "text": "Hi"}]},
+            {"role": "assistant", "content": "Earlier reply."},
+            {"role": "user", "content": "Now?"},
+        ],
+        "completion": [{"role": "assistant", "content": "Now this."}],
+    }
+
+
+def test_completion_only_loss_trains_the_rendered_completion(processor):
+    collator = QwenAudioChatCollator(processor, completion_only_loss=True, assistant_only_loss=False)
+    batch = collator([chat_prompt_completion()])
+    # TRL renders the prompt with the generation prompt: the completion is what follows it.
+    assert trained_segments(processor.tokenizer, batch["input_ids"][0], batch["labels"][0]) == ["Now this.<|im_end|>\n"]
+    # A conversation without a completion has nothing to restrict: every non-audio token is trained.
+    everything = collator([audio_chat(tone(0.3))])
+    audio = torch.isin(everything["input_ids"], torch.tensor([processor.audio_start_token_id, processor.audio_token_id, processor.audio_end_token_id]))
+    assert torch.equal(everything["labels"] != IGNORE_INDEX, ~audio)
+
+
+def test_assistant_only_loss_without_completion_only_loss(processor):
+    collator = QwenAudioChatCollator(processor, completion_only_loss=False, assistant_only_loss=True)
+    batch = collator([chat_prompt_completion(), audio_chat(tone(0.4))])
+    assert [trained_segments(processor.tokenizer, ids, labels) for ids, labels in zip(batch["input_ids"], batch["labels"])] == [
+        ["Earlier reply.<|im_end|>", "Now this.<|im_end|>"],
+        ["A rising chirp.<|im_end|>"],
+    ]
+
+
+def test_neither_option_trains_every_token_of_a_prompt_completion_example(processor):
+    collator = QwenAudioChatCollator(processor, completion_only_loss=False, assistant_only_loss=False)
+    batch = collator([chat_prompt_completion()])
+    decoded = processor.tokenizer.decode(batch["input_ids"][0][batch["labels"][0] != IGNORE_INDEX])
+    assert decoded.startswith("<|im_start|>system") and decoded.endswith("Now this.<|im_end|>\n")
+
+
+def test_typeless_audio_part_and_clips_column_in_prompt_completion(processor):
+    example = {
+        "prompt": [{"role": "user", "content": [{"path": None, "audio": None, "type": "audio"}, {"text": "Hi"}]}],
+        "completion": [{"role": "assistant", "content": "A tone."}],
+        "audios": [tone(0.5)],
+    }
+    batch = QwenAudioChatCollator(processor)([example])
+    assert batch["feature_attention_mask"].sum(-1).tolist() == [50]
+    assert trained_segments(processor.tokenizer, batch["input_ids"][0], batch["labels"][0]) == ["A tone.<|im_end|>"]

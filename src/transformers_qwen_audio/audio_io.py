@@ -9,13 +9,22 @@ a mono float32 waveform at 16 kHz.
 Files are decoded with `soundfile` (libsndfile: WAV, FLAC, OGG, MP3) and resampled with `soxr`. transformers'
 `audio_utils.load_audio` needs torchcodec/ffmpeg or librosa, which this package does not depend on, and does not
 validate its input; hence this module.
+
+The package's one download policy lives here, and every part of it (processor, pipeline, CLI, server, collator)
+decodes through `load_audio`: an http(s) URL is fetched only when the caller opts in (`allow_urls=True`, the CLI's
+`--allow-urls`), streamed with a connect/read timeout and an overall deadline (`URL_TIMEOUT_SECONDS`), and abandoned
+as soon as it exceeds `URL_MAX_BYTES`. Only regular files are opened: a FIFO, a device or a socket given as a path
+is refused before it is opened (reading one could block forever or never end). A WAV whose header announces more
+audio than the file holds (a truncated download or copy) is decoded with a warning.
 """
 
 import io
 import numbers
 import os
-import urllib.parse
-import urllib.request
+import re
+import stat
+import time
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -28,6 +37,10 @@ AUDIO_FILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif
 # Beyond this many channels a 2-D array is far more likely a batch or a mistake than a multichannel recording.
 MAX_CHANNELS = 16
 URL_TIMEOUT_SECONDS = 60
+# Largest download accepted with `allow_urls=True`: ~10 minutes of 44.1 kHz 16-bit stereo WAV, far more as FLAC/MP3.
+URL_MAX_BYTES = 100 * 1024 * 1024
+# libsndfile's log line for a WAV data chunk longer than the file: "data : 64000 (should be 21304)".
+TRUNCATED_CHUNK_LOG = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
 
 
@@ -103,13 +116,33 @@ def _decode_file_like(file_like, source: str) -> tuple[np.ndarray, int]:
     import soundfile
 
     try:
-        waveform, sampling_rate = soundfile.read(file_like, dtype="float32", always_2d=False)
+        with soundfile.SoundFile(file_like) as sound_file:
+            _warn_if_truncated(sound_file, source)
+            waveform = sound_file.read(dtype="float32", always_2d=False)
+            sampling_rate = sound_file.samplerate
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
         raise ValueError(
             f"Could not decode {source} as audio ({error}). Supported formats are those of libsndfile: "
             "WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF."
         ) from None
     return waveform, sampling_rate
+
+
+def _warn_if_truncated(sound_file, source: str) -> None:
+    """libsndfile decodes a truncated WAV as a shorter clip; its log says by how much (other formats fail)."""
+    match = TRUNCATED_CHUNK_LOG.search(sound_file.extra_info or "")
+    if match and int(match.group(2)) < int(match.group(1)):
+        announced, present = int(match.group(1)), int(match.group(2))
+        warnings.warn(
+            f"Audio {source} is truncated: its header announces {announced} bytes of audio but only {present} are "
+            f"present; decoding the {sound_file.frames / sound_file.samplerate:.2f} s that are there.",
+            TruncatedAudioWarning,
+            stacklevel=4,
+        )
+
+
+class TruncatedAudioWarning(UserWarning):
+    """A file holds less audio than its header announces."""
 
 
 def _is_url(text: str) -> bool:
@@ -134,16 +167,48 @@ def _read_path(path: str, base_dir: str | os.PathLike | None) -> tuple[np.ndarra
         raise FileNotFoundError(f"Audio file not found: {path}")
     if os.path.isdir(path):
         raise ValueError(f"Audio path is a directory, not a file: {path}")
-    return _decode_file_like(path, f"file {path}")
+    # Checked on the opened descriptor (no race with a swapped path); O_NONBLOCK keeps a FIFO without writer from
+    # blocking the open itself.
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
+            "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+        raise ValueError(f"Audio path {path} is {kind}: only regular files are read.")
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(descriptor, True)
+    with os.fdopen(descriptor, "rb") as file:
+        return _decode_file_like(file, f"file {path}")
 
 
 def _read_url(url: str) -> tuple[np.ndarray, int]:
+    # httpx (already required by huggingface_hub) streams the body, so the size cap holds without reading it whole,
+    # and its timeouts cover connecting and each read; the overall deadline stops a server that trickles bytes.
+    import httpx
+
+    deadline = time.monotonic() + URL_TIMEOUT_SECONDS
+    body = bytearray()
     try:
-        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_SECONDS) as response:
-            data = response.read()
-    except OSError as error:
+        with httpx.stream("GET", url, timeout=URL_TIMEOUT_SECONDS, follow_redirects=True) as response:
+            response.raise_for_status()
+            announced = response.headers.get("content-length")
+            if announced is not None and announced.isdigit() and int(announced) > URL_MAX_BYTES:
+                raise ValueError(f"Refusing to download audio from {url}: it is {int(announced)} bytes, over the "
+                                 f"{URL_MAX_BYTES}-byte limit (audio_io.URL_MAX_BYTES).")
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > URL_MAX_BYTES:
+                    raise ValueError(f"Stopped downloading audio from {url}: over the {URL_MAX_BYTES}-byte limit "
+                                     "(audio_io.URL_MAX_BYTES).")
+                if time.monotonic() > deadline:
+                    raise ValueError(f"Stopped downloading audio from {url}: over {URL_TIMEOUT_SECONDS} s "
+                                     "(audio_io.URL_TIMEOUT_SECONDS).")
+    except httpx.HTTPError as error:
         raise ValueError(f"Could not download audio from {url}: {error}") from None
-    return _decode_file_like(io.BytesIO(data), f"the content of {url}")
+    if not body:
+        raise ValueError(f"Downloaded audio from {url} is empty.")
+    return _decode_file_like(io.BytesIO(bytes(body)), f"the content of {url}")
 
 
 def load_audio(
@@ -173,7 +238,7 @@ def load_audio(
             Output rate.
         allow_urls (`bool`, *optional*, defaults to `False`):
             Whether `http(s)://` URLs may be fetched. Off by default so that text from untrusted sources cannot make
-            the processor issue network requests.
+            the processor issue network requests. Downloads are capped at `URL_MAX_BYTES` and `URL_TIMEOUT_SECONDS`.
         base_dir (`str`, *optional*):
             Folder that relative paths are resolved against first.
 
@@ -185,6 +250,8 @@ def load_audio(
         `ValueError`: empty, non-finite or wrongly shaped audio, undecodable files, bad sampling rates, strings
             that are neither paths nor URLs, URLs without `allow_urls=True`.
         `FileNotFoundError`: a path that does not exist.
+
+    Warns (`TruncatedAudioWarning`) when a WAV file holds less audio than its header announces.
     """
     target_sampling_rate = validate_sampling_rate(target_sampling_rate)
     if sampling_rate is not None:
@@ -265,4 +332,4 @@ def _as_numpy(audio) -> np.ndarray:
     )
 
 
-__all__ = ["QWEN_AUDIO_SAMPLING_RATE", "load_audio", "resample", "validate_sampling_rate"]
+__all__ = ["QWEN_AUDIO_SAMPLING_RATE", "TruncatedAudioWarning", "load_audio", "resample", "validate_sampling_rate"]

@@ -1,18 +1,28 @@
 """Convert a released Qwen-Audio checkpoint to the native layout.
 
-    python -m transformers_qwen_audio.convert SRC DST [--dtype bfloat16] [--push-to-hub REPO_ID]
+    python -m transformers_qwen_audio.convert SRC DST [--dtype bfloat16] [--push-to-hub REPO_ID] [--base-model ID]
 
 SRC is a local folder in the released layout (`config.json` with `model_type: "qwen"`, `transformer.*` weights in
-safetensors or `pytorch_model.bin`, `qwen.tiktoken`) or a native one. Nothing of SRC is executed: weights are read
-through transformers' loaders (safetensors, or `torch.load(weights_only=True)`), the config and the tokenizer are
-data. DST receives sharded safetensors + index, the config, the generation config, the processor files (when SRC has
-`qwen.tiktoken` or a `tokenizer.json`) and a model card. DST is written atomically: everything goes to a temporary
-folder beside it, which is renamed into place only once complete.
+safetensors or `pytorch_model.bin`, `qwen.tiktoken`), a native one, or a Hub repo id (its data files are downloaded;
+its code never is). Nothing of SRC is executed: weights are read through transformers' loaders (safetensors, or
+`torch.load(weights_only=True)`), the config and the tokenizer are data. DST receives sharded safetensors + index,
+the config, the generation config, the processor files (when SRC has `qwen.tiktoken` or a `tokenizer.json`) and a
+model card.
+
+Nothing is lost on a crash or a kill: DST is written to a staging folder `.DST.partial-*` beside it and renamed into
+place only once complete; an existing DST is moved aside (`.DST.previous-*`) and deleted only after the new one is
+in place. A later run removes the staging folders an interrupted run left (or restores a DST it had moved aside).
+DST may not be SRC, contain it, or lie inside it. An existing DST is replaced only with `--overwrite`, and only if
+convert wrote it (its model card says `converted_with: transformers-qwen-audio` and it holds no other files);
+`--overwrite-any-folder` replaces any other folder (never the home folder, the root, or one holding the current
+directory).
 """
 
 import argparse
+import errno
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -22,17 +32,50 @@ from pathlib import Path
 import torch
 import transformers
 from transformers import AutoModelForCausalLM
+from transformers.utils import logging
 
 from . import __version__
+from .checkpoint_files import explain_load_error, verify_weight_files
+
+
+logger = logging.get_logger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
+DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16", "float": "float32"}
+# The `url` of setup.cfg; a test checks that both agree.
+PROJECT_URL = "https://github.com/transformers-qwen-audio/transformers-qwen-audio"
+CONVERTER_NAME = "transformers-qwen-audio"
+# Model card metadata that marks a folder written by `convert` (and lists its files): such a folder may be replaced.
+CONVERTED_WITH_KEY = "converted_with"
+CONVERTED_FILES_KEY = "converted_files"
+STAGING_KINDS = ("partial", "previous")
+HUB_CACHE_SNAPSHOT = re.compile(r"(?:^|/)(?:models|datasets|spaces)--([^/]+?)--([^/]+)/snapshots/[0-9a-f]{40}/?$")
+HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# Data files of a Hub source; its `.py` files are never downloaded (they would never be run either).
+HUB_METADATA_PATTERNS = ["*.json", "*.tiktoken", "*.jinja", "*.txt", "*.model"]
 
 
-def render_model_card(model, model_name: str, base_model: str, dtype: str, command: str) -> str:
+class ConversionError(ValueError):
+    """A conversion refused before anything was written, or a failure after DST was complete."""
+
+
+class PushToHubError(ConversionError):
+    """DST is complete on disk but the upload failed."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Model card
+# ----------------------------------------------------------------------------------------------------------------
+def render_model_card(model, model_name: str, base_model: str | None, dtype: str, command: str,
+                      files: list[str]) -> str:
     template = resources.files("transformers_qwen_audio").joinpath("model_cards/converted.md").read_text()
     return template.format(
         model_name=model_name,
-        base_model=base_model,
+        base_model_metadata=f"base_model: {base_model}\n" if base_model else "",
+        source=f"[{base_model}](https://huggingface.co/{base_model})" if base_model else "A released Qwen-Audio checkpoint",
+        project_url=PROJECT_URL,
+        converted_with=f"{CONVERTER_NAME} {__version__}",
+        converted_files=json.dumps(sorted(files)),
         audio_layers=model.config.audio_config.encoder_layers,
         audio_width=model.config.audio_config.d_model,
         text_layers=model.config.text_config.num_hidden_layers,
@@ -45,8 +88,226 @@ def render_model_card(model, model_name: str, base_model: str, dtype: str, comma
     )
 
 
+def hub_id_of_cache_folder(path: Path) -> str | None:
+    """`Org/Name` for a folder of the Hub cache (`.../models--Org--Name/snapshots/<commit>`), else None."""
+    match = HUB_CACHE_SNAPSHOT.search(path.resolve().as_posix())
+    return f"{match.group(1)}/{match.group(2)}" if match else None
+
+
+def base_model_id(src: Path, hub_id: str | None = None, explicit: str | None = None) -> str | None:
+    """The Hub id the converted checkpoint derives from: `explicit` (`--base-model`), the Hub id SRC was given as or
+    cached under, else the released config's `_name_or_path` when it is a Hub id (not a local path). None when
+    unknown: a folder name (or a cache snapshot hash) is never a model id."""
+    if explicit:
+        if not HUB_REPO_ID.match(explicit):
+            raise ConversionError(f"--base-model must be a Hub repo id like Qwen/Qwen-Audio-Chat, got {explicit!r}")
+        return explicit
+    for candidate in (hub_id, hub_id_of_cache_folder(src)):
+        if candidate:
+            return candidate
+    try:
+        name_or_path = json.loads((src / "config.json").read_text(encoding="utf-8")).get("_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(name_or_path, str) and HUB_REPO_ID.match(name_or_path) and not Path(name_or_path).exists():
+        return name_or_path
+    return None
+
+
+def converted_by_us(folder: Path) -> tuple[bool, str]:
+    """Whether `folder` is a checkpoint `convert` wrote and nothing was added to since; the reason when not."""
+    from huggingface_hub.repocard import metadata_load
+
+    card = folder / "README.md"
+    try:
+        metadata = metadata_load(card) if card.is_file() else None
+    except (OSError, ValueError) as error:  # a hand-edited card with broken YAML
+        return False, f"its README.md metadata cannot be read ({error})"
+    if not metadata or not str(metadata.get(CONVERTED_WITH_KEY, "")).startswith(CONVERTER_NAME):
+        return False, f"it was not written by convert (no `{CONVERTED_WITH_KEY}: {CONVERTER_NAME}` in its README.md)"
+    listed = set(metadata.get(CONVERTED_FILES_KEY) or [])
+    extra = sorted(set(os.listdir(folder)) - listed)
+    if extra:
+        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        return False, f"it holds files convert did not write ({shown})"
+    return True, ""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Where DST may be written
+# ----------------------------------------------------------------------------------------------------------------
+def check_paths(src: Path, dst: Path) -> None:
+    """Refuses a DST that would destroy SRC or a folder that must never be replaced."""
+    src_real, dst_real = src.resolve(), dst.resolve()
+    if dst_real == src_real:
+        raise ConversionError(f"DST {dst} is SRC: give a new folder for the converted checkpoint")
+    if dst_real in src_real.parents:
+        raise ConversionError(f"DST {dst} contains SRC {src}: replacing it would delete the source checkpoint")
+    if src_real in dst_real.parents:
+        raise ConversionError(f"DST {dst} is inside SRC {src}: write the converted checkpoint outside the source")
+    protected = {Path(dst_real.anchor), Path.home().resolve()}
+    if dst_real in protected or dst_real == Path.cwd().resolve() or dst_real in Path.cwd().resolve().parents \
+            or dst_real in Path.home().resolve().parents:
+        raise ConversionError(f"DST {dst} is the root, the home folder, or holds it or the current folder: "
+                              "give a new folder for the converted checkpoint")
+    if dst.exists() and not dst.is_dir():
+        raise ConversionError(f"DST {dst} exists and is not a folder")
+
+
+def check_destination(dst: Path, overwrite: bool, overwrite_any_folder: bool) -> None:
+    if not dst.is_dir() or not any(dst.iterdir()):
+        return
+    if not (overwrite or overwrite_any_folder):
+        raise FileExistsError(f"{dst} exists and is not empty: pass --overwrite (overwrite=True) to replace a "
+                              "checkpoint convert wrote there")
+    ours, reason = converted_by_us(dst)
+    if not ours and not overwrite_any_folder:
+        raise ConversionError(f"{dst} exists and {reason}: refusing to replace it. Choose another DST, or pass "
+                              "--overwrite-any-folder (overwrite_any_folder=True) to replace it anyway")
+
+
+def _lock(folder: Path):
+    """An exclusive lock on `folder` held while this process lives (the kernel drops it when the process dies, even
+    killed): a staging folder whose lock can be taken belongs to no running conversion. None where flock is
+    missing (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def _unlock(descriptor) -> None:
+    if descriptor is not None:
+        os.close(descriptor)
+
+
+def staging_folders(dst: Path) -> list[Path]:
+    return sorted(path for kind in STAGING_KINDS for path in dst.parent.glob(f".{dst.name}.{kind}-*") if path.is_dir())
+
+
+def clean_stale_staging(dst: Path) -> list[str]:
+    """Removes the staging folders interrupted conversions into `dst` left, or restores a DST one had moved aside
+    (`.DST.previous-*` while DST is missing). Refuses to run beside a live conversion into the same DST. Returns
+    what was done, one line each (also logged as warnings)."""
+    report = []
+    for folder in staging_folders(dst):
+        try:
+            descriptor = _lock(folder)
+        except BlockingIOError:
+            raise ConversionError(f"another conversion into {dst} is running (its staging folder {folder} is in use)") from None
+        except OSError as error:
+            report.append(f"could not inspect the staging folder {folder} of an earlier conversion ({error.strerror}): remove it by hand")
+            continue
+        if descriptor is None:  # no locks: cannot tell whether a conversion is running, so only report
+            report.append(f"staging folder {folder} of an earlier or running conversion into {dst}: remove it if none is running")
+            continue
+        try:
+            moved_aside = folder / dst.name
+            if folder.name.startswith(f".{dst.name}.previous-") and moved_aside.is_dir() and not dst.exists():
+                os.replace(moved_aside, dst)
+                report.append(f"restored {dst} from {folder}, where an interrupted conversion had moved it aside")
+            shutil.rmtree(folder)
+            report.append(f"removed {folder}, left by an interrupted conversion into {dst}")
+        except OSError as error:
+            report.append(f"could not remove {folder}, left by an interrupted conversion ({error}): remove it by hand")
+        finally:
+            _unlock(descriptor)
+    for line in report:
+        logger.warning(line)
+    return report
+
+
+def _make_staging(dst: Path, kind: str) -> Path:
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{dst.name}.{kind}-", dir=dst.parent))
+    except OSError as error:
+        if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise PermissionError(f"cannot write into {dst.parent} ({error.strerror}): choose a writable DST") from None
+        raise
+
+
+def _publish_permissions_and_sync(folder: Path) -> None:
+    """Files get the permissions the umask gives (safetensors writes 0600), and reach the disk before the rename
+    that makes the folder visible as DST."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)  # mkdtemp creates 0700
+    for path in folder.iterdir():
+        path.chmod(0o666 & ~umask)
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # some file systems cannot sync folders
+    finally:
+        os.close(descriptor)
+
+
+def replace_directory(staging: Path, dst: Path) -> None:
+    """Moves the complete `staging` folder to `dst`; an existing `dst` is moved aside first and deleted only once the
+    new one is in place (a kill in between leaves it in `.DST.previous-*`, which the next run restores)."""
+    if not dst.exists():
+        os.replace(staging, dst)
+        _fsync_folder(dst.parent)
+        return
+    previous = _make_staging(dst, "previous")
+    lock = _lock(previous)
+    try:
+        os.replace(dst, previous / dst.name)
+        os.replace(staging, dst)
+        _fsync_folder(dst.parent)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        _unlock(lock)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Conversion
+# ----------------------------------------------------------------------------------------------------------------
 def has_tokenizer_files(src: Path) -> bool:
     return (src / "qwen.tiktoken").is_file() or (src / "tokenizer.json").is_file()
+
+
+def resolve_source(src: str | os.PathLike) -> tuple[Path, str | None]:
+    """The local folder of SRC and the Hub id it was given as (None for a local folder)."""
+    path = Path(src).expanduser()
+    if path.exists() or not HUB_REPO_ID.match(str(src)):
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{src} has no config.json: give the folder of a Qwen-Audio checkpoint")
+        return path, None
+    from huggingface_hub import snapshot_download
+
+    repo_id = str(src)
+    try:
+        folder = Path(snapshot_download(repo_id, allow_patterns=HUB_METADATA_PATTERNS))
+        weights = ["*.safetensors"] if (folder / "model.safetensors.index.json").is_file() or not list(
+            folder.glob("pytorch_model*.json")) else ["*.bin"]
+        folder = Path(snapshot_download(repo_id, allow_patterns=HUB_METADATA_PATTERNS + weights))
+    except OSError as error:  # huggingface_hub's HTTP and offline errors are OSErrors
+        raise OSError(f"{repo_id} is no local folder, and downloading it from the Hub failed: "
+                      f"{' '.join(str(error).split())}") from None
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"Hub repo {repo_id} has no config.json: give a Qwen-Audio checkpoint")
+    return folder, repo_id
 
 
 def convert(
@@ -57,89 +318,136 @@ def convert(
     overwrite: bool = False,
     push_to_hub: str | None = None,
     private: bool | None = None,
+    base_model: str | None = None,
+    overwrite_any_folder: bool = False,
 ) -> Path:
-    """Convert SRC to a native checkpoint in DST; returns DST. See the module docstring."""
-    src, dst = Path(src), Path(dst)
-    if not (src / "config.json").is_file():
-        raise FileNotFoundError(f"{src} has no config.json: give the folder of a Qwen-Audio checkpoint")
+    """Convert SRC to a native checkpoint in DST; returns DST. See the module docstring.
+
+    Raises:
+        `ConversionError` (a `ValueError`): DST would destroy SRC or an unrelated folder; `FileExistsError`: DST
+        exists without `overwrite`; `PermissionError`: DST cannot be written; `CorruptCheckpointError` (a
+        `ValueError`): a truncated/corrupted weight file (named) or a refused pickle; `PushToHubError`: DST is
+        complete but the upload failed.
+    """
+    dtype = DTYPE_ALIASES.get(dtype, dtype)
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-    if dst.exists() and any(dst.iterdir()) and not overwrite:
-        raise FileExistsError(f"{dst} exists and is not empty: pass overwrite=True (--overwrite) to replace it")
-    if dst.resolve() == src.resolve():
-        raise ValueError("DST must differ from SRC")
+    dst = Path(dst).expanduser()
+    local_src = Path(src).expanduser()
+    if local_src.exists():
+        check_paths(local_src, dst)  # before anything else: no download or cleanup for a refused DST
+    src, hub_id = resolve_source(src)
+    check_paths(src, dst)
+    base_model = base_model_id(src, hub_id, base_model)
+    clean_stale_staging(dst)
+    check_destination(dst, overwrite, overwrite_any_folder)
+    verify_weight_files(src)
 
-    # from_pretrained also reads SRC's generation_config.json and adds the original's chat stop ids to it.
-    model = AutoModelForCausalLM.from_pretrained(src, dtype=DTYPES[dtype])
-    model.config.name_or_path = ""
-
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
+    staging = _make_staging(dst, "partial")
+    lock = _lock(staging)
     try:
+        try:
+            # from_pretrained also reads SRC's generation_config.json and adds the original's chat stop ids to it.
+            model = AutoModelForCausalLM.from_pretrained(src, dtype=DTYPES[dtype])
+        except Exception as error:
+            explained = explain_load_error(error, str(src))
+            if explained is None:
+                raise
+            raise explained from None
+        model.config.name_or_path = base_model or ""
         model.save_pretrained(staging, max_shard_size=max_shard_size, save_original_format=False)
         if has_tokenizer_files(src):
             from .processing_qwen_audio import QwenAudioProcessor
 
             QwenAudioProcessor.from_pretrained(src).save_pretrained(staging)
         model_name = push_to_hub or dst.name
-        command = f"python -m transformers_qwen_audio.convert {src.name} {dst.name} --dtype {dtype}"
-        card = render_model_card(model, model_name, base_model=src.name, dtype=str(model.dtype).removeprefix("torch."),
-                                 command=command)
-        (staging / "README.md").write_text(card)
+        command = f"python -m transformers_qwen_audio.convert {hub_id or src.name} {dst.name} --dtype {dtype}"
+        files = [path.name for path in staging.iterdir()] + ["README.md"]
+        card = render_model_card(model, model_name, base_model=base_model,
+                                 dtype=str(model.dtype).removeprefix("torch."), command=command, files=files)
+        (staging / "README.md").write_text(card, encoding="utf-8")
+        _publish_permissions_and_sync(staging)
         replace_directory(staging, dst)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        _unlock(lock)
 
     if push_to_hub:
-        from huggingface_hub import HfApi
-
-        api = HfApi()
-        api.create_repo(push_to_hub, private=private, exist_ok=True)
-        api.upload_folder(folder_path=str(dst), repo_id=push_to_hub, commit_message="Upload native Qwen-Audio checkpoint")
+        upload(dst, push_to_hub, private)
     return dst
 
 
-def replace_directory(staging: Path, dst: Path) -> None:
-    """Move a complete `staging` folder to `dst`; an existing `dst` is only removed once the new one is in place."""
-    staging.chmod(0o755)  # mkdtemp creates 0700; a published checkpoint folder is world-readable
-    if not dst.exists():
-        os.replace(staging, dst)
-        return
-    previous = Path(tempfile.mkdtemp(prefix=f".{dst.name}.previous-", dir=dst.parent))
-    os.replace(dst, previous / dst.name)
-    os.replace(staging, dst)
-    shutil.rmtree(previous, ignore_errors=True)
+def upload(folder: Path, repo_id: str, private: bool | None = None) -> None:
+    from huggingface_hub import HfApi
+
+    try:
+        api = HfApi()
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id,
+                          commit_message="Upload native Qwen-Audio checkpoint")
+    except Exception as error:  # network, authentication, Hub-side errors: the local result stands either way
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        raise PushToHubError(
+            f"the converted checkpoint is complete in {folder}, but uploading it to {repo_id} failed: {reason}. "
+            f"Upload it later with: hf upload {repo_id} {folder}"
+        ) from None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------------------
+def dtype_argument(value: str) -> str:
+    """`--dtype` value: one of `DTYPES` (or an alias such as fp16); argparse reports anything else."""
+    name = DTYPE_ALIASES.get(value.lower(), value.lower())
+    if name not in DTYPES:
+        raise argparse.ArgumentTypeError(f"invalid choice {value!r} (choose from {', '.join(DTYPES)})")
+    return name
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="python -m transformers_qwen_audio.convert", description=__doc__,
-                                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("src", help="released (or native) Qwen-Audio checkpoint folder")
+    if parser is None:
+        from .cli import OneLineErrorParser
+
+        parser = OneLineErrorParser(prog="python -m transformers_qwen_audio.convert", description=__doc__,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("src", help="released (or native) Qwen-Audio checkpoint folder, or a Hub repo id")
     parser.add_argument("dst", help="output folder for the native checkpoint")
-    parser.add_argument("--dtype", default="auto", choices=sorted(DTYPES), help="weights dtype (default: as stored)")
+    parser.add_argument("--dtype", default="auto", type=dtype_argument, metavar="{" + ",".join(DTYPES) + "}",
+                        help="weights dtype (default: as stored)")
     parser.add_argument("--max-shard-size", default="5GB", help="largest safetensors shard (default 5GB)")
-    parser.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    parser.add_argument("--overwrite", action="store_true", help="replace DST if convert wrote it")
+    parser.add_argument("--overwrite-any-folder", action="store_true",
+                        help="replace DST even if it is not a checkpoint convert wrote (its files are deleted)")
+    parser.add_argument("--base-model", metavar="REPO_ID",
+                        help="Hub id of the source model for the model card (default: from SRC when known)")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload DST to this Hub repository")
     parser.add_argument("--private", action="store_true", default=None, help="create the Hub repository as private")
+    parser.set_defaults(run=run_from_args)
     return parser
+
+
+def add_parser(subcommands) -> argparse.ArgumentParser:
+    """Registers `convert` on the `qwen-audio` command line."""
+    parser = subcommands.add_parser("convert", help="convert a released checkpoint to the native layout",
+                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return build_parser(parser)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     dst = convert(args.src, args.dst, dtype=args.dtype, max_shard_size=args.max_shard_size, overwrite=args.overwrite,
-                  push_to_hub=args.push_to_hub, private=args.private)
+                  push_to_hub=args.push_to_hub, private=args.private, base_model=args.base_model,
+                  overwrite_any_folder=args.overwrite_any_folder)
     files = sorted(p.name for p in dst.iterdir())
     print(json.dumps({"converted": str(dst), "files": files}, indent=1))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run_from_args(args)
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    from .cli import run_command
+
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":

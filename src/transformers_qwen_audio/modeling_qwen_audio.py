@@ -25,6 +25,7 @@ from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.masking_utils import create_causal_mask
 from transformers.modeling_outputs import (
+    BaseModelOutput,
     BaseModelOutputWithPast,
     BaseModelOutputWithPooling,
     CausalLMOutputWithPast,
@@ -63,6 +64,14 @@ def audio_token_lengths(mel_lengths: torch.Tensor) -> torch.Tensor:
     return (conv_output_lengths(mel_lengths) - 2) // 2 + 1
 
 
+def clip_mel_lengths(input_features: torch.Tensor, feature_attention_mask, audio_config) -> torch.Tensor:
+    """Each clip's mel length: the mask's sum, or the whole feature length up to 30 s without a mask."""
+    if feature_attention_mask is not None:
+        return feature_attention_mask.long().sum(-1)
+    full_length = min(input_features.shape[-1], 2 * audio_config.max_source_positions)
+    return torch.full((input_features.shape[0],), full_length, dtype=torch.long, device=input_features.device)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Audio encoder
 # --------------------------------------------------------------------------------------------------------------
@@ -79,7 +88,6 @@ class QwenAudioEncoder(Qwen2AudioEncoder):
 
     config: QwenAudioEncoderConfig
     _keys_to_ignore_on_load_missing = [r"embed_positions\.weight"]
-    _can_record_outputs = {}
 
     def __init__(self, config: QwenAudioEncoderConfig):
         super().__init__(config)
@@ -92,23 +100,32 @@ class QwenAudioEncoder(Qwen2AudioEncoder):
         else:
             super()._init_weights(module)
 
+    @merge_with_config_defaults
+    @capture_outputs
     def forward(
         self,
         input_features: torch.Tensor,
         feature_attention_mask: torch.Tensor | None = None,
         sequence_ids: torch.Tensor | None = None,
         **kwargs,
-    ) -> BaseModelOutputWithPooling:
-        num_clips, _, num_frames = input_features.shape
+    ) -> BaseModelOutput:
+        r"""
+        input_features (`torch.FloatTensor` of shape `(clips, num_mel_bins, frames)`):
+            Log-mel features of each clip, padded past its end (as `WhisperFeatureExtractor` pads up to 3000 frames).
+        feature_attention_mask (`torch.Tensor` of shape `(clips, frames)`, *optional*):
+            1 on the frames that hold audio; each clip's mel length is its sum. Without it every clip is full length.
+        sequence_ids (`torch.LongTensor` of shape `(clips,)`, *optional*):
+            Which sequence each clip belongs to; clips of one sequence are encoded together (default: all of them).
+
+        Returns a `BaseModelOutput` whose `last_hidden_state` is `(clips, tokens, d_model)`, padded past each clip's
+        `audio_token_lengths(mel_length)` tokens.
+        """
+        num_clips = input_features.shape[0]
         device = input_features.device
-        if feature_attention_mask is None:
-            mel_lengths = torch.full((num_clips,), min(num_frames, 2 * self.max_source_positions), device=device)
-        else:
-            mel_lengths = feature_attention_mask.to(device).long().sum(-1)
+        mel_lengths = clip_mel_lengths(input_features, feature_attention_mask, self.config).to(device)
         if sequence_ids is None:
             sequence_ids = torch.zeros(num_clips, dtype=torch.long, device=device)
         frames_after_conv = conv_output_lengths(mel_lengths)
-        token_lengths = audio_token_lengths(mel_lengths)
 
         # Longest clip of each clip's own sequence: the original trims the mel to 2x that before the convs.
         longest_in_sequence = torch.zeros(int(sequence_ids.max()) + 1, dtype=torch.long, device=device)
@@ -144,7 +161,7 @@ class QwenAudioEncoder(Qwen2AudioEncoder):
 
         hidden_states = self.avg_pooler(hidden_states.permute(0, 2, 1)).permute(0, 2, 1)
         hidden_states = self.layer_norm(hidden_states)
-        return BaseModelOutputWithPooling(last_hidden_state=hidden_states, pooler_output=token_lengths)
+        return BaseModelOutput(last_hidden_state=hidden_states)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -180,13 +197,44 @@ class QwenAudioRotaryEmbedding(Qwen2RotaryEmbedding):
         return emb.cos().to(dtype=x.dtype), emb.sin().to(dtype=x.dtype)
 
 
-def logn_query_scale(position_ids: torch.Tensor, seq_length: int) -> torch.Tensor | None:
-    """The original's log-n attention: queries at position p (0-based) scale by log_seq_length(p + 1) past seq_length."""
-    if int(position_ids.max()) + 1 <= seq_length:
-        return None
+def logn_query_scale(position_ids: torch.Tensor, seq_length: int) -> torch.Tensor:
+    """The original's log-n attention: queries at position p (0-based) scale by log_seq_length(p + 1) past seq_length
+    (and by exactly 1 before it). Computed on the device, without a host sync."""
     positions = (position_ids + 1).double()
     scale = torch.where(positions > seq_length, torch.log(positions) / math.log(seq_length), torch.ones_like(positions))
     return scale[:, None, :, None].float()  # [batch, 1 (heads), queries, 1]
+
+
+# The decoder leaves the prompt's NTK alphas on the cache at prefill (`None`: all 1); the attribute's presence marks
+# a cache whose prompt is already in, for caches that keep their length on the device (StaticCache).
+PROMPT_STATE = "qwen_audio_ntk_alphas"
+
+
+def host_cache_length(cache: Cache | None) -> int | None:
+    """The cached length when the host knows it without a device sync (DynamicCache), else None (StaticCache)."""
+    if cache is None:
+        return 0
+    length = cache.get_seq_length()
+    return None if isinstance(length, torch.Tensor) else length
+
+
+def host_max_key_length(cache: Cache | None, query_length: int) -> int | None:
+    """A host-side bound on the key length after this forward (the cached length plus the queries, or a static
+    cache's capacity); every position produced from an attention mask or the cache is below it. None: unbounded."""
+    length = host_cache_length(cache)
+    if length is not None:
+        return length + query_length
+    capacity = cache.get_max_length()
+    return capacity if capacity > 0 else None
+
+
+def is_prefill(cache: Cache | None) -> bool:
+    """Whether this forward brings the prompt, decided on the host: from the cached length where the host knows it,
+    else from the prompt state the decoder leaves on the cache at prefill."""
+    length = host_cache_length(cache)
+    if length is not None:
+        return length == 0
+    return not hasattr(cache, PROMPT_STATE)
 
 
 class QwenAudioAttention(Qwen2Attention):
@@ -253,6 +301,15 @@ class QwenAudioPreTrainedModel(PreTrainedModel):
 
     def save_pretrained(self, *args, save_original_format: bool = False, **kwargs):
         """Native key names by default; `save_original_format=True` writes the released `transformer.*` layout."""
+        if save_original_format:
+            text_config = getattr(self.config, "text_config", self.config)
+            heads, kv_heads = text_config.num_attention_heads, text_config.num_key_value_heads
+            if kv_heads is not None and kv_heads != heads:
+                raise ValueError(
+                    f"save_original_format=True cannot write this model: the released layout fuses q, k and v into "
+                    f"one `c_attn` of 3 x hidden_size rows, which has no room for {kv_heads} key/value heads with "
+                    f"{heads} query heads. Save it in the native format (save_original_format=False)."
+                )
         return super().save_pretrained(*args, save_original_format=save_original_format, **kwargs)
 
 
@@ -277,25 +334,35 @@ class QwenAudioTextModel(QwenAudioPreTrainedModel, Qwen2Model):
         self.has_sliding_layers = False
         self.post_init()
 
-    def _ntk_alphas(self, cache, attention_mask, batch_size: int, query_length: int) -> list[float] | None:
+    def _ntk_alphas(self, cache, position_ids, query_length: int, prefill: bool) -> list[float] | None:
         """The original computes alpha once from the prompt length, then keeps it for every cached decoding step.
 
-        Unlike the original (which measures the padded length) each row gets the alpha of its own true length,
-        so that a padded batch reproduces each sequence alone. The alphas live on the cache of that generation.
+        Unlike the original (which measures the padded length) each row gets the alpha of its own true length (its
+        last position + 1), so that a padded batch reproduces each sequence alone. The alphas live on the cache of
+        that generation; the decision is taken on the host at prefill (no device value is read while decoding, and
+        none at prefill while the prompt cannot pass `seq_length`). `None` means alpha 1 for every row.
         """
-        if self.training or not self.config.use_dynamic_ntk:
-            return None
-        past_length = cache.get_seq_length() if cache is not None else 0
-        if past_length > 0 and getattr(cache, "qwen_audio_ntk_alphas", None) is not None:
-            return cache.qwen_audio_ntk_alphas
-        if isinstance(attention_mask, torch.Tensor) and attention_mask.dim() == 2:
-            lengths = attention_mask.long().sum(-1)
-        else:
-            lengths = torch.full((batch_size,), past_length + query_length)
-        alphas = dynamic_ntk_alpha(lengths, self.config.seq_length)
+        if not prefill:
+            return getattr(cache, PROMPT_STATE, None)
+        alphas = None
+        if not self.training and self.config.use_dynamic_ntk:
+            bound = host_max_key_length(cache, query_length) if cache is not None else query_length
+            if bound is None or bound > self.config.seq_length:
+                alphas = dynamic_ntk_alpha(position_ids.max(-1).values + 1, self.config.seq_length)
+                alphas = None if all(alpha == 1.0 for alpha in alphas) else alphas
         if cache is not None:
-            cache.qwen_audio_ntk_alphas = alphas
+            setattr(cache, PROMPT_STATE, alphas)
         return alphas
+
+    def _logn_scale(self, cache, position_ids, query_length: int) -> torch.Tensor | None:
+        """Log-n query scale, or None where the host knows that no position passes `seq_length` (the original
+        decides from the key length too)."""
+        if self.training or not self.config.use_logn_attn:
+            return None
+        bound = host_max_key_length(cache, query_length) if cache is not None else query_length
+        if bound is not None and bound <= self.config.seq_length:
+            return None
+        return logn_query_scale(position_ids, self.config.seq_length)
 
     @merge_with_config_defaults
     @capture_outputs
@@ -319,14 +386,13 @@ class QwenAudioTextModel(QwenAudioPreTrainedModel, Qwen2Model):
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
 
-        batch_size, query_length = inputs_embeds.shape[:2]
+        query_length = inputs_embeds.shape[1]
+        prefill = is_prefill(cache)
         if position_ids is None:
             position_ids = positions_from_attention_mask(attention_mask, cache, query_length, inputs_embeds.device)
 
-        ntk_alphas = self._ntk_alphas(cache, attention_mask, batch_size, query_length)
-        logn_scale = None
-        if self.config.use_logn_attn and not self.training:
-            logn_scale = logn_query_scale(position_ids, self.config.seq_length)
+        ntk_alphas = self._ntk_alphas(cache, position_ids, query_length, prefill)
+        logn_scale = self._logn_scale(cache, position_ids, query_length)
 
         if not isinstance(causal_mask := attention_mask, dict):
             causal_mask = create_causal_mask(
@@ -391,63 +457,116 @@ class QwenAudioModel(QwenAudioPreTrainedModel):
     def set_input_embeddings(self, value):
         self.language_model.set_input_embeddings(value)
 
-    def audio_spans(self, input_ids: torch.LongTensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Find every `<audio> ... </audio>` span: (mask over span positions, row of each span, length of each span).
+    def audio_boundaries(
+        self, input_ids: torch.LongTensor | None, inputs_embeds: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where `<audio>` and `</audio>` stand: from `input_ids`, or without them from the embeddings of those two
+        tokens in `inputs_embeds` (as transformers' `get_placeholder_mask` finds placeholders)."""
+        start_id, end_id = self.config.audio_start_id, self.config.audio_end_id
+        if input_ids is not None:
+            return input_ids == start_id, input_ids == end_id
+        boundary_ids = torch.tensor([start_id, end_id], device=inputs_embeds.device)
+        start_embedding, end_embedding = self.get_input_embeddings()(boundary_ids).to(inputs_embeds.dtype)
+        return (inputs_embeds == start_embedding).all(-1), (inputs_embeds == end_embedding).all(-1)
+
+    def audio_spans(self, is_start: torch.Tensor, is_end: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every `<audio> ... </audio>` span: (mask over span positions, row, start and length of each span).
 
         Raises a `ValueError` naming the row for an unclosed, unopened or nested span.
         """
-        start_id, end_id = self.config.audio_start_id, self.config.audio_end_id
-        is_start = input_ids == start_id
-        is_end = input_ids == end_id
         depth = is_start.long().cumsum(-1) - is_end.long().cumsum(-1)
         bad_rows = ((depth < 0) | (depth > 1)).any(-1) | (depth[:, -1] != 0)
         if bad_rows.any():
             row = int(bad_rows.nonzero()[0])
             raise ValueError(
-                f"Row {row} of input_ids has unbalanced audio spans: every <audio> (id {start_id}) must be closed by "
-                f"</audio> (id {end_id}) before the next one opens ({int(is_start[row].sum())} opened, "
-                f"{int(is_end[row].sum())} closed)."
+                f"Row {row} of input_ids has unbalanced audio spans: every <audio> (id {self.config.audio_start_id}) "
+                f"must be closed by </audio> (id {self.config.audio_end_id}) before the next one opens "
+                f"({int(is_start[row].sum())} opened, {int(is_end[row].sum())} closed)."
             )
         span_mask = (depth > 0) | is_end
         starts = is_start.nonzero()
         ends = is_end.nonzero()
-        return span_mask, starts[:, 0], ends[:, 1] - starts[:, 1] + 1
+        return span_mask, starts[:, 0], starts[:, 1], ends[:, 1] - starts[:, 1] + 1
 
+    @can_return_tuple
     def get_audio_features(
         self,
         input_features: torch.FloatTensor,
         feature_attention_mask: torch.Tensor | None = None,
         audio_sequence_ids: torch.Tensor | None = None,
         **kwargs,
-    ) -> BaseModelOutputWithPooling:
-        """Encode clips into the embeddings of their spans, [audio-bos, tokens, audio-eos] per clip, concatenated.
+    ) -> tuple | BaseModelOutputWithPooling:
+        r"""Encode clips into the embeddings that replace their `<audio> ... </audio>` spans.
 
-        `audio_sequence_ids` says which sequence each clip belongs to (clips of one sequence are encoded together
-        as the original did; sequences stay independent). Returns `pooler_output` [sum of span lengths, hidden] and
-        `last_hidden_state` (the projected encoder outputs, padded, [clips, tokens, hidden]).
+        input_features (`torch.FloatTensor` of shape `(clips, num_mel_bins, frames)`):
+            Log-mel features, as the processor returns them.
+        feature_attention_mask (`torch.Tensor` of shape `(clips, frames)`, *optional*):
+            1 on each clip's audio frames.
+        audio_sequence_ids (`torch.LongTensor` of shape `(clips,)`, *optional*):
+            Which sequence each clip belongs to: clips of one sequence are encoded together as the original did,
+            sequences stay independent (default: all clips belong to one sequence).
+
+        Returns a `BaseModelOutputWithPooling` (a tuple with `return_dict=False`): `last_hidden_state` is the encoder
+        output `(clips, tokens, d_model)` (padded past each clip's tokens), `pooler_output` the projected span
+        embeddings `(sum of span lengths, hidden_size)`, [audio-bos, tokens, audio-eos] per clip in order: exactly the
+        rows that fill the span positions of `input_ids`. `hidden_states` / `attentions` are the encoder's, when
+        `output_hidden_states` / `output_attentions` ask for them.
+
+        Example:
+
+        ```python
+        >>> import torch
+        >>> from transformers_qwen_audio import QwenAudioConfig, QwenAudioForConditionalGeneration
+        >>> config = QwenAudioConfig(
+        ...     text_config=dict(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        ...                      num_attention_heads=4, num_key_value_heads=4),
+        ...     audio_config=dict(d_model=16, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=32),
+        ...     audio_start_id=100, audio_token_id=99)
+        >>> model = QwenAudioForConditionalGeneration(config).eval()
+        >>> features, mask = torch.randn(1, 80, 3000), torch.zeros(1, 3000, dtype=torch.long)
+        >>> mask[:, :100] = 1  # one second of audio
+        >>> outputs = model.get_audio_features(features, mask)
+        >>> outputs.last_hidden_state.shape, outputs.pooler_output.shape  # 25 audio tokens + audio bos and eos
+        (torch.Size([1, 25, 16]), torch.Size([27, 32]))
+        ```
         """
         check_audio_features(input_features, feature_attention_mask, self.config.audio_config)
-        encoder_outputs = self.audio_tower(input_features, feature_attention_mask, audio_sequence_ids, **kwargs)
-        token_lengths = encoder_outputs.pooler_output
+        return self._encode_audio(input_features, feature_attention_mask, audio_sequence_ids, **kwargs)
+
+    def _encode_audio(self, input_features, feature_attention_mask, audio_sequence_ids, **kwargs):
+        encoder_outputs = self.audio_tower(
+            input_features, feature_attention_mask, audio_sequence_ids, return_dict=True, **kwargs
+        )
         audio_embeds = self.multi_modal_projector(encoder_outputs.last_hidden_state)
+        token_lengths = audio_token_lengths(
+            clip_mel_lengths(input_features, feature_attention_mask, self.config.audio_config)
+        )
         bos, eos = self.audio_boundary_embeddings.weight.to(audio_embeds.dtype)
         spans = []
         for clip_embeds, length in zip(audio_embeds, token_lengths.tolist()):
             spans.extend((bos[None], clip_embeds[:length], eos[None]))
-        return BaseModelOutputWithPooling(last_hidden_state=audio_embeds, pooler_output=torch.cat(spans))
+        return BaseModelOutputWithPooling(
+            last_hidden_state=encoder_outputs.last_hidden_state,
+            pooler_output=torch.cat(spans),
+            hidden_states=encoder_outputs.hidden_states,
+            attentions=encoder_outputs.attentions,
+        )
 
-    def get_placeholder_mask(self, input_ids, inputs_embeds, input_features, feature_attention_mask):
-        """Mask of the audio spans in `input_ids`, after checking they agree with the clips given."""
-        span_mask, span_rows, span_lengths = self.audio_spans(input_ids)
+    def get_placeholder_mask(
+        self, input_ids, inputs_embeds, input_features, feature_attention_mask, position_ids=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mask of the audio spans (found in `input_ids`, or in `inputs_embeds` without them), after checking they
+        agree with the clips given; and the sequence of each clip (its row, or with packed rows whose positions
+        restart at 0 per request, its request), which `get_audio_features` takes as `audio_sequence_ids`."""
+        span_mask, span_rows, span_starts, span_lengths = self.audio_spans(
+            *self.audio_boundaries(input_ids, inputs_embeds)
+        )
         num_clips = input_features.shape[0]
         if span_rows.numel() != num_clips:
             raise ValueError(
                 f"input_ids hold {span_rows.numel()} audio spans but {num_clips} clips were given in input_features"
             )
-        if feature_attention_mask is not None:
-            mel_lengths = feature_attention_mask.long().sum(-1)
-        else:
-            mel_lengths = torch.full((num_clips,), min(input_features.shape[-1], 3000))
+        mel_lengths = clip_mel_lengths(input_features, feature_attention_mask, self.config.audio_config)
         expected = audio_token_lengths(mel_lengths.to(span_lengths.device)) + 2
         mismatch = (expected != span_lengths).nonzero()
         if mismatch.numel():
@@ -456,7 +575,13 @@ class QwenAudioModel(QwenAudioPreTrainedModel):
                 f"Audio span {clip} (row {int(span_rows[clip])}) has {int(span_lengths[clip])} tokens but its clip of "
                 f"{int(mel_lengths[clip])} mel frames needs {int(expected[clip])} (<audio> + audio tokens + </audio>)"
             )
-        return span_mask.unsqueeze(-1).expand_as(inputs_embeds), span_rows
+        sequence_ids = span_rows
+        if position_ids is not None and position_ids.dim() == 2:
+            # Packed requests (vLLM packs a batch into one row): a new request starts wherever the position is 0.
+            requests = (position_ids == 0).long().cumsum(-1).expand(span_mask.shape[0], -1)
+            keys = span_rows * (span_mask.shape[1] + 1) + requests[span_rows, span_starts]
+            sequence_ids = torch.unique(keys, return_inverse=True)[1]
+        return span_mask.unsqueeze(-1).expand_as(inputs_embeds), sequence_ids
 
     @can_return_tuple
     def forward(
@@ -472,22 +597,24 @@ class QwenAudioModel(QwenAudioPreTrainedModel):
         past_key_values: Cache | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast:
+        r"""The decoder's hidden states, with each `<audio> ... </audio>` span filled by its clip (see
+        [`QwenAudioForConditionalGeneration.forward`] for the arguments). Inputs are checked once, at prefill: a
+        decoding step reads no value from the device."""
         cache = cache if cache is not None else past_key_values
+        if input_ids is None and inputs_embeds is None:
+            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        prefill = is_prefill(cache)
+        if input_ids is not None:
+            check_input_ids(input_ids, self.config.text_config.vocab_size, check_values=prefill)
         if inputs_embeds is None:
-            if input_ids is None:
-                raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
-            check_input_ids(input_ids, self.config.text_config.vocab_size)
             inputs_embeds = self.get_input_embeddings()(input_ids)
 
-        prefill = cache is None or cache.get_seq_length() == 0
         if input_features is not None and prefill:
-            if input_ids is None:
-                raise ValueError("input_features need input_ids to locate the <audio> spans they fill")
             check_audio_features(input_features, feature_attention_mask, self.config.audio_config)
-            span_mask, span_rows = self.get_placeholder_mask(
-                input_ids, inputs_embeds, input_features, feature_attention_mask
+            span_mask, sequence_ids = self.get_placeholder_mask(
+                input_ids, inputs_embeds, input_features, feature_attention_mask, position_ids
             )
-            audio_embeds = self.get_audio_features(input_features, feature_attention_mask, span_rows).pooler_output
+            audio_embeds = self._encode_audio(input_features, feature_attention_mask, sequence_ids).pooler_output
             inputs_embeds = inputs_embeds.masked_scatter(span_mask, audio_embeds.to(inputs_embeds))
         elif input_ids is not None and prefill and (input_ids == self.config.audio_start_id).any():
             raise ValueError(
@@ -513,6 +640,10 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
     """
 
     _tied_weights_keys = {}
+    _can_compile_fullgraph = True  # the decoding step reads no device value (checks and NTK/log-n run at prefill)
+    # Kept in 16 bits when quantizing (full module paths): the audio encoder and projection are small and sensitive,
+    # lm_head is the output layer. Used as `llm_int8_skip_modules` / torchao's skipped modules by `quantization_config`.
+    _modules_kept_in_16_bits = ["model.audio_tower", "model.multi_modal_projector", "lm_head"]
 
     def __init__(self, config: QwenAudioConfig):
         super().__init__(config)
@@ -543,8 +674,11 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
             for key in ("input_features", "feature_attention_mask")
             if isinstance(model_kwargs.get(key), torch.Tensor)
         }
-        if expand_size > 1 and clip_inputs and input_ids is not None:
-            clips_per_row = (input_ids == self.config.audio_start_id).sum(-1).tolist()
+        inputs_embeds = model_kwargs.get("inputs_embeds")
+        if expand_size > 1 and clip_inputs and (input_ids is not None or inputs_embeds is not None):
+            # generate(inputs_embeds=...) passes an empty input_ids: the spans are then found in the embeddings
+            ids = input_ids if inputs_embeds is None or input_ids.shape[-1] > 0 else None
+            clips_per_row = self.model.audio_boundaries(ids, inputs_embeds)[0].sum(-1).tolist()
             if sum(clips_per_row) == next(iter(clip_inputs.values())).shape[0]:
                 first_clip = [sum(clips_per_row[:row]) for row in range(len(clips_per_row))]
                 order = [
@@ -561,13 +695,27 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
         model_kwargs.update(clip_inputs)
         return input_ids, model_kwargs
 
-    @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        model = super().from_pretrained(*args, **kwargs)
-        # The released generation_config.json only names <|endoftext|>; the original's chat() also stopped at
-        # <|im_end|> / <|im_start|>. Adding them keeps chat replies from running into a next turn.
-        add_chat_stop_ids(model.generation_config, model.config)
-        return model
+    def adjust_generation_fn(self, *args, **kwargs):
+        """`from_pretrained` loads the generation config here: the one place the chat stop ids are written.
+
+        The released generation_config.json only names <|endoftext|>; the original's chat() also stopped at
+        <|im_end|> / <|im_start|>. Written into the generation config on load, they are saved with it (and by the
+        converter), so `generate`, the pipeline and a served model all stop where the original did."""
+        super().adjust_generation_fn(*args, **kwargs)
+        add_chat_stop_ids(self.generation_config, self.config)
+
+    def prepare_inputs_for_generation(
+        self, input_ids, inputs_embeds=None, is_first_iteration: bool | None = False, **kwargs
+    ):
+        """transformers' inputs (clips only at the first step), after dropping the prompt state a reused static
+        cache kept from a previous generation, so its prefill is recognised without reading a device value."""
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        if is_first_iteration and cache is not None and hasattr(cache, PROMPT_STATE):
+            if int(cache.get_seq_length()) == 0:  # once per generation; a cache that goes on keeps its state
+                delattr(cache, PROMPT_STATE)
+        return super().prepare_inputs_for_generation(
+            input_ids, inputs_embeds=inputs_embeds, is_first_iteration=is_first_iteration, **kwargs
+        )
 
     @can_return_tuple
     def forward(
@@ -631,14 +779,15 @@ def add_chat_stop_ids(generation_config, config: QwenAudioConfig) -> None:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def check_input_ids(input_ids, vocab_size: int) -> None:
+def check_input_ids(input_ids, vocab_size: int, check_values: bool = True) -> None:
+    """Type, dtype and rank always (host-side); the id range (a device read) only where `check_values` (prefill)."""
     if not isinstance(input_ids, torch.Tensor):
         raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
     if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
         raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
     if input_ids.dim() != 2:
         raise ValueError(f"input_ids must be [batch, sequence], got shape {tuple(input_ids.shape)}")
-    if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= vocab_size):
+    if check_values and input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= vocab_size):
         raise ValueError(
             f"input_ids hold ids outside the vocabulary [0, {vocab_size}): min {int(input_ids.min())}, "
             f"max {int(input_ids.max())}"

@@ -40,7 +40,6 @@ Streaming: `pipe.stream(messages, max_new_tokens=...)` yields the reply's text a
 
 import enum
 import os
-import re
 import threading
 import types
 from collections.abc import Iterable, Mapping, Sequence
@@ -52,10 +51,14 @@ from transformers import BatchFeature, GenerationConfig, Pipeline, TextIteratorS
 from transformers.utils import logging
 
 from .audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip, load_audio
+from .conversation import validate_conversation  # the one conversation model (re-exported here for old imports)
 from .processing_qwen_audio import AUDIO_PART_KEYS, MAX_AUDIO_SECONDS, MIN_AUDIO_SAMPLES, split_into_windows
 from .task_prompts import (
+    CHAT_TASK_INSTRUCTIONS,
+    LANGUAGE_NAMES,
     QUESTION_TASKS,
     SPEECH_TASKS,
+    TIMESTAMP_INSTRUCTION,
     build_task_prompt,
     parse_word_timestamps,
     timestamp_token,
@@ -68,41 +71,6 @@ logger = logging.get_logger(__name__)
 DEFAULT_MODEL = "Qwen/Qwen-Audio-Chat"
 CHAT_FORMATS = ("chatml", "raw")
 MESSAGE_ROLES = ("system", "user", "assistant")
-
-LANGUAGE_NAMES = {
-    "en": "English",
-    "zh": "Chinese",
-    "zh_tr": "Traditional Chinese",
-    "de": "German",
-    "es": "Spanish",
-    "ko": "Korean",
-    "fr": "French",
-    "ja": "Japanese",
-    "it": "Italian",
-}
-# What a chat checkpoint is asked for each task (the base model's task tags mean nothing to it).
-CHAT_TASK_INSTRUCTIONS = {
-    "transcribe": "Transcribe the speech{language}.",
-    "translate": "Translate the speech into {output_language}.",
-    "caption": "Describe the audio in one sentence.",
-    "keyword": "Give the keywords of the audio.",
-    "emotion_recognition": "What emotion does the speaker express?",
-    "music_description": "Describe the music.",
-    "note_analysis": "Analyse the notes of the music: pitch, velocity and instrument.",
-    "audio_grounding": "When do the sounds happen? Give start and end times.",
-    "named_entity_recognition": "List the named entities mentioned in the speech.",
-    "scene": "What is the acoustic scene?",
-    "event": "What sound events can you hear?",
-    "vocal_classification": "What kind of vocal sound is this?",
-    "speech_understanding": "What is the speech about?",
-    "speaker_meta": "Describe the speaker: gender and age.",
-    "song_meta": "What song is this? Give its genre and mood.",
-    "speech_edit": "Which words of the speech are edited?",
-}
-TIMESTAMP_INSTRUCTION = " Give the start and end time of every word."
-# Special tokens other than timestamps and silence, which the timestamp parser must not see as words.
-_NON_TIME_SPECIAL_TOKEN = re.compile(r"<\|(?!\d{1,2}\.\d{2}\|>)(?!sil\|>)[a-z_0-9]+\|>")
-
 
 class ReturnType(enum.Enum):
     TENSORS = 0
@@ -135,51 +103,6 @@ class _Prepared:
     kind: str  # "chat" or "task"
     window_offsets: list[float] = field(default_factory=list)
     first_timestamps: list[str] = field(default_factory=list)
-
-
-def validate_conversation(messages) -> list[dict]:
-    """Checks a conversation's shape and returns it as a list of dicts; raises `TypeError`/`ValueError` naming the problem."""
-    if isinstance(messages, Mapping):
-        messages = [messages]
-    if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
-        raise TypeError(f"A conversation must be a list of messages, got {type(messages).__name__}.")
-    if len(messages) == 0:
-        raise ValueError("The conversation is empty: give at least one message.")
-    for index, message in enumerate(messages):
-        if not isinstance(message, Mapping):
-            raise TypeError(f"Message {index} must be a dict with 'role' and 'content', got {type(message).__name__}.")
-        if "role" not in message:
-            raise ValueError(f"Message {index} has no 'role' (one of {MESSAGE_ROLES}).")
-        if message["role"] not in MESSAGE_ROLES:
-            raise ValueError(f"Message {index} has role {message['role']!r}; expected one of {MESSAGE_ROLES}.")
-        content = message.get("content")
-        if content is None or (isinstance(content, (str, list, tuple)) and len(content) == 0):
-            raise ValueError(f"Message {index} ({message['role']}) has no content.")
-        if isinstance(content, str):
-            continue
-        if not isinstance(content, (list, tuple)):
-            raise TypeError(
-                f"Message {index}: 'content' must be a string or a list of parts, got {type(content).__name__}."
-            )
-        for part_index, part in enumerate(content):
-            where = f"Message {index}, part {part_index}"
-            if not isinstance(part, Mapping):
-                raise TypeError(f"{where}: a content part must be a dict, got {type(part).__name__}.")
-            part_type = part.get("type", "audio" if any(key in part for key in AUDIO_PART_KEYS) else "text")
-            if part_type == "text":
-                if not isinstance(part.get("text"), str):
-                    raise ValueError(f"{where}: a text part needs a 'text' string.")
-            elif part_type == "audio":
-                sources = [key for key in AUDIO_PART_KEYS if part.get(key) is not None]
-                if len(sources) != 1:
-                    raise ValueError(
-                        f"{where}: an audio part needs exactly one of {AUDIO_PART_KEYS}, got keys {sorted(part)}."
-                    )
-                if message["role"] != "user":
-                    raise ValueError(f"{where}: audio is only allowed in user messages (Qwen-Audio-Chat's format).")
-            else:
-                raise ValueError(f"{where}: unsupported part type {part_type!r}; use 'text' or 'audio'.")
-    return [dict(message) for message in messages]
 
 
 def _is_message(item) -> bool:
@@ -739,7 +662,6 @@ class AudioChatPipeline(Pipeline):
                 chunks = []
                 for tokens, offset, first_timestamp in zip(first, prepared.window_offsets, prepared.first_timestamps):
                     raw = first_timestamp + self.tokenizer.decode(tokens, skip_special_tokens=False)
-                    raw = _NON_TIME_SPECIAL_TOKEN.sub("", raw)
                     chunks.extend(parse_word_timestamps(raw, time_offset=offset))
                 result["chunks"] = chunks
             return result

@@ -4,10 +4,12 @@
 # you may not use this file except in compliance with the License.
 """Processor for Qwen-Audio and Qwen-Audio-Chat: Whisper log-mel features + Qwen tokenizer + ChatML template."""
 
+import json
 import os
 import re
 import warnings
 from importlib import resources
+from typing import Literal
 
 import numpy as np
 from transformers import (
@@ -18,14 +20,36 @@ from transformers import (
     ProcessorMixin,
     WhisperFeatureExtractor,
 )
+from transformers.processing_utils import AudioKwargs, ProcessingKwargs, Unpack
 from transformers.utils import cached_file, logging
 
-from .audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip, load_audio
+from .audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip
+from .conversation import (
+    AUDIO_SOURCE_KEYS,
+    MIN_AUDIO_SAMPLES,
+    audio_sources,
+    find_audio_spans,
+    is_conversation,
+    load_clip,
+    validate_conversation,
+)
 from .modeling_qwen_audio import audio_token_lengths
+from .task_prompts import (
+    QUESTION_TASKS,
+    SPEECH_TASKS,
+    build_task_prompt,
+    chat_task_instruction,
+    parse_segment_timestamps,
+    parse_word_timestamps,
+    timestamp_token,
+)
 from .tokenization_qwen_audio import (
     AUDIO_END_TOKEN,
     AUDIO_PAD_TOKEN,
     AUDIO_START_TOKEN,
+    ENDOFTEXT_TOKEN,
+    IM_END_TOKEN,
+    IM_START_TOKEN,
     QwenAudioTokenizerFast,
 )
 
@@ -37,14 +61,41 @@ MAX_AUDIO_SECONDS = 30
 HOP_LENGTH = 160
 MAX_AUDIO_SAMPLES = MAX_AUDIO_SECONDS * QWEN_AUDIO_SAMPLING_RATE
 MAX_MEL_FRAMES = MAX_AUDIO_SAMPLES // HOP_LENGTH
-# Below 3 mel frames (30 ms) the encoder yields no audio token at all.
-MIN_AUDIO_SAMPLES = 3 * HOP_LENGTH
 LONG_AUDIO_MODES = ("truncate", "chunk")
+# "raw": the base Qwen-Audio (hierarchical task tags after the audio); "chatml": Qwen-Audio-Chat.
+CHAT_FORMATS = ("raw", "chatml")
+# The original's `chat()` stops at any of these (the released generation_config.json only names <|endoftext|>).
+CHAT_STOP_TOKENS = (IM_END_TOKEN, ENDOFTEXT_TOKEN, IM_START_TOKEN)
+TIMESTAMP_MODES = (None, False, True, "word", "segment")
+_LEADING_TIMESTAMP = re.compile(r"\s*<\|\d{1,2}\.\d{2}\|>")
+# Kept for callers of earlier versions: the audio source keys of a chat audio part.
+AUDIO_PART_KEYS = AUDIO_SOURCE_KEYS
 
-_AUDIO_TAG = re.compile(re.escape(AUDIO_START_TOKEN) + "|" + re.escape(AUDIO_END_TOKEN))
-AUDIO_PART_KEYS = ("audio", "path", "url", "audio_url")
-# Keyword arguments of `__call__` consumed here rather than forwarded to the tokenizer.
-_IGNORED_PROCESSOR_KWARGS = ("return_mm_token_type_ids", "sanitize_control_tokens", "load_audio_backend")
+
+class QwenAudioAudioKwargs(AudioKwargs, total=False):
+    """
+    Audio keyword arguments of [`QwenAudioProcessor`], on top of transformers' [`AudioKwargs`]:
+
+    long_audio (`str`, *optional*):
+        `"truncate"` (the first 30 s, like the original, with a warning) or `"chunk"` (consecutive 30 s windows,
+        consecutive audio spans). Defaults to the processor's `long_audio`.
+    allow_urls (`bool`, *optional*, defaults to `False`):
+        Whether http(s) URLs may be downloaded.
+    audio_base_dir (`str` or `os.PathLike`, *optional*):
+        Folder that relative audio paths are resolved against.
+    allow_audio_paths_in_text (`bool`, *optional*, defaults to `False`):
+        Whether `<audio>PATH</audio>` written in the text (without `audio=`) loads PATH, as the original did. Off by
+        default: text often comes from users, and must not decide which local file is read.
+    """
+
+    long_audio: Literal["truncate", "chunk"] | None
+    allow_urls: bool | None
+    audio_base_dir: str | os.PathLike | None
+    allow_audio_paths_in_text: bool | None
+
+
+class QwenAudioProcessorKwargs(ProcessingKwargs, total=False):
+    audio_kwargs: QwenAudioAudioKwargs
 
 
 def num_mel_frames(num_samples: int) -> int:
@@ -84,38 +135,6 @@ def default_feature_extractor() -> WhisperFeatureExtractor:
         padding_value=0.0,
         return_attention_mask=False,
     )
-
-
-def find_audio_spans(text: str) -> list[tuple[int, int, str]]:
-    """
-    Returns `(start, end, source)` for every `<audio>SOURCE</audio>` of `text` (`source` may be empty).
-    Raises a `ValueError` for unclosed, nested or unmatched tags.
-    """
-    spans = []
-    open_at = None
-    for match in _AUDIO_TAG.finditer(text):
-        if match.group() == AUDIO_START_TOKEN:
-            if open_at is not None:
-                raise ValueError(
-                    f"Nested or unclosed {AUDIO_START_TOKEN} at character {match.start()}: every {AUDIO_START_TOKEN} "
-                    f"must be closed by {AUDIO_END_TOKEN} before the next one."
-                )
-            open_at = match
-        else:
-            if open_at is None:
-                raise ValueError(f"{AUDIO_END_TOKEN} at character {match.start()} has no matching {AUDIO_START_TOKEN}.")
-            source = text[open_at.end() : match.start()]
-            spans.append((open_at.start(), match.end(), source))
-            open_at = None
-    if open_at is not None:
-        raise ValueError(f"Unclosed {AUDIO_START_TOKEN} at character {open_at.start()}: add {AUDIO_END_TOKEN}.")
-    return spans
-
-
-def _span_source(source: str) -> str | None:
-    """The path/URL written inside a span, or None when the span is empty or already expanded."""
-    stripped = source.replace(AUDIO_PAD_TOKEN, "").strip()
-    return stripped or None
 
 
 def _flatten_clips(audio, num_spans_per_text: list[int]) -> list:
@@ -159,6 +178,10 @@ class QwenAudioProcessor(ProcessorMixin):
     is expanded to `<audio>` + placeholder tokens `[[[AUDIO:modality]]]` + `</audio>`, as many tokens in all as the
     audio encoder will produce for the clip plus two.
 
+    Besides `__call__` and `apply_chat_template`, it owns what users of `model.generate` need:
+    [`~QwenAudioProcessor.apply_task_request`] (the task prompt of a base or chat checkpoint) and
+    [`~QwenAudioProcessor.decode`] (text, or text with word / segment timestamps).
+
     Args:
         feature_extractor ([`WhisperFeatureExtractor`], *optional*):
             Log-mel front end; defaults to Qwen-Audio's settings.
@@ -169,11 +192,27 @@ class QwenAudioProcessor(ProcessorMixin):
         long_audio (`str`, *optional*, defaults to `"truncate"`):
             What to do with clips longer than 30 s: `"truncate"` keeps the first 30 s like the original (with a
             warning), `"chunk"` splits the clip into consecutive 30 s windows that become consecutive audio spans.
+        chat_format (`str`, *optional*):
+            `"raw"` for a base Qwen-Audio checkpoint (task requests become hierarchical task tags), `"chatml"` for
+            Qwen-Audio-Chat (task requests become a chat turn). Saved in `processor_config.json`; when loading a
+            released folder it comes from the folder's `generation_config.json` (`chat_format`). Never guessed from a
+            model's name: `None` means unknown, and `apply_task_request` then asks for it.
     """
 
     audio_token = AUDIO_PAD_TOKEN
+    valid_processor_kwargs = QwenAudioProcessorKwargs
+    # Lowest-priority defaults of `_merge_kwargs` (transformers 5.24 recommends these class attributes over
+    # `ProcessingKwargs._defaults`).
+    text_kwargs = {"padding": True}
+    audio_kwargs = {
+        "sampling_rate": QWEN_AUDIO_SAMPLING_RATE,
+        "allow_urls": False,
+        "allow_audio_paths_in_text": False,
+    }
 
-    def __init__(self, feature_extractor=None, tokenizer=None, chat_template=None, long_audio="truncate"):
+    def __init__(
+        self, feature_extractor=None, tokenizer=None, chat_template=None, long_audio="truncate", chat_format=None
+    ):
         if feature_extractor is None:
             feature_extractor = default_feature_extractor()
         if tokenizer is None:
@@ -182,7 +221,10 @@ class QwenAudioProcessor(ProcessorMixin):
             chat_template = default_chat_template()
         if long_audio not in LONG_AUDIO_MODES:
             raise ValueError(f"`long_audio` must be one of {LONG_AUDIO_MODES}, got {long_audio!r}.")
+        if chat_format not in CHAT_FORMATS + (None,):
+            raise ValueError(f"`chat_format` must be one of {CHAT_FORMATS} (or None), got {chat_format!r}.")
         self.long_audio = long_audio
+        self.chat_format = chat_format
         self.audio_token = AUDIO_PAD_TOKEN
         self.audio_token_id = tokenizer.convert_tokens_to_ids(AUDIO_PAD_TOKEN)
         self.audio_start_token = AUDIO_START_TOKEN
@@ -190,6 +232,17 @@ class QwenAudioProcessor(ProcessorMixin):
         self.audio_start_token_id = tokenizer.convert_tokens_to_ids(AUDIO_START_TOKEN)
         self.audio_end_token_id = tokenizer.convert_tokens_to_ids(AUDIO_END_TOKEN)
         super().__init__(feature_extractor, tokenizer, chat_template=chat_template)
+
+    @property
+    def chat_stop_token_ids(self) -> list[int]:
+        """
+        Ids of `<|im_end|>`, `<|endoftext|>` and `<|im_start|>` (those the vocabulary has): where Qwen-Audio-Chat's
+        replies end, as the original's `chat()` stopped. Pass them as `eos_token_id` to `generate` when the model's
+        generation config does not already stop there.
+        """
+        ids = [self.tokenizer.convert_tokens_to_ids(token) for token in CHAT_STOP_TOKENS]
+        unknown = self.tokenizer.unk_token_id
+        return [token_id for token_id in ids if token_id is not None and token_id >= 0 and token_id != unknown]
 
     # ----------------------------------------------------------------------------------------------------------
     # Loading
@@ -199,13 +252,7 @@ class QwenAudioProcessor(ProcessorMixin):
         # The released checkpoints have neither `preprocessor_config.json` nor `tokenizer.json`: build the feature
         # extractor from Qwen-Audio's defaults and the tokenizer from `qwen.tiktoken`, without the Auto classes
         # (which would look at the remote-code `auto_map` of the released folder).
-        kwargs.pop("_from_auto", None)
-        kwargs.pop("trust_remote_code", None)
-        hub_kwargs = {
-            key: kwargs[key]
-            for key in ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
-            if key in kwargs
-        }
+        hub_kwargs = _hub_kwargs(kwargs)
         preprocessor_file = cached_file(
             pretrained_model_name_or_path,
             "preprocessor_config.json",
@@ -221,11 +268,20 @@ class QwenAudioProcessor(ProcessorMixin):
         return [feature_extractor, tokenizer]
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "QwenAudioProcessor":
+        processor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if processor.chat_format is None and kwargs.get("chat_format") is None:
+            # A released folder has no processor_config.json; its generation_config.json says which model it is.
+            processor.chat_format = _declared_chat_format(pretrained_model_name_or_path, _hub_kwargs(kwargs))
+        return processor
+
+    @classmethod
     def from_released(cls, released_dir: str | os.PathLike, **kwargs) -> "QwenAudioProcessor":
         """
         Builds the processor of a released checkpoint (`Qwen/Qwen-Audio`, `Qwen/Qwen-Audio-Chat`, or a local copy):
-        the tokenizer from `qwen.tiktoken`, Qwen-Audio's feature extractor settings and the chat template. Nothing
-        of the folder is executed. Call `save_pretrained` on the result to write native processor files.
+        the tokenizer from `qwen.tiktoken`, Qwen-Audio's feature extractor settings, the chat template and the
+        `chat_format` of its `generation_config.json`. Nothing of the folder is executed. Call `save_pretrained` on
+        the result to write native processor files.
         """
         return cls.from_pretrained(released_dir, **kwargs)
 
@@ -239,21 +295,108 @@ class QwenAudioProcessor(ProcessorMixin):
     # ----------------------------------------------------------------------------------------------------------
     # Processing
     # ----------------------------------------------------------------------------------------------------------
-    def _decode_clips(self, clips, sampling_rate, allow_urls, audio_base_dir) -> list[np.ndarray]:
-        waveforms = []
-        for index, clip in enumerate(clips):
-            if clip is None:
-                raise ValueError(f"Audio clip {index} is None.")
-            waveform = load_audio(
-                clip, sampling_rate=sampling_rate, allow_urls=allow_urls, base_dir=audio_base_dir
-            )
-            if len(waveform) < MIN_AUDIO_SAMPLES:
+    def __call__(self, text=None, audio=None, **kwargs: Unpack[QwenAudioProcessorKwargs]) -> BatchFeature:
+        """
+        Tokenizes `text`, expanding each `<audio></audio>` span, and extracts the log-mel features of the clips.
+
+        Args:
+            text (`str` or `list[str]`):
+                Prompts. Each `<audio></audio>` or `<audio>PATH_OR_URL</audio>` stands for one clip.
+            audio (*optional*):
+                The clips, in span order through the batch: one clip, a flat list, or one list per text. A clip is
+                anything `audio_io.load_audio` accepts (array, tensor, list, `{"array", "sampling_rate"}`,
+                `{"path"}`, path, bytes, URL). Without `audio`, the paths written inside the spans are loaded, only
+                when `allow_audio_paths_in_text=True`.
+            **kwargs ([`QwenAudioProcessorKwargs`]):
+                Merged by `_merge_kwargs`. Audio: `sampling_rate` (of array clips, default 16 kHz; files carry their
+                own rate; everything is resampled to 16 kHz), `long_audio`, `allow_urls`, `audio_base_dir`,
+                `allow_audio_paths_in_text` (see [`QwenAudioAudioKwargs`]). Text: the tokenizer's (`padding`,
+                `padding_side`, `truncation`, `max_length`, `return_offsets_mapping`, ...); padding defaults to the
+                longest text, on the tokenizer's side (left). `return_text_replacement_offsets=True` adds, per
+                text, where each span was in the caller's text (`span`) and where its expansion is (`new_span`).
+                `return_tensors`: `"pt"`, `"np"`, ...
+
+        Returns:
+            [`BatchFeature`] with `input_ids`, `attention_mask` and, when there is audio, `input_features`
+            (`[num_windows, 80, 3000]`, float32, span order) and `feature_attention_mask` (`[num_windows, 3000]`).
+        """
+        if text is None:
+            raise ValueError("QwenAudioProcessor needs `text`: write one <audio></audio> span per clip in it.")
+        is_batched = not isinstance(text, str)
+        texts = [text] if isinstance(text, str) else list(text) if isinstance(text, (list, tuple)) else None
+        if not texts or not all(isinstance(sample, str) for sample in texts):
+            raise TypeError("`text` must be a string or a non-empty list of strings.")
+        merged = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
+        audio_kwargs, text_kwargs = merged["audio_kwargs"], merged["text_kwargs"]
+        self.validate_inputs(text=texts, audio=audio, **audio_kwargs)
+
+        processed_audio, audio_replacements = {}, []
+        clips = self._clips_of_spans(texts, audio)
+        if clips:
+            processed_audio, audio_replacements = self._process_audio(clips, **audio_kwargs)
+            processed_audio.pop("audio_span_lengths")
+
+        return_tensors = text_kwargs.pop("return_tensors", None)
+        for key in ("return_mm_token_type_ids", "return_text_replacement_offsets"):
+            text_kwargs.pop(key, None)
+        expanded_texts, replacement_offsets = self.get_text_with_replacements(
+            texts, audio_replacements=audio_replacements
+        )
+        text_inputs = self.tokenizer(expanded_texts if is_batched else expanded_texts[0], **text_kwargs)
+        if not is_batched:
+            # Keep the batch dimension like every multimodal processor.
+            text_inputs = {key: [value] for key, value in text_inputs.items()}
+        self._check_special_mm_tokens(expanded_texts, text_inputs, modalities=["audio"])
+        if merged.get("return_text_replacement_offsets"):
+            text_inputs["text_replacement_offsets"] = replacement_offsets
+        if merged.get("return_mm_token_type_ids"):
+            text_inputs["mm_token_type_ids"] = self.create_mm_token_type_ids(text_inputs["input_ids"])
+        data = {**text_inputs, **processed_audio}
+        return BatchFeature(data, tensor_type=return_tensors, skip_tensor_conversion=self.skip_tensor_conversion)
+
+    def validate_inputs(self, text=None, audio=None, allow_audio_paths_in_text: bool = False, **kwargs):
+        """
+        Checks the spans of every text (closed, not nested, no placeholder outside of one) against the clips: one
+        clip per span through the batch, or (only with `allow_audio_paths_in_text=True`) a path in every span.
+        """
+        if text is None:
+            raise ValueError("QwenAudioProcessor needs `text`: write one <audio></audio> span per clip in it.")
+        spans_per_text = []
+        for index, sample in enumerate(text):
+            try:
+                spans = find_audio_spans(sample)
+            except ValueError as error:
+                raise ValueError(f"Text {index}: {error}") from None
+            placeholders_inside = sum(source.count(AUDIO_PAD_TOKEN) for _, _, source in spans)
+            if sample.count(AUDIO_PAD_TOKEN) != placeholders_inside:
                 raise ValueError(
-                    f"Audio clip {index} is too short: {len(waveform)} samples at 16 kHz; Qwen-Audio needs at least "
-                    f"{MIN_AUDIO_SAMPLES} ({MIN_AUDIO_SAMPLES / QWEN_AUDIO_SAMPLING_RATE * 1000:.0f} ms)."
+                    f"Text {index} contains {AUDIO_PAD_TOKEN} outside of <audio></audio>; write only "
+                    "<audio></audio> and let the processor insert the placeholders."
                 )
-            waveforms.append(waveform)
-        return waveforms
+            spans_per_text.append(spans)
+        if audio is not None:
+            _flatten_clips(audio, [len(spans) for spans in spans_per_text])
+            return
+        for index, spans in enumerate(spans_per_text):
+            for _, _, source in spans:
+                source = _span_source(source)
+                if source is None:
+                    raise ValueError(
+                        f"Text {index} has an empty <audio></audio> span but no `audio` was given: pass the clips "
+                        "with `audio=`."
+                    )
+                if not allow_audio_paths_in_text:
+                    raise ValueError(
+                        f"Text {index} names audio in the text (<audio>{source[:60]}</audio>) but no `audio` was "
+                        "given: pass the clips with `audio=`, or `allow_audio_paths_in_text=True` to load the paths "
+                        "written in the text (only for text you trust)."
+                    )
+
+    def _clips_of_spans(self, texts: list[str], audio) -> list:
+        """The clips in span order: the given ones, or the sources written in the spans (checked by validate_inputs)."""
+        if audio is not None:
+            return _flatten_clips(audio, [len(find_audio_spans(sample)) for sample in texts])
+        return [_span_source(source) for sample in texts for _, _, source in find_audio_spans(sample)]
 
     def _split_long_audio(self, waveforms: list[np.ndarray], long_audio: str) -> list[list[np.ndarray]]:
         """Windows of each clip: one (the first 30 s) when truncating, consecutive 30 s windows when chunking."""
@@ -267,20 +410,33 @@ class QwenAudioProcessor(ProcessorMixin):
                     f"hears the first {MAX_AUDIO_SECONDS} s (like the original). Pass `long_audio='chunk'` to "
                     f"process it as consecutive {MAX_AUDIO_SECONDS} s windows.",
                     UserWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
                 windows_per_clip.append([waveform[:MAX_AUDIO_SAMPLES]])
             else:
                 windows_per_clip.append(split_into_windows(waveform))
         return windows_per_clip
 
-    def _process_audio(self, audio, **kwargs):
+    def _process_audio(self, audio: list, **kwargs):
         """
-        Log-mel features of the given 16 kHz windows and the replacement text of each clip's span.
-
-        `audio` is a list (one entry per clip) of lists of windows.
+        Decodes the clips (`conversation.load_clip`: file checks, URL policy, minimum length), splits long ones into
+        30 s windows, and returns their log-mel features and the replacement text of each clip's span.
         """
-        windows = [window for windows_of_clip in audio for window in windows_of_clip]
+        long_audio = kwargs.get("long_audio") or self.long_audio
+        if long_audio not in LONG_AUDIO_MODES:
+            raise ValueError(f"`long_audio` must be one of {LONG_AUDIO_MODES}, got {long_audio!r}.")
+        waveforms = [
+            load_clip(
+                clip,
+                f"Audio clip {index}",
+                sampling_rate=kwargs.get("sampling_rate"),
+                allow_urls=bool(kwargs.get("allow_urls")),
+                base_dir=kwargs.get("audio_base_dir"),
+            )
+            for index, clip in enumerate(audio)
+        ]
+        windows_per_clip = self._split_long_audio(waveforms, long_audio)
+        windows = [window for windows_of_clip in windows_per_clip for window in windows_of_clip]
         features = self.feature_extractor(
             windows,
             sampling_rate=QWEN_AUDIO_SAMPLING_RATE,
@@ -298,10 +454,10 @@ class QwenAudioProcessor(ProcessorMixin):
         processed_audio = {
             "input_features": features["input_features"].astype(np.float32),
             "feature_attention_mask": feature_attention_mask,
-            "audio_span_lengths": [[audio_span_length(len(window)) for window in clip] for clip in audio],
+            "audio_span_lengths": [[audio_span_length(len(window)) for window in clip] for clip in windows_per_clip],
         }
         audio_replacements = [
-            self.replace_audio_token(processed_audio, audio_idx=index) for index in range(len(audio))
+            self.replace_audio_token(processed_audio, audio_idx=index) for index in range(len(windows_per_clip))
         ]
         return processed_audio, audio_replacements
 
@@ -312,171 +468,297 @@ class QwenAudioProcessor(ProcessorMixin):
             for span_length in audio_inputs["audio_span_lengths"][audio_idx]
         )
 
-    def __call__(
-        self,
-        text=None,
-        audio=None,
-        sampling_rate: int | None = None,
-        long_audio: str | None = None,
-        allow_urls: bool = False,
-        audio_base_dir: str | os.PathLike | None = None,
-        return_tensors=None,
-        **kwargs,
-    ) -> BatchFeature:
+    def get_text_with_replacements(
+        self, text: list[str], images_replacements=(), videos_replacements=(), audio_replacements=()
+    ) -> tuple[list[str], list[list[dict]]]:
         """
-        Tokenizes `text`, expanding each `<audio></audio>` span, and extracts the log-mel features of the clips.
-
-        Args:
-            text (`str` or `list[str]`):
-                Prompts. Each `<audio></audio>` or `<audio>PATH_OR_URL</audio>` stands for one clip.
-            audio (*optional*):
-                The clips, in span order through the batch: one clip, a flat list, or one list per text. A clip is
-                anything `audio_io.load_audio` accepts (array, tensor, list, `{"array", "sampling_rate"}`,
-                `{"path"}`, path, bytes, URL). Without `audio`, the paths/URLs written inside the spans are loaded.
-            sampling_rate (`int`, *optional*):
-                Sampling rate of array clips (default 16 kHz); files carry their own rate. Resampled to 16 kHz.
-            long_audio (`str`, *optional*):
-                Overrides the processor's `long_audio` (`"truncate"` or `"chunk"`) for this call.
-            allow_urls (`bool`, *optional*, defaults to `False`):
-                Whether http(s) URLs may be downloaded.
-            audio_base_dir (`str`, *optional*):
-                Folder that relative audio paths are resolved against.
-            return_tensors (`str`, *optional*):
-                `"pt"`, `"np"`, ... as for tokenizers.
-            **kwargs:
-                Forwarded to the tokenizer (`padding`, `padding_side`, `truncation`, `max_length`, ...). Padding
-                defaults to the longest text (on the left) when there are several texts.
-
-        Returns:
-            [`BatchFeature`] with `input_ids`, `attention_mask` and, when there is audio, `input_features`
-            (`[num_windows, 80, 3000]`, float32, span order) and `feature_attention_mask` (`[num_windows, 3000]`).
+        Replaces each `<audio>...</audio>` span of the texts with its clip's replacement (in order through the
+        batch). The offsets are measured in the caller's text: `span` is where the whole `<audio>...</audio>` was
+        (source included), `new_span` where its replacement is in the expanded text; `text` is the span as written.
+        This is what `apply_chat_template(..., return_assistant_tokens_mask=True)` needs to move character
+        positions of the rendered conversation onto the tokens.
         """
-        for key in _IGNORED_PROCESSOR_KWARGS:
-            kwargs.pop(key, None)
-        kwargs.update(kwargs.pop("text_kwargs", None) or {})
-        audio_kwargs = kwargs.pop("audio_kwargs", None) or {}
-        sampling_rate = audio_kwargs.get("sampling_rate", sampling_rate)
-        return_text_replacement_offsets = kwargs.pop("return_text_replacement_offsets", False)
-        long_audio = long_audio or audio_kwargs.get("long_audio") or self.long_audio
-        if long_audio not in LONG_AUDIO_MODES:
-            raise ValueError(f"`long_audio` must be one of {LONG_AUDIO_MODES}, got {long_audio!r}.")
-
-        if text is None:
-            raise ValueError("QwenAudioProcessor needs `text`: write one <audio></audio> span per clip in it.")
-        is_batched = not isinstance(text, str)
-        texts = [text] if isinstance(text, str) else list(text)
-        if not texts or not all(isinstance(sample, str) for sample in texts):
-            raise TypeError("`text` must be a string or a non-empty list of strings.")
-
-        spans_per_text = []
-        for index, sample in enumerate(texts):
-            try:
-                spans_per_text.append(find_audio_spans(sample))
-            except ValueError as error:
-                raise ValueError(f"Text {index}: {error}") from None
-        num_spans_per_text = [len(spans) for spans in spans_per_text]
-        for index, (sample, spans) in enumerate(zip(texts, spans_per_text)):
-            placeholders_inside = sum(source.count(AUDIO_PAD_TOKEN) for _, _, source in spans)
-            if sample.count(AUDIO_PAD_TOKEN) != placeholders_inside:
-                raise ValueError(
-                    f"Text {index} contains {AUDIO_PAD_TOKEN} outside of <audio></audio>; write only "
-                    "<audio></audio> and let the processor insert the placeholders."
+        replacements = iter(audio_replacements)
+        expanded_texts, offsets_per_text = [], []
+        for sample in text:
+            pieces, offsets, last, growth = [], [], 0, 0
+            for start, end, _ in find_audio_spans(sample) if audio_replacements else []:
+                replacement = next(replacements)
+                pieces.extend([sample[last:start], replacement])
+                new_start = start + growth
+                offsets.append(
+                    {
+                        "type": "audio",
+                        "span": (start, end),
+                        "new_span": (new_start, new_start + len(replacement)),
+                        "text": sample[start:end],
+                        "replacement": replacement,
+                    }
                 )
-
-        if audio is None:
-            clips = []
-            for index, spans in enumerate(spans_per_text):
-                for _, _, source in spans:
-                    source = _span_source(source)
-                    if source is None:
-                        raise ValueError(
-                            f"Text {index} has an empty <audio></audio> span but no `audio` was given: pass the clips "
-                            "with `audio=` or write their path inside the span."
-                        )
-                    clips.append(source)
-        else:
-            clips = _flatten_clips(audio, num_spans_per_text)
-
-        # Each span becomes the single marker `audio_token`, that ProcessorMixin's replacement then expands.
-        marked_texts = []
-        for sample, spans in zip(texts, spans_per_text):
-            pieces, last = [], 0
-            for start, end, _ in spans:
-                pieces.extend([sample[last:start], self.audio_token])
+                growth += len(replacement) - (end - start)
                 last = end
             pieces.append(sample[last:])
-            marked_texts.append("".join(pieces))
-
-        processed_audio, audio_replacements = {}, []
-        if clips:
-            waveforms = self._decode_clips(clips, sampling_rate, allow_urls, audio_base_dir)
-            windows = self._split_long_audio(waveforms, long_audio)
-            processed_audio, audio_replacements = self._process_audio(windows)
-            processed_audio.pop("audio_span_lengths")
-
-        expanded_texts, replacement_offsets = self.get_text_with_replacements(
-            marked_texts, audio_replacements=audio_replacements
-        )
-        if len(texts) > 1:
-            kwargs.setdefault("padding", True)
-        text_inputs = self.tokenizer(expanded_texts if is_batched else expanded_texts[0], **kwargs)
-        if not is_batched:
-            # Keep the batch dimension like every multimodal processor.
-            text_inputs = {key: [value] for key, value in text_inputs.items()}
-        self._check_special_mm_tokens(expanded_texts, text_inputs, modalities=["audio"])
-        if return_text_replacement_offsets:
-            text_inputs["text_replacement_offsets"] = replacement_offsets
-        data = {**text_inputs, **processed_audio}
-        return BatchFeature(data, tensor_type=return_tensors, skip_tensor_conversion=self.skip_tensor_conversion)
+            expanded_texts.append("".join(pieces))
+            offsets_per_text.append(offsets)
+        return expanded_texts, offsets_per_text
 
     # ----------------------------------------------------------------------------------------------------------
     # Chat
     # ----------------------------------------------------------------------------------------------------------
-    def _multimodal_inputs_from_conversations(self, conversations, audio_loading_params, load_audio_from_video=False):
-        # Collect the audio parts undecoded, in conversation order; `__call__` decodes them with `audio_io`
-        # (transformers' loader needs torchcodec/librosa and cannot take `{"array", "sampling_rate"}` parts).
-        batch_audios = []
-        for conversation in conversations:
-            for message in conversation:
-                content = message.get("content")
-                if isinstance(content, str) or content is None:
-                    continue
-                for part in content:
-                    if not isinstance(part, dict):
-                        raise TypeError(f"Message content parts must be dicts, got {type(part).__name__}.")
-                    part_type = part.get("type", "audio" if "audio" in part or "audio_url" in part else "text")
-                    if part_type != "audio":
-                        continue
-                    sources = [part[key] for key in AUDIO_PART_KEYS if part.get(key) is not None]
-                    if len(sources) != 1:
-                        raise ValueError(
-                            f"An audio part needs exactly one of {AUDIO_PART_KEYS}, got keys {sorted(part)}."
-                        )
-                    batch_audios.append(sources[0])
-        return [[] for _ in conversations], [[] for _ in conversations], batch_audios, {}
-
     def apply_chat_template(self, conversation, chat_template=None, **kwargs):
         """
         Renders Qwen-Audio-Chat conversations (see [`~ProcessorMixin.apply_chat_template`]).
 
-        Audio parts are `{"type": "audio", "audio": array | path | url}` (or `"path"` / `"url"` keys). With
-        `tokenize=True, return_dict=True` the result holds everything the model needs. Array parts are taken to be
-        at 16 kHz unless `processor_kwargs={"sampling_rate": ...}` says otherwise; URLs need
-        `processor_kwargs={"allow_urls": True}`.
+        Conversations follow the one conversation model of `conversation.py` and are validated by
+        `conversation.validate_conversation` first (errors name the conversation of a batch, the message and the
+        part): audio parts are `{"type": "audio", "audio" | "path" | "url" | "array": ...}` or the same without
+        `"type"`. With `tokenize=True, return_dict=True` the result holds everything the model needs;
+        `return_assistant_tokens_mask=True` marks each assistant reply and its `<|im_end|>`; with
+        `continue_final_message=True` a final assistant message is continued rather than closed. Array parts are
+        taken to be at 16 kHz unless the part or `processor_kwargs={"sampling_rate": ...}` says otherwise; URLs
+        need `processor_kwargs={"allow_urls": True}`, `<audio>PATH</audio>` written in text
+        `processor_kwargs={"allow_audio_paths_in_text": True}`.
         """
         processor_kwargs = dict(kwargs.pop("processor_kwargs", None) or {})
+        audio_kwargs = processor_kwargs.get("audio_kwargs") or {}
+        allow_paths = processor_kwargs.get(
+            "allow_audio_paths_in_text", audio_kwargs.get("allow_audio_paths_in_text", False)
+        )
+        is_batched = isinstance(conversation, (list, tuple)) and len(conversation) > 0 and (
+            isinstance(conversation[0], (list, tuple)) or hasattr(conversation[0], "messages")
+        )
+        conversations = conversation if is_batched else [conversation]
+        canonical = [
+            validate_conversation(
+                getattr(item, "messages", item),
+                row=row if is_batched else None,
+                allow_audio_paths_in_text=bool(allow_paths),
+            )
+            for row, item in enumerate(conversations)
+        ]
         # Our loader decodes; keep the sampling rate of array parts rather than the feature extractor's.
         processor_kwargs.setdefault("sampling_rate", QWEN_AUDIO_SAMPLING_RATE)
         return super().apply_chat_template(
-            conversation, chat_template=chat_template, processor_kwargs=processor_kwargs, **kwargs
+            canonical if is_batched else canonical[0],
+            chat_template=chat_template,
+            processor_kwargs=processor_kwargs,
+            **kwargs,
         )
+
+    def _multimodal_inputs_from_conversations(self, conversations, audio_loading_params, load_audio_from_video=False):
+        # The conversations are canonical (see `apply_chat_template`): collect their audio sources undecoded, in
+        # order; `__call__` decodes them with `conversation.load_clip` (transformers' loader needs
+        # torchcodec/librosa and cannot take `{"array", "sampling_rate"}` parts).
+        batch_audios = [source for conversation in conversations for source in audio_sources(conversation)]
+        return [[] for _ in conversations], [[] for _ in conversations], batch_audios, {}
 
     def _resolve_audio_loading_params(self, processor_kwargs: dict) -> dict:
         return {"sampling_rate": processor_kwargs.get("sampling_rate", QWEN_AUDIO_SAMPLING_RATE)}
 
+    # ----------------------------------------------------------------------------------------------------------
+    # Task requests and decoding (what users of `model.generate` need)
+    # ----------------------------------------------------------------------------------------------------------
+    def apply_task_request(
+        self,
+        audio,
+        task: str | None = None,
+        language: str | None = None,
+        timestamps: bool = False,
+        prompt: str | None = None,
+        output_language: str | None = None,
+        caption_style: str | None = None,
+        chat_format: str | None = None,
+        system_prompt: str | None = None,
+        tokenize: bool = True,
+        **kwargs,
+    ) -> BatchFeature | str | list[str]:
+        """
+        Prepares the inputs of a task on one or several recordings, as Voxtral's `apply_transcription_request` does:
+        the hierarchical task tags of the original for a base checkpoint (`chat_format="raw"`), a plain instruction
+        in a chat turn for Qwen-Audio-Chat (`"chatml"`).
+
+        ```python
+        >>> inputs = processor.apply_task_request("speech.flac", task="transcribe", language="en", return_tensors="pt")
+        >>> generated = model.generate(**inputs, max_new_tokens=64)
+        >>> processor.decode(generated[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        ```
+
+        Args:
+            audio:
+                One clip (path, array, `{"array", "sampling_rate"}`, bytes, ...) or a list of clips (one row each).
+            task (`str`, *optional*):
+                `"transcribe"`, `"translate"`, `"caption"`, `"question"` (alias `"aqa"`), ... (see
+                `task_prompts.supported_tasks()`). Defaults to `"question"` when `prompt` is given, else
+                `"transcribe"`.
+            language (`str`, *optional*):
+                Spoken language of the audio (`"en"`, `"zh"`, ...). A base checkpoint needs it (or
+                `output_language`) to transcribe.
+            timestamps (`bool`, *optional*, defaults to `False`):
+                Ask for word timestamps (`<|timestamps|>` and the first timestamp `<|0.00|>` for a base checkpoint);
+                read them back with `decode(..., return_timestamps="word" | True)`.
+            prompt (`str`, *optional*):
+                The question of `task="question"`.
+            output_language (`str`, *optional*):
+                Language of the answer (translation target).
+            caption_style (`str`, *optional*):
+                Base checkpoints, caption task: `"clotho"`, `"audiocaps"`, `"plain"` or `"audioset_ontology"`.
+            chat_format (`str`, *optional*):
+                `"raw"` or `"chatml"`; defaults to the processor's `chat_format`.
+            system_prompt (`str`, *optional*):
+                Chat checkpoints only: a system message.
+            tokenize (`bool`, *optional*, defaults to `True`):
+                `False` returns the prompt text(s) instead; `processor(text=prompts, audio=audio)` then gives the
+                same inputs.
+            **kwargs:
+                Processor keyword arguments (`return_tensors`, `sampling_rate`, `allow_urls`, `long_audio`, ...).
+        """
+        chat_format = chat_format or self.chat_format
+        if chat_format not in CHAT_FORMATS:
+            raise ValueError(
+                "apply_task_request needs to know the kind of checkpoint: pass `chat_format='raw'` (base Qwen-Audio) "
+                "or `'chatml'` (Qwen-Audio-Chat), or set `processor.chat_format`"
+                + (f" (got {chat_format!r})." if chat_format is not None else ".")
+            )
+        if task is None:
+            task = "question" if prompt is not None else "transcribe"
+        if not isinstance(task, str):
+            raise ValueError(f"`task` must be a string, got {task!r}.")
+        if prompt is not None and task not in QUESTION_TASKS:
+            raise ValueError("`prompt` is the question of `task='question'`; give either `prompt` or another `task`.")
+        clips = [audio] if is_single_clip(audio) else list(audio) if isinstance(audio, (list, tuple)) else None
+        if not clips:
+            raise ValueError("`audio` must be a clip or a non-empty list of clips.")
+
+        if chat_format == "raw":
+            speech_task = task.strip().strip("<|>").lower() in SPEECH_TASKS
+            tags = build_task_prompt(
+                task,
+                audio_language=language or "unknown",
+                output_language=output_language,
+                timestamps=timestamps,
+                itn=False if speech_task and not timestamps else None,
+                caption_style=caption_style,
+                question=prompt,
+            )
+            texts = [f"{AUDIO_START_TOKEN}{_path_of(clip)}{AUDIO_END_TOKEN}{tags}" for clip in clips]
+            if not tokenize:
+                return texts if len(clips) > 1 else texts[0]
+            return self(text=texts, audio=clips, **kwargs)
+
+        if caption_style is not None:
+            raise ValueError("`caption_style` is a tag of base checkpoints; a chat checkpoint is asked in words.")
+        instruction = chat_task_instruction(task, language, output_language, timestamps, question=prompt)
+        conversations = []
+        for clip in clips:
+            messages = [{"role": "user", "content": [{"type": "audio", "audio": clip}, {"type": "text", "text": instruction}]}]
+            if system_prompt:
+                messages.insert(0, {"role": "system", "content": system_prompt})
+            conversations.append(messages)
+        return_tensors = kwargs.pop("return_tensors", None)
+        return self.apply_chat_template(
+            conversations if len(clips) > 1 else conversations[0],
+            add_generation_prompt=True,
+            tokenize=tokenize,
+            return_dict=tokenize,
+            return_tensors=return_tensors,
+            processor_kwargs=kwargs,
+        )
+
+    def decode(self, token_ids, *args, return_timestamps=None, time_offset=0.0, **kwargs):
+        """
+        Decodes generated ids, as the tokenizer does, or reads the timestamps of a timestamped answer.
+
+        Args:
+            token_ids:
+                The generated ids of one sequence (list, 1-D tensor) or of a batch (2-D); give only the new tokens
+                (everything after the prompt).
+            return_timestamps (`str` or `bool`, *optional*):
+                `None`/`False`: the text. `"word"`: `{"text": str, "chunks": [{"text": word, "timestamp": (start,
+                end)}, ...]}`. `True` or `"segment"`: the same with segment chunks (runs of words cut at silences
+                `<|sil|>`, gaps and windows), as the ASR pipeline's `return_timestamps=True` means them. An answer that
+                does not start with a timestamp starts at the window's start (`time_offset`), since
+                `apply_task_request` ends a base prompt with `<|0.00|>`.
+            time_offset (`float` or `list[float]`, *optional*, defaults to 0.0):
+                Seconds added to every timestamp (where the window starts in the recording); one per row for a batch.
+            **kwargs:
+                Tokenizer `decode` arguments (`skip_special_tokens`, `clean_up_tokenization_spaces`).
+
+        Returns:
+            `str`, or the dict above; a list of them for a batch.
+        """
+        if return_timestamps not in TIMESTAMP_MODES:
+            raise ValueError(
+                f"`return_timestamps` must be None, False, 'word', True or 'segment', got {return_timestamps!r}."
+            )
+        if hasattr(token_ids, "tolist"):
+            token_ids = token_ids.tolist()
+        is_batch = isinstance(token_ids, (list, tuple)) and len(token_ids) > 0 and isinstance(token_ids[0], (list, tuple))
+        if not return_timestamps:
+            if is_batch:
+                return self.tokenizer.batch_decode(token_ids, *args, **kwargs)
+            return self.tokenizer.decode(token_ids, *args, **kwargs)
+        if not is_batch:
+            return self._decode_with_timestamps(token_ids, return_timestamps, time_offset, kwargs)
+        offsets = time_offset if isinstance(time_offset, (list, tuple)) else [time_offset] * len(token_ids)
+        if len(offsets) != len(token_ids):
+            raise ValueError(f"Got {len(offsets)} time offsets for {len(token_ids)} sequences.")
+        return [
+            self._decode_with_timestamps(ids, return_timestamps, offset, kwargs)
+            for ids, offset in zip(token_ids, offsets)
+        ]
+
+    def batch_decode(self, *args, **kwargs):
+        return self.decode(*args, **kwargs)
+
+    def _decode_with_timestamps(self, token_ids, return_timestamps, time_offset, decode_kwargs) -> dict:
+        decode_kwargs = {key: value for key, value in decode_kwargs.items() if key != "skip_special_tokens"}
+        text = self.tokenizer.decode(token_ids, skip_special_tokens=True, **decode_kwargs).strip()
+        raw = self.tokenizer.decode(token_ids, skip_special_tokens=False, **decode_kwargs)
+        if not _LEADING_TIMESTAMP.match(raw):
+            raw = timestamp_token(0.0) + raw
+        parse = parse_word_timestamps if return_timestamps == "word" else parse_segment_timestamps
+        return {"text": text, "chunks": parse(raw, time_offset=float(time_offset))}
+
     @property
     def model_input_names(self):
         return ["input_ids", "attention_mask", "input_features", "feature_attention_mask"]
+
+
+def _span_source(source: str) -> str | None:
+    """The path/URL written inside a span, or None when the span is empty or already expanded."""
+    stripped = source.replace(AUDIO_PAD_TOKEN, "").strip()
+    return stripped or None
+
+
+def _path_of(clip) -> str:
+    """What the original writes inside the span of a clip: its path or URL, nothing for decoded audio."""
+    if isinstance(clip, (str, os.PathLike)):
+        return os.fspath(clip)
+    return ""
+
+
+def _hub_kwargs(kwargs: dict) -> dict:
+    keys = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
+    return {key: kwargs[key] for key in keys if key in kwargs}
+
+
+def _declared_chat_format(pretrained_model_name_or_path, hub_kwargs: dict) -> str | None:
+    """The `chat_format` a checkpoint's generation_config.json declares (the released ones do), else None."""
+    path = cached_file(
+        pretrained_model_name_or_path,
+        "generation_config.json",
+        _raise_exceptions_for_missing_entries=False,
+        _raise_exceptions_for_connection_errors=False,
+        **hub_kwargs,
+    )
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            declared = json.load(handle).get("chat_format")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return declared if declared in CHAT_FORMATS else None
 
 
 def register_processor_auto_classes() -> None:
@@ -514,7 +796,9 @@ def register_processor_auto_classes() -> None:
 
 
 __all__ = [
+    "QwenAudioAudioKwargs",
     "QwenAudioProcessor",
+    "QwenAudioProcessorKwargs",
     "audio_span_length",
     "default_chat_template",
     "find_audio_spans",

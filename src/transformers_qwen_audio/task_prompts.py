@@ -180,8 +180,104 @@ def build_task_prompt(
     return "".join(tags)
 
 
+LANGUAGE_NAMES = {
+    "en": "English",
+    "zh": "Chinese",
+    "zh_tr": "Traditional Chinese",
+    "de": "German",
+    "es": "Spanish",
+    "ko": "Korean",
+    "fr": "French",
+    "ja": "Japanese",
+    "it": "Italian",
+}
+# What a chat checkpoint is asked for each task: the base model's task tags mean nothing to it.
+CHAT_TASK_INSTRUCTIONS = {
+    "transcribe": "Transcribe the speech{language}.",
+    "translate": "Translate the speech into {output_language}.",
+    "caption": "Describe the audio in one sentence.",
+    "keyword": "Give the keywords of the audio.",
+    "emotion_recognition": "What emotion does the speaker express?",
+    "music_description": "Describe the music.",
+    "note_analysis": "Analyse the notes of the music: pitch, velocity and instrument.",
+    "audio_grounding": "When do the sounds happen? Give start and end times.",
+    "named_entity_recognition": "List the named entities mentioned in the speech.",
+    "scene": "What is the acoustic scene?",
+    "event": "What sound events can you hear?",
+    "vocal_classification": "What kind of vocal sound is this?",
+    "speech_understanding": "What is the speech about?",
+    "speaker_meta": "Describe the speaker: gender and age.",
+    "song_meta": "What song is this? Give its genre and mood.",
+    "speech_edit": "Which words of the speech are edited?",
+}
+TIMESTAMP_INSTRUCTION = " Give the start and end time of every word."
+
+
+def chat_task_instruction(
+    task: str,
+    audio_language: str | None = None,
+    output_language: str | None = None,
+    timestamps: bool = False,
+    question: str | None = None,
+) -> str:
+    """
+    The plain instruction that asks a chat checkpoint (Qwen-Audio-Chat) for `task`, e.g. `"Transcribe the speech
+    (English)."`; the question itself for `task="question"`. The arguments are those of `build_task_prompt`, and are
+    checked by it (same tasks, languages and timestamp support for both kinds of checkpoints).
+    """
+    if not isinstance(task, str):
+        raise ValueError(f"`task` must be a string, got {task!r}.")
+    task = task.strip().strip("<|>").lower()
+    # A chat checkpoint can transcribe without being told the language; the tags of a base one cannot.
+    if not (task == "transcribe" and audio_language is None and output_language is None):
+        build_task_prompt(task, audio_language or "unknown", output_language, timestamps, question=question)
+    if task in QUESTION_TASKS:
+        return question
+    spoken = LANGUAGE_NAMES.get((audio_language or "").lower())
+    target = LANGUAGE_NAMES.get((output_language or "en").lower(), output_language)
+    instruction = CHAT_TASK_INSTRUCTIONS[task].format(language=f" ({spoken})" if spoken else "", output_language=target)
+    return instruction + (TIMESTAMP_INSTRUCTION if timestamps else "")
+
+
 _TIMESTAMP_OR_SILENCE = re.compile(r"<\|(\d{1,2}\.\d{2})\|>|<\|sil\|>")
-_END_TOKENS = ("<|endoftext|>", "<|im_end|>")
+# Special tokens other than timestamps and silence (end tokens, language and task tags), which are not words.
+_NON_TIME_SPECIAL_TOKEN = re.compile(r"<\|(?!\d{1,2}\.\d{2}\|>)(?!sil\|>)[a-z_0-9]+\|>")
+
+
+def _timed_pieces(text: str, time_offset: float):
+    """
+    Yields `(piece, start, end, after_silence)` for each piece of text between timestamp tokens, with the time span
+    it is aligned to (seconds, shifted by `time_offset`; `None` at an open end). Pieces inside a silence
+    (`<|sil|>` up to the next timestamp) and whitespace-only pieces are left out; `after_silence` says that a
+    silence (or the start of the text) precedes the piece.
+    """
+    text = _NON_TIME_SPECIAL_TOKEN.sub("", text)
+    current_start = None
+    previous_end = 0
+    in_silence = False
+    after_silence = True
+
+    def shifted(seconds):
+        return None if seconds is None else round(seconds + time_offset, 2)
+
+    for match in _TIMESTAMP_OR_SILENCE.finditer(text):
+        piece = text[previous_end : match.start()]
+        previous_end = match.end()
+        if match.group(1) is None:  # <|sil|>: the span up to the next timestamp is silence
+            if piece.strip() and not in_silence:
+                yield piece, shifted(current_start), None, after_silence
+            in_silence = after_silence = True
+            continue
+        seconds = float(match.group(1))
+        # Text right after <|sil|> without a timestamp in between still belongs to the next span.
+        if piece.strip():
+            yield piece, shifted(current_start), shifted(seconds), after_silence
+            after_silence = False
+        in_silence = False
+        current_start = seconds
+    piece = text[previous_end:]
+    if piece.strip() and not in_silence:
+        yield piece, shifted(current_start), None, after_silence
 
 
 def parse_word_timestamps(
@@ -191,8 +287,9 @@ def parse_word_timestamps(
     Parses timestamped output such as `<|0.00|><|sil|><|0.54|>面<|0.86|>条<|1.17|>` into words with their time span.
 
     Each piece of text between two timestamp tokens is one entry `{"text": str, "timestamp": (start, end)}`, in
-    seconds. Silence (`<|sil|>`) and whitespace-only pieces are skipped. Text before the first timestamp gets
-    `start=None`, text after the last one `end=None`.
+    seconds. Silence (`<|sil|>`) and whitespace-only pieces are skipped, and so are special tokens other than
+    timestamps (`<|endoftext|>`, `<|im_end|>`, tags). Text before the first timestamp gets `start=None`, text after
+    the last one `end=None`.
 
     Args:
         text (`str` or `list[str]`):
@@ -203,53 +300,53 @@ def parse_word_timestamps(
         chunk_length (`float`, *optional*, defaults to 30.0):
             Window length for a list of texts.
     """
+    return [
+        {"text": piece.strip(), "timestamp": (start, end)}
+        for piece, start, end, _ in _pieces_of(text, time_offset, chunk_length)
+    ]
+
+
+def parse_segment_timestamps(
+    text: str | list[str], time_offset: float = 0.0, chunk_length: float = MAX_TIMESTAMP_SECONDS
+) -> list[dict]:
+    """
+    Like `parse_word_timestamps`, but groups the words into segments, as the ASR pipeline's `return_timestamps=True`
+    means them: a segment is a run of words cut at each silence (`<|sil|>`), at each gap between one word's end
+    and the next one's start, and at window boundaries (each string of a list is a window). Each entry is
+    `{"text": str, "timestamp": (start of its first word, end of its last word)}`; the text keeps the spacing of
+    the output.
+    """
+    segments = []
+    for piece, start, end, after_silence in _pieces_of(text, time_offset, chunk_length, mark_windows=True):
+        previous = segments[-1] if segments else None
+        if previous is None or after_silence or previous["timestamp"][1] is None or previous["timestamp"][1] != start:
+            segments.append({"text": piece, "timestamp": (start, end)})
+        else:
+            previous["text"] += piece
+            previous["timestamp"] = (previous["timestamp"][0], end)
+    for segment in segments:
+        segment["text"] = segment["text"].strip()
+    return segments
+
+
+def _pieces_of(text, time_offset: float, chunk_length: float, mark_windows: bool = False):
     if isinstance(text, (list, tuple)):
-        words = []
         for chunk_index, chunk_text in enumerate(text):
-            words.extend(parse_word_timestamps(chunk_text, time_offset + chunk_index * chunk_length, chunk_length))
-        return words
+            for index, (piece, start, end, after_silence) in enumerate(
+                _pieces_of(chunk_text, time_offset + chunk_index * chunk_length, chunk_length)
+            ):
+                # A new window starts a new segment.
+                yield piece, start, end, after_silence or (mark_windows and index == 0)
+        return
     if not isinstance(text, str):
         raise TypeError(f"`text` must be a string or a list of strings, got {type(text).__name__}.")
-    for end_token in _END_TOKENS:
-        text = text.replace(end_token, "")
-
-    words = []
-    current_start = None
-    previous_end = 0
-    pending_silence = False
-
-    def flush(piece: str, end: float | None):
-        if piece.strip() and not pending_silence:
-            start = None if current_start is None else round(current_start + time_offset, 2)
-            stop = None if end is None else round(end + time_offset, 2)
-            words.append({"text": piece.strip(), "timestamp": (start, stop)})
-
-    for match in _TIMESTAMP_OR_SILENCE.finditer(text):
-        piece = text[previous_end : match.start()]
-        previous_end = match.end()
-        if match.group(1) is None:  # <|sil|>: the span up to the next timestamp is silence
-            flush(piece, None)
-            pending_silence = True
-            continue
-        seconds = float(match.group(1))
-        if pending_silence:
-            if piece.strip():
-                # Text right after <|sil|> without a timestamp in between still belongs to the next span.
-                pending_silence = False
-                flush(piece, seconds)
-            pending_silence = False
-        else:
-            flush(piece, seconds)
-        current_start = seconds
-    pending_silence_at_end = pending_silence
-    pending_silence = False
-    if not pending_silence_at_end:
-        flush(text[previous_end:], None)
-    return words
+    yield from _timed_pieces(text, time_offset)
 
 
 __all__ = [
     "build_task_prompt",
+    "chat_task_instruction",
+    "parse_segment_timestamps",
     "parse_word_timestamps",
     "supported_tasks",
     "timestamp_token",

@@ -14,21 +14,22 @@ tokenizes them with the audio spans expanded, pads on the right and builds the l
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import torch
 from transformers.utils import logging
+from transformers.utils.chat_template_utils import render_jinja_template
 
-from ..audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip, load_audio
-from ..processing_qwen_audio import AUDIO_PART_KEYS, MIN_AUDIO_SAMPLES, find_audio_spans
-from ..tokenization_qwen_audio import AUDIO_END_TOKEN, AUDIO_START_TOKEN, IM_END_TOKEN
+from ..audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip
+from ..conversation import find_audio_spans, load_clip, validate_conversation
+from ..modeling_qwen_audio import QwenAudioModel
+from ..tokenization_qwen_audio import AUDIO_END_TOKEN, AUDIO_START_TOKEN
 
 
 logger = logging.get_logger(__name__)
 
 IGNORE_INDEX = -100
-CHAT_ROLES = ("system", "user", "assistant")
 # Columns a conversational example may carry its clips in, for audio parts written without a source.
 _AUDIO_COLUMNS = ("audios", "audio")
 
@@ -37,6 +38,16 @@ def _as_clip_list(audio) -> list:
     if audio is None:
         return []
     return [audio] if is_single_clip(audio) else list(audio)
+
+
+@dataclass
+class _Example:
+    """One example made ready for the processor: its text, its clips, and the character ranges to train on
+    (`None`: the whole text)."""
+
+    text: str
+    clips: list
+    trainable_ranges: list | None
 
 
 @dataclass
@@ -49,27 +60,37 @@ class QwenAudioChatCollator:
     Three example formats are accepted (they may be mixed in a batch):
 
     - **conversational**: `{"messages": [{"role": ..., "content": str | [parts]}, ...]}` in the transformers chat
-      format. Audio parts are `{"type": "audio", "audio" | "path" | "url": clip}` where a clip is a path, a
-      `{"array", "sampling_rate"}` dict, a `{"path", "bytes"}` dict (a `datasets` `Audio(decode=False)` value) or a
-      16 kHz waveform (give another rate with a `"sampling_rate"` key in the part). Parts without a source take their
-      clips, in order, from an `"audios"` (or `"audio"`) column of the example.
-    - **conversational prompt-completion** (TRL's format): `{"prompt": [messages], "completion": [messages]}`; only
-      the assistant turns of `completion` are trained.
+      format, as `conversation.validate_conversation` defines it (errors name the example, the message and the
+      part). Audio parts are `{"type": "audio", "audio" | "path" | "url" | "array": clip}` (or the same without
+      `"type"`) where a clip is a path, a `{"array", "sampling_rate"}` dict, a `{"path", "bytes"}` dict (a
+      `datasets` `Audio(decode=False)` value) or a 16 kHz waveform (give another rate with a `"sampling_rate"` key in
+      the part). Parts without a source take their clips, in order, from an `"audios"` (or `"audio"`) column.
+    - **conversational prompt-completion** (TRL's format): `{"prompt": [messages], "completion": [messages]}`.
     - **base model**: `{"audio": clip | [clips] | None, "prompt": str, "completion": str}` for the non-chat Qwen-Audio.
       `prompt` holds the hierarchical task tags (see `task_prompts.build_task_prompt`); one `<audio></audio>` per clip
       is put in front of it unless it already has its spans. The tokenizer's eos token (`<|endoftext|>`) closes the
       completion.
 
-    With `completion_only_loss=True` (the default) the labels are -100 everywhere except on the assistant turns'
-    content and their closing `<|im_end|>` (base model: the completion and its eos token): system and user turns, role
-    headers, audio spans and padding are ignored. With `completion_only_loss=False` every non-padding token is trained
-    except the audio spans, whose positions hold encoder outputs rather than tokens to predict.
+    Labels are -100 on padding and on the audio spans (`<audio>` ... `</audio>`, found by the model's own
+    `QwenAudioModel.audio_spans`: their positions hold encoder outputs, not tokens to predict), and, as TRL means
+    its two options:
+
+    - `assistant_only_loss`: only the assistant replies and their closing `<|im_end|>` are trained: the
+      `{% generation %}` blocks of the chat template, mapped onto the tokens as
+      `apply_chat_template(..., return_assistant_tokens_mask=True)` does (a base-model example: its completion);
+    - `completion_only_loss`: for prompt-completion examples, only the completion is trained (TRL renders the
+      prompt with the generation prompt, so a chat completion starts after `<|im_start|>assistant\n`).
+
+    For backward compatibility `assistant_only_loss=None` (the default) follows `completion_only_loss`, so that the
+    default trains the assistant replies only and `completion_only_loss=False` every non-padding, non-audio token.
 
     Args:
         processor ([`QwenAudioProcessor`]):
             The processor of the checkpoint being trained.
         completion_only_loss (`bool`, *optional*, defaults to `True`):
-            Train only on the assistant replies / completions (`False`: on every non-padding, non-audio token).
+            Train only on the completion of prompt-completion examples (see above).
+        assistant_only_loss (`bool`, *optional*):
+            Train only on the assistant replies (see above); `None` follows `completion_only_loss`.
         max_length (`int`, *optional*):
             Longest sequence in tokens. Longer ones are cut on the right, never inside an audio span (the cut moves to
             the start of the span and the clips cut off are dropped), with a warning.
@@ -81,6 +102,8 @@ class QwenAudioChatCollator:
             Folder that relative audio paths are resolved against.
         allow_urls (`bool`, *optional*, defaults to `False`):
             Whether http(s) audio URLs may be downloaded.
+        allow_audio_paths_in_text (`bool`, *optional*, defaults to `False`):
+            Read `<audio>PATH</audio>` written in message text as audio parts (the original's format).
     """
 
     processor: Any
@@ -90,6 +113,8 @@ class QwenAudioChatCollator:
     messages_field: str = "messages"
     audio_base_dir: str | os.PathLike | None = None
     allow_urls: bool = False
+    assistant_only_loss: bool | None = None
+    allow_audio_paths_in_text: bool = False
 
     def __post_init__(self):
         tokenizer = self.processor.tokenizer
@@ -97,113 +122,64 @@ class QwenAudioChatCollator:
             raise ValueError("The processor's tokenizer has no pad token; set `tokenizer.pad_token` first.")
         if self.max_length is not None and self.max_length < 1:
             raise ValueError(f"`max_length` must be positive, got {self.max_length}.")
+        if self.assistant_only_loss is None:
+            self.assistant_only_loss = bool(self.completion_only_loss)
         self.pad_token_id = tokenizer.pad_token_id
         self.audio_start_token_id = tokenizer.convert_tokens_to_ids(AUDIO_START_TOKEN)
         self.audio_end_token_id = tokenizer.convert_tokens_to_ids(AUDIO_END_TOKEN)
+        # The model's span finder reads the span ids from its config; these are the ids of this vocabulary.
+        self._span_ids = SimpleNamespace(
+            config=SimpleNamespace(audio_start_id=self.audio_start_token_id, audio_end_id=self.audio_end_token_id)
+        )
 
     # ------------------------------------------------------------------------------------------------------------
-    # Rendering: each example becomes a text, the character ranges to train on, and its clips
+    # Examples: each becomes a text, the character ranges to train on, and its clips
     # ------------------------------------------------------------------------------------------------------------
-    def _render_chat(self, template_messages: list[dict], trainable_from: int, index: int) -> tuple[str, list]:
-        """Renders a conversation; returns the text and the character ranges of the assistant turns to train."""
+    def _render(self, messages: list[dict], **kwargs) -> tuple[str, list]:
+        """The conversation as text and the character ranges of its {% generation %} blocks (assistant replies)."""
+        (text,), (generation_ranges,) = render_jinja_template(
+            conversations=[messages],
+            chat_template=self.processor.chat_template,
+            return_assistant_tokens_mask=True,
+            **self.processor.tokenizer.special_tokens_map,
+            **kwargs,
+        )
+        return text, [tuple(span) for span in generation_ranges]
 
-        def render(messages, add_generation_prompt=False):
-            return self.processor.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=add_generation_prompt
-            )
-
-        text = render(template_messages)
-        ranges = []
-        for turn, message in enumerate(template_messages):
-            if message["role"] != "assistant" or turn < trainable_from:
+    def _chat_example(self, messages, prompt_length: int | None, example: Mapping, index: int) -> _Example:
+        """Validates a conversation (the one conversation model), takes its clips out and renders it."""
+        column = next((key for key in _AUDIO_COLUMNS if example.get(key) is not None), None)
+        canonical = validate_conversation(
+            messages,
+            row=index,
+            clips=_as_clip_list(example[column]) if column else None,
+            allow_audio_paths_in_text=self.allow_audio_paths_in_text,
+        )
+        clips = []
+        for message in canonical:
+            if isinstance(message["content"], str):
                 continue
-            # The reply starts where the generation prompt of the conversation so far ends, and ends with the first
-            # <|im_end|> after it: rendering the prefixes keeps the template the single source of the layout.
-            prompt = render(template_messages[:turn], add_generation_prompt=True)
-            up_to_reply = render(template_messages[: turn + 1])
-            if not (up_to_reply.startswith(prompt) and text.startswith(up_to_reply)):
+            for part in message["content"]:
+                if part["type"] == "audio":
+                    clips.append(part["audio"])
+                    # The processor gets the decoded clips: the source written inside the span does not matter.
+                    part["audio"] = ""
+        text, assistant_ranges = self._render(canonical)
+        completion_start = None
+        if prompt_length is not None:
+            prompt_text, _ = self._render(canonical[:prompt_length], add_generation_prompt=True)
+            if not text.startswith(prompt_text):
                 raise ValueError(
-                    f"Example {index}: the chat template does not render this conversation turn by turn (message "
-                    f"{turn} changes the text before it), so the assistant replies cannot be located."
+                    f"Example {index}: the chat template renders the prompt differently alone and followed by the "
+                    "completion, so the completion cannot be located."
                 )
-            end_of_turn = up_to_reply.find(IM_END_TOKEN, len(prompt))
-            end = end_of_turn + len(IM_END_TOKEN) if end_of_turn >= 0 else len(up_to_reply)
-            ranges.append((len(prompt), end))
-        return text, ranges
-
-    def _chat_example(self, messages, prompt_length: int, example: Mapping, index: int):
-        """Validates a conversation, takes its clips out of the audio parts and renders it."""
-        if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)) or len(messages) == 0:
-            raise ValueError(f"Example {index}: `{self.messages_field}` must be a non-empty list of messages.")
-        column_clips = None
-        template_messages, clips = [], []
-        for turn, message in enumerate(messages):
-            if not isinstance(message, Mapping) or "role" not in message or "content" not in message:
-                raise ValueError(f"Example {index}, message {turn}: a message is a dict with `role` and `content`.")
-            role, content = message["role"], message["content"]
-            if role not in CHAT_ROLES:
-                raise ValueError(f"Example {index}, message {turn}: unknown role {role!r}; expected one of {CHAT_ROLES}.")
-            if role == "assistant" and turn == 0:
-                raise ValueError(f"Example {index}: the conversation starts with an assistant message.")
-            if isinstance(content, str):
-                template_messages.append({"role": role, "content": content})
-                continue
-            if not isinstance(content, Sequence) or isinstance(content, bytes):
-                raise ValueError(
-                    f"Example {index}, message {turn}: `content` must be a string or a list of parts, "
-                    f"got {type(content).__name__}."
-                )
-            parts = []
-            for part in content:
-                if not isinstance(part, Mapping):
-                    raise ValueError(f"Example {index}, message {turn}: content parts must be dicts, got {part!r}.")
-                # `datasets` gives every part every key of the column's struct: ignore the None ones.
-                part = {key: value for key, value in part.items() if value is not None}
-                part_type = part.get("type", "audio" if any(key in part for key in AUDIO_PART_KEYS) else "text")
-                if part_type == "text":
-                    if not isinstance(part.get("text"), str):
-                        raise ValueError(f"Example {index}, message {turn}: a text part needs a string `text`.")
-                    parts.append({"type": "text", "text": part["text"]})
-                elif part_type == "audio":
-                    sources = [part[key] for key in AUDIO_PART_KEYS if key in part]
-                    if len(sources) > 1:
-                        raise ValueError(
-                            f"Example {index}, message {turn}: an audio part needs one of {AUDIO_PART_KEYS}, "
-                            f"got keys {sorted(part)}."
-                        )
-                    if sources:
-                        clip = sources[0]
-                        if "sampling_rate" in part and not isinstance(clip, Mapping):
-                            clip = {"array": clip, "sampling_rate": part["sampling_rate"]}
-                    else:
-                        if column_clips is None:
-                            column = next((key for key in _AUDIO_COLUMNS if example.get(key) is not None), None)
-                            column_clips = iter(_as_clip_list(example[column]) if column else [])
-                        clip = next(column_clips, None)
-                        if clip is None:
-                            raise ValueError(
-                                f"Example {index}, message {turn}: an audio part has no source ({AUDIO_PART_KEYS}) "
-                                f"and the example has no clip left in an {' or '.join(_AUDIO_COLUMNS)} column."
-                            )
-                    clips.append(clip)
-                    # The source written inside the span does not matter: the processor gets the decoded clips.
-                    parts.append({"type": "audio", "audio": ""})
-                else:
-                    raise ValueError(
-                        f"Example {index}, message {turn}: unsupported content part type {part_type!r} "
-                        "(expected 'text' or 'audio')."
-                    )
-            template_messages.append({"role": role, "content": parts})
-        if column_clips is not None and next(column_clips, None) is not None:
-            raise ValueError(f"Example {index}: more clips in the audio column than audio parts in the messages.")
-        if self.completion_only_loss and not any(
-            message["role"] == "assistant" for message in template_messages[prompt_length:]
-        ):
+            completion_start = len(prompt_text)
+        ranges = self._trainable_ranges(len(text), assistant_ranges, completion_start)
+        if self.assistant_only_loss and not ranges:
             raise ValueError(f"Example {index}: no assistant message to train on.")
-        text, ranges = self._render_chat(template_messages, prompt_length, index)
-        return text, ranges, clips
+        return _Example(text, clips, ranges)
 
-    def _base_example(self, example: Mapping, index: int):
+    def _base_example(self, example: Mapping, index: int) -> _Example:
         """A base-model example: `<audio></audio>` per clip, the task tags, then the completion and eos."""
         prompt, completion = example["prompt"], example["completion"]
         if not isinstance(prompt, str) or not isinstance(completion, str):
@@ -225,13 +201,20 @@ class QwenAudioChatCollator:
             completion = completion + eos_token
         if not completion.strip():
             raise ValueError(f"Example {index}: empty completion.")
-        return prompt + completion, [(len(prompt), len(prompt) + len(completion))], clips
+        text = prompt + completion
+        # The completion is the base model's "assistant reply": both options train it alone.
+        completion_range = [(len(prompt), len(text))]
+        trains_completion = self.assistant_only_loss or self.completion_only_loss
+        return _Example(text, clips, completion_range if trains_completion else None)
 
-    def _example(self, example, index: int):
+    def _example(self, example, index: int) -> _Example:
         if not isinstance(example, Mapping):
             raise ValueError(f"Example {index} must be a dict, got {type(example).__name__}.")
         if example.get(self.messages_field) is not None:
-            return self._chat_example(example[self.messages_field], 0, example, index)
+            messages = example[self.messages_field]
+            if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)) or len(messages) == 0:
+                raise ValueError(f"Example {index}: `{self.messages_field}` must be a non-empty list of messages.")
+            return self._chat_example(messages, None, example, index)
         if example.get("prompt") is not None and example.get("completion") is not None:
             prompt, completion = example["prompt"], example["completion"]
             if isinstance(prompt, list) and isinstance(completion, list):
@@ -242,17 +225,14 @@ class QwenAudioChatCollator:
             "`prompt` and `completion` (with `audio` for the base model)."
         )
 
-    def _decode(self, clip, index: int, clip_index: int) -> np.ndarray:
-        try:
-            waveform = load_audio(clip, allow_urls=self.allow_urls, base_dir=self.audio_base_dir)
-        except (ValueError, TypeError, OSError) as error:
-            raise ValueError(f"Example {index}, audio clip {clip_index}: {error}") from error
-        if len(waveform) < MIN_AUDIO_SAMPLES:
-            raise ValueError(
-                f"Example {index}, audio clip {clip_index}: {len(waveform)} samples at 16 kHz is too short; "
-                f"Qwen-Audio needs at least {MIN_AUDIO_SAMPLES}."
-            )
-        return waveform
+    def _trainable_ranges(self, length: int, assistant_ranges: list, completion_start: int | None) -> list | None:
+        """Character ranges to train on (None: the whole text): the assistant replies and/or the completion."""
+        ranges = assistant_ranges if self.assistant_only_loss else None
+        if self.completion_only_loss and completion_start is not None:
+            ranges = [
+                (max(start, completion_start), end) for start, end in ranges or [(0, length)] if end > completion_start
+            ]
+        return ranges
 
     # ------------------------------------------------------------------------------------------------------------
     # Batch
@@ -260,71 +240,53 @@ class QwenAudioChatCollator:
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         if len(examples) == 0:
             raise ValueError("Cannot collate an empty list of examples.")
-        texts, char_ranges, waveforms = [], [], []
-        for index, example in enumerate(examples):
-            text, ranges, clips = self._example(example, index)
-            texts.append(text)
-            char_ranges.append(ranges)
-            waveforms.extend(self._decode(clip, index, clip_index) for clip_index, clip in enumerate(clips))
-
+        prepared = [self._example(example, index) for index, example in enumerate(examples)]
+        waveforms = [
+            self._decode(clip, f"Example {index}, audio clip {clip_index}")
+            for index, example in enumerate(prepared)
+            for clip_index, clip in enumerate(example.clips)
+        ]
         batch = self.processor(
-            text=texts,
+            text=[example.text for example in prepared],
             audio=waveforms or None,
             sampling_rate=QWEN_AUDIO_SAMPLING_RATE,
             padding=True,
             padding_side="right",
             return_offsets_mapping=True,
             return_text_replacement_offsets=True,
-            return_tensors="pt",
         )
-        offset_mapping = batch.pop("offset_mapping")
-        replacements = batch.pop("text_replacement_offsets")
-        input_ids, attention_mask = batch["input_ids"], batch["attention_mask"].long()
-
-        if self.completion_only_loss:
-            trainable = torch.zeros_like(attention_mask, dtype=torch.bool)
-            token_starts = offset_mapping[..., 0]
-            for row, (text, ranges) in enumerate(zip(texts, char_ranges)):
-                for start, end in self._expanded_ranges(text, ranges, replacements[row]):
-                    trainable[row] |= (token_starts[row] >= start) & (token_starts[row] < end)
-            trainable &= attention_mask.bool()
-        else:
-            trainable = attention_mask.bool().clone()
-        trainable &= ~self._audio_span_mask(input_ids)
+        ranges = [example.trainable_ranges for example in prepared]
+        # The token mask of the ranges, exactly as `apply_chat_template(..., return_assistant_tokens_mask=True)`
+        # computes it from the template's {% generation %} blocks (offsets measured in the rendered text).
+        batch = self.processor._adjust_assistant_masks_indices(batch, [row or [] for row in ranges])
+        input_ids = torch.tensor(batch["input_ids"], dtype=torch.long)
+        attention_mask = torch.tensor(batch["attention_mask"], dtype=torch.long)
+        trainable = torch.tensor(batch.pop("assistant_masks"), dtype=torch.bool)
+        whole_rows = torch.tensor([row_ranges is None for row_ranges in ranges])
+        trainable |= whole_rows[:, None]
+        trainable &= attention_mask.bool() & ~self._audio_span_mask(input_ids)
         labels = torch.where(trainable, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
 
         collated = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
         if "input_features" in batch:
-            collated["input_features"] = batch["input_features"]
-            collated["feature_attention_mask"] = batch["feature_attention_mask"]
+            collated["input_features"] = torch.from_numpy(batch["input_features"])
+            collated["feature_attention_mask"] = torch.from_numpy(batch["feature_attention_mask"])
         if self.max_length is not None and int(attention_mask.sum(-1).max()) > self.max_length:
             collated = self._truncate(collated)
         return self._pad_to_multiple(collated)
 
-    @staticmethod
-    def _expanded_ranges(text: str, ranges: list, replacements: list) -> list:
-        """Moves character ranges of the rendered text to the text the tokenizer saw, where the processor replaced
-        every `<audio>...</audio>` span with `<audio>` + placeholders + `</audio>`."""
-        spans = find_audio_spans(text)
-        if len(spans) != len(replacements):
-            raise ValueError(
-                f"The processor expanded {len(replacements)} audio spans of a text that has {len(spans)}; an audio "
-                "tag written in a text part would do this."
-            )
-        growth = [len(item["replacement"]) - (end - start) for (start, end, _), item in zip(spans, replacements)]
-
-        def expanded(position: int) -> int:
-            return position + sum(grow for (_, end, _), grow in zip(spans, growth) if end <= position)
-
-        return [(expanded(start), expanded(end)) for start, end in ranges]
+    def _decode(self, clip, where: str):
+        try:
+            return load_clip(clip, where, allow_urls=self.allow_urls, base_dir=self.audio_base_dir)
+        except (OSError, TypeError) as error:
+            # Every bad example is a ValueError for the trainer's caller, a missing file included.
+            raise ValueError(str(error)) from error
 
     def _audio_span_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """True from each `<audio>` to its `</audio>`, inclusive."""
+        """True from each `<audio>` to its `</audio>`, inclusive: the model's own `QwenAudioModel.audio_spans`."""
         is_start = input_ids == self.audio_start_token_id
         is_end = input_ids == self.audio_end_token_id
-        opened = is_start.long().cumsum(-1)
-        closed_before = is_end.long().cumsum(-1) - is_end.long()
-        return opened > closed_before
+        return QwenAudioModel.audio_spans(self._span_ids, is_start, is_end)[0]
 
     def _truncate(self, collated: dict) -> dict:
         """Cuts rows longer than `max_length` on the right, before any audio span the cut would split, and drops the
