@@ -210,7 +210,7 @@ def browser():
         browser.close()
 
 
-def screenshot(page, name: str) -> None:
+def screenshot(page, name: str, full_page: bool = False) -> None:
     """With QWEN_AUDIO_WEB_SCREENSHOTS=DIR, saves the page as DIR/web_demo_NAME.png in 256 colours (small files)."""
     if not SCREENSHOTS:
         return
@@ -218,7 +218,7 @@ def screenshot(page, name: str) -> None:
 
     target = Path(SCREENSHOTS) / f"web_demo_{name}.png"
     target.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(target))
+    page.screenshot(path=str(target), full_page=full_page)
     Image.open(target).convert("RGB").quantize(colors=256).save(target, optimize=True)
 
 
@@ -286,14 +286,7 @@ def test_browser_chat_transcription_and_sound_questions(app, clips, browser):
     row, start = timed[0]
     words.locator(f"[data-testid=cell-{row}-0]").click()
     expect(page.locator("#player")).to_contain_text(f"0:{int(start):02d}")
-    screenshot(page, "transcribe")
-
-    # A recording over the limit: a message, and the app keeps working.
-    page.locator("#recording").get_by_role("button", name="Clear", exact=True).click()
-    page.locator("#recording input[type=file]").set_input_files(clips.too_long)
-    page.get_by_role("button", name="Transcribe", exact=True).click()
-    expect(page.get_by_text("too_long.wav is 45 s long; this demo takes clips of up to 40 s").filter(visible=True)
-           ).to_have_count(1)
+    screenshot(page, "transcribe", full_page=True)
 
     # Sound questions: one click on a task, then a free question.
     page.get_by_role("tab", name="Sound questions").click()
@@ -307,6 +300,14 @@ def test_browser_chat_transcription_and_sound_questions(app, clips, browser):
     expect(answer).not_to_have_value(caption)
     assert answer.input_value().strip()
     screenshot(page, "sound_questions")
+    # Back in Transcribe, a recording over the limit: a message, and the app keeps working.
+    page.get_by_role("tab", name="Transcribe").click()
+    page.locator("#recording").get_by_role("button", name="Clear", exact=True).click()
+    page.locator("#recording input[type=file]").set_input_files(clips.too_long)
+    page.get_by_role("button", name="Transcribe", exact=True).click()
+    expect(page.get_by_text("too_long.wav is 45 s long; this demo takes clips of up to 40 s").filter(visible=True)
+           ).to_have_count(1)
+
     page.close()
 
 
@@ -330,7 +331,7 @@ def test_gradio_client_chat_streams_and_keeps_the_conversation(client, clips):
 def test_gradio_client_transcribe_and_sound_tasks(client, clips):
     from gradio_client import handle_file
 
-    text, table, files, player = client.predict(handle_file(clips.speech), "en", "no: transcribe", True,
+    text, table, files, player = client.predict(handle_file(clips.speech), "en", "none", True,
                                                 api_name="/transcribe")
     assert text
     assert table["headers"] == WORD_TABLE_HEADERS and len(table["data"]) > 0
@@ -338,7 +339,7 @@ def test_gradio_client_transcribe_and_sound_tasks(client, clips):
     srt, vtt = sorted(files)
     assert Path(vtt).read_text().startswith("WEBVTT") and " --> " in Path(srt).read_text()
     assert player["value"].endswith("speech.wav") and player["subtitles"]
-    text_only = client.predict(handle_file(clips.chirp), "en", "no: transcribe", False, api_name="/transcribe")
+    text_only = client.predict(handle_file(clips.chirp), "en", "none", False, api_name="/transcribe")
     assert text_only[1]["data"] == [] and text_only[2] is None
     assert client.predict(handle_file(clips.chirp), api_name="/caption")
     assert client.predict(handle_file(clips.chirp), api_name="/event")
@@ -349,7 +350,7 @@ def test_gradio_client_transcribe_and_sound_tasks(client, clips):
     ("/caption", ("not_audio",), "notes.wav is not an audio file this demo can read"),
     ("/caption", ("empty",), "empty.wav is empty"),
     ("/caption", ("too_long",), "too_long.wav is 45 s long; this demo takes clips of up to 10 s"),
-    ("/transcribe", ("too_long", "en", "no: transcribe", True), "45 s long; this demo takes clips of up to 40 s"),
+    ("/transcribe", ("too_long", "en", "none", True), "45 s long; this demo takes clips of up to 40 s"),
     ("/ask", ("chirp", "  "), "Type a question about the clip"),
     ("/chat", ({"text": "", "files": []}, "", 12, True), "The message is empty"),
     ("/chat", ({"text": "Hm?", "files": ["not_audio"]}, "", 12, True), "notes.wav is not an audio file"),
@@ -374,7 +375,7 @@ def test_concurrent_transcriptions_run_as_one_batch(client, app, clips):
     from gradio_client import handle_file
 
     before = app.handlers.batcher.stats.to_dict()
-    jobs = [client.submit(handle_file(path), "en", "no: transcribe", False, api_name="/transcribe")
+    jobs = [client.submit(handle_file(path), "en", "none", False, api_name="/transcribe")
             for path in (clips.chirp, clips.beep, clips.speech)]
     texts = [job.result()[0] for job in jobs]
     after = app.handlers.batcher.stats
@@ -382,7 +383,7 @@ def test_concurrent_transcriptions_run_as_one_batch(client, app, clips):
     assert after.requests - before["requests"] == 3
     assert after.model_calls - before["model_calls"] < 3  # at least two of them generated together
     # Batched replies equal the ones each clip gets alone (the pipeline's batch == alone guarantee).
-    assert texts[1] == client.predict(handle_file(clips.beep), "en", "no: transcribe", False,
+    assert texts[1] == client.predict(handle_file(clips.beep), "en", "none", False,
                                       api_name="/transcribe")[0]
 
 

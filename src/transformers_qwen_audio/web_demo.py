@@ -40,7 +40,7 @@ import numpy as np
 
 from .audio_io import QWEN_AUDIO_SAMPLING_RATE, load_audio
 from .subtitles import group_into_cues, render
-from .task_prompts import QUESTION_TASKS, SPEECH_TASKS, supported_tasks
+from .task_prompts import LANGUAGE_NAMES, OUTPUT_LANGUAGES, QUESTION_TASKS, SPEECH_TASKS, supported_tasks
 from .tokenization_qwen_audio import AUDIO_LANGUAGES
 
 
@@ -52,20 +52,20 @@ TASK_LABELS = {
     "caption": "Caption",
     "keyword": "Keywords",
     "emotion_recognition": "Emotion",
-    "music_description": "Describe the music",
+    "music_description": "Music",
     "note_analysis": "Notes",
-    "audio_grounding": "When do sounds happen",
+    "audio_grounding": "Sound timing",
     "named_entity_recognition": "Named entities",
-    "scene": "Acoustic scene",
+    "scene": "Scene",
     "event": "Sound events",
     "vocal_classification": "Vocal sound",
-    "speech_understanding": "What is it about",
+    "speech_understanding": "Speech topic",
     "speaker_meta": "Speaker",
     "song_meta": "Song",
     "speech_edit": "Edited words",
 }
 WORD_TABLE_HEADERS = ["word", "start (s)", "end (s)"]
-NO_TRANSLATION = "no: transcribe"
+NO_TRANSLATION = "none"  # the "Translate into" choice that means: transcribe
 # libsndfile reads the first ones; browser recordings (WebM) go through Gradio's decoder, which needs ffmpeg.
 AUDIO_FORMATS_HINT = "WAV, FLAC, OGG, MP3, or a recording made in the browser"
 
@@ -157,6 +157,10 @@ def load_clip(path: str | None, max_seconds: float) -> np.ndarray:
     if not os.path.isfile(path):
         raise InputError(f"{os.path.basename(path)} did not arrive; upload it again.")
     return _load_clip_cached(os.fspath(path), os.path.getmtime(path), float(max_seconds))
+
+
+def _language_choices(codes) -> list[tuple[str, str]]:
+    return [(f"{LANGUAGE_NAMES.get(code, code)} ({code})", code) for code in codes]
 
 
 def _file_path(value) -> str | None:
@@ -305,7 +309,7 @@ class WebDemo:
             return gr.validate(False, str(error))
         return gr.validate(True, "")
 
-    def transcribe(self, audio, language="en", translate_into=NO_TRANSLATION, timestamps=True, max_new_tokens=None):
+    def transcribe(self, audio, language="en", translate_into=NO_TRANSLATION, timestamps=True):
         """Transcript, word table, subtitle files and the player (with subtitles) of one recording."""
         import gradio as gr
 
@@ -314,8 +318,11 @@ class WebDemo:
             if language not in AUDIO_LANGUAGES:
                 raise InputError(f"Unknown language {language!r}; choose one of {', '.join(AUDIO_LANGUAGES)}.")
             call = {"task": "transcribe", "language": language, "long_audio": "chunk",
-                    **self._generation(max_new_tokens, greedy=True)}
-            if translate_into and translate_into != NO_TRANSLATION:
+                    **self._generation(None, greedy=True)}
+            if translate_into not in (NO_TRANSLATION, *OUTPUT_LANGUAGES):
+                raise InputError(f"Unknown translation language {translate_into!r}; choose one of "
+                                 f"{', '.join(OUTPUT_LANGUAGES)} or {NO_TRANSLATION!r}.")
+            if translate_into != NO_TRANSLATION:
                 call.update(task="translate", output_language=translate_into)
             if timestamps:
                 call["return_timestamps"] = "word"
@@ -351,13 +358,13 @@ class WebDemo:
                 return float(time)
         return 0.0
 
-    def ask(self, audio, question="", task="question", max_new_tokens=None):
+    def ask(self, audio, question="", task="question"):
         """The answer to a question about the clip, or the result of one of the model's tasks on it."""
         import gradio as gr
 
         try:
             waveform = load_clip(_file_path(audio), self.limits.chat_audio_seconds)
-            call = {"task": task, "long_audio": "chunk", **self._generation(max_new_tokens, greedy=True)}
+            call = {"task": task, "long_audio": "chunk", **self._generation(None, greedy=True)}
             if task in QUESTION_TASKS:
                 if not question or not question.strip():
                     raise InputError("Type a question about the clip, or click one of the task buttons.")
@@ -408,9 +415,11 @@ class WebDemo:
                         recording = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Recording",
                                              elem_id="recording")
                         with gr.Row():
-                            language = gr.Dropdown(list(AUDIO_LANGUAGES), value="en", label="Spoken language")
-                            translate_into = gr.Dropdown([NO_TRANSLATION, *AUDIO_LANGUAGES], value=NO_TRANSLATION,
-                                                         label="Translate into")
+                            language = gr.Dropdown(_language_choices(AUDIO_LANGUAGES), value="en",
+                                                   label="Spoken language")
+                            translate_into = gr.Dropdown([("(no translation)", NO_TRANSLATION),
+                                                          *_language_choices(OUTPUT_LANGUAGES)],
+                                                         value=NO_TRANSLATION, label="Translate into")
                         timestamps = gr.Checkbox(value=True, label="Word timestamps (table, SRT, WebVTT)")
                         transcribe_button = gr.Button("Transcribe", variant="primary")
                     with gr.Column():
@@ -485,6 +494,8 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = DEFAULT_PORT, share
 # ----------------------------------------------------------------------------------------------------------------
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Registers `web` on the `qwen-audio` command line."""
+    from .cli import add_model_loading_arguments
+
     parser = subparsers.add_parser("web", help="Gradio web demo: audio chat, transcription, sound questions",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", nargs="?", help="checkpoint folder (native or released layout) or Hub repo id")
@@ -493,8 +504,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: first GPU, else CPU)")
-    parser.add_argument("--dtype", default="auto", help="float32, bfloat16, float16 or auto (default: as stored)")
+    add_model_loading_arguments(parser)
     defaults = WebDemoLimits()
     parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens,
                         help=f"default reply length in tokens (default: {defaults.max_new_tokens})")
