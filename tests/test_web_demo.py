@@ -26,6 +26,7 @@ gradio_client = pytest.importorskip("gradio_client")
 from transformers import AutoModelForCausalLM, AutoProcessor  # noqa: E402
 
 from transformers_qwen_audio import cli  # noqa: E402
+from transformers_qwen_audio.convert import convert  # noqa: E402
 from transformers_qwen_audio.demo import build_released_checkpoint, chirp  # noqa: E402
 from transformers_qwen_audio.web_demo import (  # noqa: E402
     WORD_TABLE_HEADERS,
@@ -99,7 +100,9 @@ def clips(tmp_path_factory) -> SimpleNamespace:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    return build_readable_checkpoint(tmp_path_factory.mktemp("web") / "released")
+    """The readable tiny model in the native layout (the command line test runs the released layout)."""
+    root = tmp_path_factory.mktemp("web")
+    return Path(convert(build_readable_checkpoint(root / "released"), root / "native"))
 
 
 def free_port() -> int:
@@ -171,6 +174,29 @@ def test_word_start_of_a_selected_row():
     assert WebDemo.word_start(table, [7, 0]) is None
 
 
+def test_closing_the_chat_stream_stops_generation(clips):
+    """Stop (or a closed tab) closes the handler's generator; generation must end too, not run on unseen."""
+    seen = {}
+
+    class StreamingPipe:
+        def stream(self, messages, **kwargs):
+            seen.update(kwargs)
+            yield from ("one", " two", " three")
+
+    handlers = WebDemo(StreamingPipe(), WebDemoLimits(**LIMITS))
+    try:
+        replies = handlers.chat({"text": "Hi", "files": [clips.beep]}, [], "", 12, True)
+        assert next(replies) == "one"
+        (cancel,) = seen["stopping_criteria"]
+        ids = torch.zeros((2, 3), dtype=torch.long)
+        assert not cancel(ids, None).any()
+        replies.close()
+        assert cancel(ids, None).all()
+        assert seen["max_new_tokens"] == 12 and seen["do_sample"] is False and seen["long_audio"] == "chunk"
+    finally:
+        handlers.close()
+
+
 def test_limits_are_checked():
     with pytest.raises(ValueError, match="chat_audio_seconds"):
         WebDemoLimits(chat_audio_seconds=0)
@@ -225,6 +251,7 @@ def screenshot(page, name: str, full_page: bool = False) -> None:
 def test_browser_chat_transcription_and_sound_questions(app, clips, browser):
     from playwright.sync_api import expect
 
+    expect.set_options(timeout=30_000)  # two cores shared with the model: give the page time
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     page.set_default_timeout(60_000)
     page.goto(app.url)
@@ -256,6 +283,7 @@ def test_browser_chat_transcription_and_sound_questions(app, clips, browser):
 
     # Bad input: a file that is not audio is refused with the reason; the conversation is untouched.
     page.locator("#chat-box input[type=file]").set_input_files([clips.not_audio])
+    expect(page.locator("#chat-box [aria-label='File thumbnail']")).to_have_count(1)
     box.fill("And this one?")
     box.press("Enter")
     expect(page.locator("#chat-box").get_by_text("notes.wav is not an audio file this demo can read")).to_be_visible()
