@@ -147,6 +147,18 @@ def test_missing_clip_and_good_clip(clips):
     assert waveform.dtype == np.float32 and waveform.shape == (int(1.5 * SR),)
 
 
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg to write and read a WebM clip")
+def test_webm_uploads_are_decoded_through_gradio_and_ffmpeg(tmp_path, monkeypatch):
+    clip = tmp_path / "recording.webm"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=1.5",
+                    "-c:a", "libopus", str(clip)], check=True)
+    waveform = load_clip(str(clip), max_seconds=10)
+    assert waveform.shape == (int(1.5 * SR),) and 0.1 < np.abs(waveform).max() < 0.15  # ffmpeg's sine: 1/8
+    monkeypatch.setenv("PATH", str(tmp_path))  # a server without ffmpeg
+    with pytest.raises(InputError, match="recording.webm can only be decoded with ffmpeg, which this server lacks"):
+        load_clip(str(clip), max_seconds=10)
+
+
 def test_history_to_messages_keeps_clips_text_and_turns(clips):
     history = [
         {"role": "user", "content": [{"type": "file", "file": {"path": clips.chirp}}]},

@@ -127,13 +127,26 @@ def _decode_any(path: str) -> tuple[np.ndarray, int]:
         return samples, sampling_rate
 
 
-@functools.lru_cache(maxsize=32)
-def _load_clip_cached(path: str, modified: float, max_seconds: float) -> np.ndarray:
+def load_clip(path: str | None, max_seconds: float) -> np.ndarray:
+    """
+    The clip at `path` (a Gradio upload or recording) as a 16 kHz mono waveform; `InputError` says what is wrong.
+    Decoded again at every chat turn rather than cached: it costs milliseconds next to generation, and a cache of
+    long recordings would cost gigabytes.
+    """
+    if not path:
+        raise InputError("No audio: upload a clip or record one first.")
     name = os.path.basename(path)
+    if not os.path.isfile(path):
+        raise InputError(f"{name} did not arrive; upload it again.")
     if os.path.getsize(path) == 0:
         raise InputError(f"{name} is empty: record again, or upload a clip with sound in it.")
     try:
         samples, sampling_rate = _decode_any(path)
+    except RuntimeError as error:
+        if "ffmpeg" in str(error):  # Gradio's decoder without ffmpeg: the server, not the file, is at fault
+            raise InputError(f"{name} can only be decoded with ffmpeg, which this server lacks (WAV, FLAC, OGG and "
+                             "MP3 work without it).") from None
+        raise InputError(f"{name} is not an audio file this demo can read ({AUDIO_FORMATS_HINT}).") from None
     except Exception:  # noqa: BLE001 - whatever the decoders say, the user needs to know only this
         raise InputError(f"{name} is not an audio file this demo can read ({AUDIO_FORMATS_HINT}).") from None
     if samples.size == 0:
@@ -148,15 +161,6 @@ def _load_clip_cached(path: str, modified: float, max_seconds: float) -> np.ndar
         return load_audio(samples, sampling_rate=sampling_rate)  # mono, 16 kHz, checked for NaN and shape
     except (ValueError, TypeError) as error:
         raise InputError(f"{name}: {error}") from None
-
-
-def load_clip(path: str | None, max_seconds: float) -> np.ndarray:
-    """The clip at `path` (a Gradio upload or recording) as a 16 kHz mono waveform; `InputError` says what is wrong."""
-    if not path:
-        raise InputError("No audio: upload a clip or record one first.")
-    if not os.path.isfile(path):
-        raise InputError(f"{os.path.basename(path)} did not arrive; upload it again.")
-    return _load_clip_cached(os.fspath(path), os.path.getmtime(path), float(max_seconds))
 
 
 def _language_choices(codes) -> list[tuple[str, str]]:
