@@ -60,7 +60,8 @@ def build_readable_checkpoint(folder: Path) -> Path:
     build_released_checkpoint(folder)
     model = AutoModelForCausalLM.from_pretrained(folder)
     tokenizer = AutoProcessor.from_pretrained(folder).tokenizer
-    timestamps = [tokenizer.convert_tokens_to_ids(f"<|{hundredths / 100:.2f}|>") for hundredths in range(0, 3001, TIMESTAMP_GRID)]
+    timestamps = [tokenizer.convert_tokens_to_ids(f"<|{hundredths / 100:.2f}|>")
+                  for hundredths in range(0, 3001, TIMESTAMP_GRID)]
     keep = torch.zeros(model.lm_head.weight.shape[0], dtype=torch.bool)
     keep[32:127] = True
     keep[[ord(digit) for digit in "0123456789"]] = False  # words that do not look like times
@@ -162,7 +163,8 @@ def test_webm_uploads_are_decoded_through_gradio_and_ffmpeg(tmp_path, monkeypatc
 def test_history_to_messages_keeps_clips_text_and_turns(clips):
     history = [
         {"role": "user", "content": [{"type": "file", "file": {"path": clips.chirp}}]},
-        {"role": "user", "content": [{"type": "file", "file": {"path": clips.beep}}, {"type": "text", "text": "Same?"}]},
+        {"role": "user", "content": [{"type": "file", "file": {"path": clips.beep}},
+                                     {"type": "text", "text": "Same?"}]},
         {"role": "assistant", "content": [{"type": "text", "text": "No."}]},
         {"role": "user", "content": "Why?"},
     ]

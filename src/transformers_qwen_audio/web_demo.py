@@ -66,8 +66,8 @@ TASK_LABELS = {
 }
 WORD_TABLE_HEADERS = ["word", "start (s)", "end (s)"]
 NO_TRANSLATION = "none"  # the "Translate into" choice that means: transcribe
-# libsndfile reads the first ones; browser recordings (WebM) go through Gradio's decoder, which needs ffmpeg.
-AUDIO_FORMATS_HINT = "WAV, FLAC, OGG, MP3, or a recording made in the browser"
+# libsndfile reads the first ones (and Gradio's WAV recordings); the others go through Gradio's decoder (ffmpeg).
+AUDIO_FORMATS_HINT = "WAV, FLAC, OGG or MP3; WebM, M4A and others with ffmpeg installed"
 
 
 @dataclass
@@ -115,7 +115,7 @@ def _duration_text(seconds: float) -> str:
 
 
 def _decode_any(path: str) -> tuple[np.ndarray, int]:
-    """Samples and rate: libsndfile first; browser recordings (WebM, M4A) through Gradio's own decoder (ffmpeg)."""
+    """Samples and rate: libsndfile first; other formats (WebM, M4A, ...) through Gradio's own decoder (ffmpeg)."""
     import soundfile
 
     try:
@@ -271,14 +271,12 @@ class WebDemo:
         return self.pipe(waveforms, batch_size=len(waveforms), **call_kwargs)
 
     def _submit(self, waveform: np.ndarray, **call_kwargs):
-        key: Hashable = tuple(sorted(call_kwargs.items()))
+        key: Hashable = repr(sorted(call_kwargs.items()))  # equal settings batch together
         return self.batcher.submit((waveform, call_kwargs), key=key).result()
 
     # -- handlers (each turns bad input into a message in the page) --------------------------------------------
     def chat(self, message, history, system_prompt="", max_new_tokens=None, greedy=False):
         """Streams the reply to the new message (`{"text", "files"}`) after `history` (Gradio message dicts)."""
-        import gradio as gr
-
         try:
             new_turn = {"role": "user", "content": _user_turn(message)}
             messages = history_to_messages(list(history) + [new_turn], system_prompt, self.limits.chat_audio_seconds)
@@ -356,7 +354,8 @@ class WebDemo:
         values = words.values.tolist() if hasattr(words, "values") else list(words)
         if not isinstance(row, int) or not 0 <= row < len(values):
             return None
-        candidates = [values[row][1]] + [time for previous in reversed(values[:row]) for time in (previous[2], previous[1])]
+        earlier = [time for previous in reversed(values[:row]) for time in (previous[2], previous[1])]
+        candidates = [values[row][1], *earlier]
         for time in candidates:
             if isinstance(time, (int, float)) and not np.isnan(time):
                 return float(time)
@@ -364,8 +363,6 @@ class WebDemo:
 
     def ask(self, audio, question="", task="question"):
         """The answer to a question about the clip, or the result of one of the model's tasks on it."""
-        import gradio as gr
-
         try:
             waveform = load_clip(_file_path(audio), self.limits.chat_audio_seconds)
             call = {"task": task, "long_audio": "chunk", **self._generation(None, greedy=True)}
@@ -398,7 +395,8 @@ class WebDemo:
                 gr.ChatInterface(
                     self.chat,
                     multimodal=True,
-                    chatbot=gr.Chatbot(label="Conversation", elem_id="conversation", height=480, buttons=["copy", "copy_all"],
+                    chatbot=gr.Chatbot(label="Conversation", elem_id="conversation", height=480,
+                                       buttons=["copy", "copy_all"],
                                        placeholder="Attach clips (upload or record) and ask about them."),
                     textbox=gr.MultimodalTextbox(
                         sources=["upload", "microphone"], file_types=["audio"], file_count="multiple",
@@ -518,7 +516,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--max-transcribe-seconds", type=float, default=defaults.transcribe_audio_seconds,
                         help=f"longest recording to transcribe (default: {defaults.transcribe_audio_seconds:g} s)")
     parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size,
-                        help=f"transcriptions / sound questions generated together (default: {defaults.max_batch_size})")
+                        help=f"transcriptions / sound questions run as one batch (default: {defaults.max_batch_size})")
     parser.add_argument("--batch-wait-ms", type=float, default=defaults.batch_wait_s * 1000,
                         help="how long a request waits for others to batch with (default: %(default)g ms)")
     parser.add_argument("--chat-concurrency", type=int, default=defaults.chat_concurrency,
