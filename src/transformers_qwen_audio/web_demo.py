@@ -67,7 +67,7 @@ TASK_LABELS = {
 WORD_TABLE_HEADERS = ["word", "start (s)", "end (s)"]
 NO_TRANSLATION = "none"  # the "Translate into" choice that means: transcribe
 # libsndfile reads the first ones (and Gradio's WAV recordings); the others go through Gradio's decoder (ffmpeg).
-AUDIO_FORMATS_HINT = "WAV, FLAC, OGG or MP3; WebM, M4A and others with ffmpeg installed"
+AUDIO_FORMATS_HINT = "WAV, FLAC, OGG, MP3; others need ffmpeg"
 
 
 @dataclass
