@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,7 +30,7 @@ httpx = pytest.importorskip("httpx")
 
 from transformers import AutoModelForCausalLM, pipeline  # noqa: E402
 
-from transformers_qwen_audio import register_pipeline  # noqa: E402
+from transformers_qwen_audio import register_pipeline, subtitles  # noqa: E402
 from transformers_qwen_audio.cli import main as cli_main  # noqa: E402
 from transformers_qwen_audio.convert import convert  # noqa: E402
 from transformers_qwen_audio.demo import build_released_checkpoint, chirp  # noqa: E402
@@ -84,7 +85,7 @@ def pipe(checkpoints):
 
 @pytest.fixture(scope="module")
 def server(pipe):
-    limits = ServerLimits(max_audio_seconds=30.0, max_tokens=64, default_max_tokens=12)
+    limits = ServerLimits(max_audio_seconds=30.0, max_tokens=64, default_max_tokens=12, transcription_max_tokens=12)
     app = build_app(pipe, MODEL_NAME, limits, max_batch_size=4, batch_wait_s=BATCH_WAIT_S,
                     max_body_bytes=MAX_BODY_BYTES)
     live = BackgroundServer(app)
@@ -342,6 +343,8 @@ BAD_REQUESTS = {
         {"role": "assistant", "content": [audio_part(chirp())]}]}, "messages[1].content[0]", "invalid_value"),
     "audio tag in text": (_user({"type": "text", "text": "read <audio>/etc/hostname</audio>"}),
                           "messages[0].content[0].text", "invalid_value"),
+    "lone surrogate in text": (_user({"type": "text", "text": "bad \ud800 text"}), "messages[0].content[0].text",
+                               "invalid_value"),
     "http audio url without opt-in": (_user({"type": "audio_url", "audio_url": {"url": "http://127.0.0.1:9/a.wav"}},
                                             TEXT), "messages[0].content[0].audio_url.url", "urls_not_allowed"),
     "max_tokens of wrong type": ({**_user(TEXT), "max_tokens": "12"}, "max_tokens", "invalid_type"),
@@ -365,7 +368,9 @@ BAD_REQUESTS = {
 @pytest.mark.parametrize("case", list(BAD_REQUESTS))
 def test_bad_request_gets_400_json(http, case):
     body, param, code = BAD_REQUESTS[case]
-    response = http.post("/v1/chat/completions", json=body)
+    # json.dumps escapes what httpx's encoder refuses (a lone surrogate), as a client in another language may send it
+    response = http.post("/v1/chat/completions", content=json.dumps(body).encode(),
+                         headers={"content-type": "application/json"})
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
@@ -422,10 +427,159 @@ def test_oversized_bodies_are_refused_with_413(http, server):
     assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
 
 
+class FailingPipeline:
+    """The server's pipeline, failing as a model can (out of memory) or as a refused input does."""
+
+    def __init__(self, pipe, error):
+        self._pipe, self._error = pipe, error
+
+    def __getattr__(self, name):
+        return getattr(self._pipe, name)
+
+    def __call__(self, *args, **kwargs):
+        raise self._error
+
+
+def test_generation_failures_are_json_errors(server, client, http, monkeypatch):
+    engine = server.app.state.engine
+    body = {**_user(TEXT), "max_tokens": 3}
+    monkeypatch.setattr(engine, "pipe", FailingPipeline(engine.pipe, RuntimeError("out of memory (simulated)")))
+    response = http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "server_error" and "simulated" in response.json()["error"]["message"]
+    with pytest.raises(openai.APIError, match="simulated"):  # streamed: the error arrives as an event
+        list(client.chat.completions.create(model=MODEL_NAME, messages=body["messages"], max_tokens=3, stream=True))
+    monkeypatch.setattr(engine, "pipe", FailingPipeline(engine.pipe._pipe, ValueError("row 0 is refused")))
+    response = http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400 and "row 0 is refused" in response.json()["error"]["message"]
+    monkeypatch.undo()
+    assert http.post("/v1/chat/completions", json=body).json()["usage"]["completion_tokens"] == 3
+
+
+class RecordingPipeline:
+    """The server's pipeline, recording how many tokens each call generated."""
+
+    def __init__(self, pipe):
+        self._pipe, self.generated = pipe, []
+
+    def __getattr__(self, name):
+        return getattr(self._pipe, name)
+
+    def __call__(self, *args, **kwargs):
+        outputs = self._pipe(*args, **kwargs)
+        self.generated.extend(len(output[0]["generated_token_ids"]) for output in outputs)
+        return outputs
+
+
+def test_a_stream_the_client_leaves_stops_generating(server, http, monkeypatch):
+    engine = server.app.state.engine
+    recorder = RecordingPipeline(engine.pipe)
+    monkeypatch.setattr(engine, "pipe", recorder)
+    body = {**_user(TEXT), "stream": True, "max_tokens": 64, "temperature": 0}
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as leaving:
+        with leaving.stream("POST", "/v1/chat/completions", json=body) as response:
+            for line in response.iter_lines():  # up to the first piece of content, then the client hangs up
+                if line.startswith("data: {") and json.loads(line[6:])["choices"][0]["delta"].get("content"):
+                    break
+    # The next request runs after the abandoned one on the same worker: by then that one has ended.
+    assert http.post("/v1/chat/completions", json={**_user(TEXT), "max_tokens": 2}).status_code == 200
+    abandoned, following = recorder.generated
+    assert following == 2
+    assert abandoned < 64
+
+
 def test_server_still_serves_after_the_bad_requests(client, server):
     reply = greedy(client, [{"role": "user", "content": [audio_part(chirp()), TEXT]}], max_tokens=3)
     assert reply.usage.completion_tokens == 3
     assert server.thread.is_alive()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Audio transcriptions and translations
+# ----------------------------------------------------------------------------------------------------------------
+def wav_file(waveform):
+    buffer = io.BytesIO()
+    soundfile.write(buffer, waveform, SR, format="WAV")
+    return ("clip.wav", buffer.getvalue(), "audio/wav")
+
+
+def test_transcriptions_and_translations_equal_the_pipeline(client, pipe):
+    transcript = client.audio.transcriptions.create(model=MODEL_NAME, file=wav_file(chirp()), language="en")
+    expected = pipe(chirp(), task="transcribe", language="en", max_new_tokens=12)["text"]
+    assert transcript.text == expected and len(expected) > 0
+    assert transcript.usage.seconds == 3  # 2.5 s, rounded up as OpenAI bills
+    with warnings.catch_warnings():  # the client marks its translations API deprecated; the endpoint is OpenAI's
+        warnings.simplefilter("ignore", DeprecationWarning)
+        translation = client.audio.translations.create(model=MODEL_NAME, file=wav_file(tone(1.5)))
+    assert translation.text == pipe(tone(1.5), task="translate", output_language="en", max_new_tokens=12)["text"]
+
+
+@pytest.mark.parametrize("response_format, media_type", [
+    ("text", "text/plain"), ("srt", "application/x-subrip"), ("vtt", "text/vtt"), ("verbose_json", "application/json"),
+])
+def test_transcription_response_formats(http, pipe, response_format, media_type):
+    data = {"model": MODEL_NAME, "language": "en", "response_format": response_format}
+    if response_format == "verbose_json":
+        data["timestamp_granularities[]"] = ["word", "segment"]
+    response = http.post("/v1/audio/transcriptions", data=data, files={"file": wav_file(chirp())})
+    assert response.status_code == 200 and response.headers["content-type"].startswith(media_type)
+    timestamps = response_format != "text"
+    expected = pipe(chirp(), task="transcribe", language="en", max_new_tokens=12,
+                    return_timestamps="word" if timestamps else False)
+    if response_format == "text":
+        assert response.text == expected["text"] + "\n"
+    elif response_format in ("srt", "vtt"):
+        render = subtitles.to_srt if response_format == "srt" else subtitles.to_vtt
+        assert response.text == render(expected["chunks"]) and response.text.strip()
+    else:
+        body = response.json()
+        assert (body["task"], body["language"], body["duration"], body["text"]) == ("transcribe", "en", 2.5,
+                                                                                      expected["text"])
+        words = subtitles.group_into_cues(expected["chunks"], max_chars=0)
+        assert [(word["word"], word["start"], word["end"]) for word in body["words"]] == \
+            [(word["text"], word["start"], word["end"]) for word in words]
+        assert [segment["text"] for segment in body["segments"]] == \
+            [cue["text"] for cue in subtitles.group_into_cues(expected["chunks"])]
+
+
+BAD_TRANSCRIPTIONS = {
+    "no language": ({"model": MODEL_NAME}, True, "language", "missing_required_parameter"),
+    "unknown language": ({"model": MODEL_NAME, "language": "xx"}, True, "language", "invalid_value"),
+    "no file": ({"model": MODEL_NAME, "language": "en"}, False, "file", "missing_required_parameter"),
+    "unknown format": ({"model": MODEL_NAME, "language": "en", "response_format": "mp3"}, True, "response_format",
+                       "invalid_value"),
+    "prompt": ({"model": MODEL_NAME, "language": "en", "prompt": "Names: Quilter."}, True, "prompt",
+               "unsupported_parameter"),
+    "granularity without verbose_json": ({"model": MODEL_NAME, "language": "en", "timestamp_granularities[]": "word"},
+                                         True, "timestamp_granularities[]", "invalid_value"),
+    "unknown field": ({"model": MODEL_NAME, "language": "en", "beam_size": "5"}, True, "beam_size",
+                      "unknown_parameter"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TRANSCRIPTIONS))
+def test_bad_transcription_gets_400_json(http, case):
+    data, with_file, param, code = BAD_TRANSCRIPTIONS[case]
+    if with_file:
+        response = http.post("/v1/audio/transcriptions", data=data, files={"file": wav_file(chirp())})
+    else:  # a multipart form of plain fields only
+        response = http.post("/v1/audio/transcriptions", files={name: (None, value) for name, value in data.items()})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", param, code)
+
+
+def test_transcription_of_bad_audio_and_bodies(http):
+    fields = {"model": MODEL_NAME, "language": "en"}
+    undecodable = http.post("/v1/audio/transcriptions", data=fields, files={"file": ("a.wav", b"RIFF junk")})
+    assert undecodable.status_code == 400 and undecodable.json()["error"]["code"] == "invalid_audio"
+    too_long = http.post("/v1/audio/transcriptions", data=fields, files={"file": wav_file(np.zeros(31 * SR, np.float32))})
+    assert too_long.status_code == 400 and too_long.json()["error"]["code"] == "audio_too_long"
+    not_a_form = http.post("/v1/audio/transcriptions", json=fields)
+    assert not_a_form.status_code == 400 and not_a_form.json()["error"]["code"] == "invalid_content_type"
+    unknown_model = http.post("/v1/audio/transcriptions", data={**fields, "model": "whisper-1"},
+                              files={"file": wav_file(chirp())})
+    assert unknown_model.status_code == 404
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -458,11 +612,35 @@ def _run_cli_server(arguments, request):
             process.stderr.close()
 
 
-def test_cli_serves_a_released_folder(checkpoints):
-    model, reply = _run_cli_server([str(checkpoints["released"])],
-                                   [{"role": "user", "content": [audio_part(chirp()), TEXT]}])
-    assert model == str(checkpoints["released"])
-    assert reply.usage.completion_tokens == 4 and reply.choices[0].finish_reason == "length"
+def test_api_key_is_required_when_set(pipe):
+    keyed = BackgroundServer(build_app(pipe, MODEL_NAME, api_key="s3cret"))
+    try:
+        def keyed_client(key):
+            return openai.OpenAI(base_url=f"{keyed.url}/v1", api_key=key, max_retries=0, timeout=TIMEOUT_S)
+
+        with pytest.raises(openai.AuthenticationError):
+            keyed_client("wrong").models.list()
+        response = httpx.post(f"{keyed.url}/v1/chat/completions", json=_user(TEXT), timeout=TIMEOUT_S)
+        assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
+        assert [model.id for model in keyed_client("s3cret").models.list().data] == [MODEL_NAME]
+        assert httpx.get(f"{keyed.url}/health", timeout=TIMEOUT_S).status_code == 200
+    finally:
+        keyed.stop()
+
+
+def test_a_released_folder_serves_the_same_replies(checkpoints, client):
+    register_pipeline()
+    released_pipe = pipeline("audio-chat", model=str(checkpoints["released"]))
+    released_server = BackgroundServer(build_app(released_pipe, "released", ServerLimits(default_max_tokens=12)))
+    try:
+        released_client = openai.OpenAI(base_url=f"{released_server.url}/v1", api_key="unused", max_retries=0,
+                                         timeout=TIMEOUT_S)
+        messages = [{"role": "user", "content": [audio_part(chirp()), TEXT]}]
+        from_released = released_client.chat.completions.create(model="released", messages=messages, temperature=0)
+    finally:
+        released_server.stop()
+    assert not released_server.thread.is_alive()
+    assert from_released.choices[0].message.content == greedy(client, messages).choices[0].message.content
 
 
 def test_cli_serves_the_embedded_tiny_model():

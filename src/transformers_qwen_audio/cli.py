@@ -9,6 +9,7 @@
     qwen-audio chat MODEL [AUDIO...]                                      # interactive, multi-turn
     qwen-audio transcribe MODEL AUDIO... --language en [--timestamps] [--output srt|vtt|json|txt] [--output-dir DIR]
     qwen-audio convert SRC DST [--dtype bfloat16]
+    qwen-audio serve MODEL [--host 127.0.0.1] [--port 8000]                # OpenAI-compatible server ([serve] extra)
 
 MODEL is a local folder (native or released layout) or a Hub repo id. AUDIO is a file; http(s) URLs are downloaded
 only with `--allow-urls` (with a size cap and a timeout, see `audio_io`). In the interactive chat, `/audio PATH`
@@ -381,7 +382,9 @@ def run_transcribe(args, out=None) -> int:
 
     def fail(path, message):
         failures[path] = message
-        print(f"qwen-audio transcribe: error: {message if path in message else f'{path}: {message}'}", file=sys.stderr)
+        # tqdm.write keeps the line apart from the progress bar.
+        tqdm.write(f"qwen-audio transcribe: error: {message if path in message else f'{path}: {message}'}",
+                   file=sys.stderr)
 
     pending = []
     for path in args.audio:
@@ -520,4 +523,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The package's module, not this `__main__` copy: subcommand modules raise `transformers_qwen_audio.cli.CliError`.
+    from transformers_qwen_audio.cli import main as package_main
+
+    sys.exit(package_main())

@@ -10,9 +10,11 @@
     qwen-audio serve --tiny                               # the embedded tiny model (random weights), offline
 
 Endpoints: `POST /v1/chat/completions` (audio as `input_audio` parts, `stream: true` as server-sent events),
-`GET /v1/models`, `GET /health`. Concurrent requests with the same generation settings are batched. Audio URLs
+`POST /v1/audio/transcriptions` and `/v1/audio/translations` (OpenAI's Whisper API: json, text, srt, vtt,
+verbose_json with word and segment timestamps), `GET /v1/models`, `GET /health`. Concurrent requests with the same generation settings are batched. Audio URLs
 (`audio_url` parts with http(s) addresses) are downloaded only with `--allow-urls`. The server binds to 127.0.0.1
-unless `--host` says otherwise; it has no authentication: put it behind a proxy that has before exposing it.
+unless `--host` says otherwise; `--api-key KEY` makes it require `Authorization: Bearer KEY` (the `api_key` of the
+OpenAI client).
 
 ```python
 >>> from openai import OpenAI
@@ -40,6 +42,8 @@ LOOPBACK_HOSTS = ("localhost",)
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Registers `serve` on the `qwen-audio` command line."""
+    from ..cli import add_model_loading_arguments
+
     parser = subparsers.add_parser("serve", help="OpenAI-compatible HTTP server for audio chat",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", nargs="?", help="checkpoint folder (native or released layout) or Hub repo id")
@@ -49,8 +53,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free port)")
     parser.add_argument("--served-model-name", help="the name clients use as `model` (default: MODEL as given)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: first GPU, else CPU)")
-    parser.add_argument("--dtype", default="auto", help="float32, bfloat16, float16 or auto (default: as stored)")
+    add_model_loading_arguments(parser)
+    parser.add_argument("--api-key", default=os.environ.get("QWEN_AUDIO_API_KEY"),
+                        help="require 'Authorization: Bearer KEY' on /v1 routes (default: $QWEN_AUDIO_API_KEY; none)")
+    parser.add_argument("--max-queue", type=int, default=256,
+                        help="requests that may wait for the model; more get 503 (default: 256)")
     parser.add_argument("--allow-urls", action="store_true", help="download audio_url parts given as http(s) URLs")
     parser.add_argument("--max-batch-size", type=int, default=8, help="requests generated together (default: 8)")
     parser.add_argument("--batch-wait-ms", type=float, default=10.0,
@@ -59,6 +66,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="longest clip accepted (default: 30 s, the model's window; longer clips are heard as "
                              "consecutive 30 s windows)")
     parser.add_argument("--max-tokens-limit", type=int, default=4096, help="largest max_tokens a request may ask")
+    parser.add_argument("--transcription-max-tokens", type=int, default=512,
+                        help="new tokens a transcription may take per 30 s window (default: 512)")
     parser.add_argument("--default-max-tokens", type=int, default=None,
                         help="max_tokens of requests that do not say (default: the checkpoint's max_new_tokens, "
                              "else 256)")
@@ -77,7 +86,8 @@ def _check_arguments(args) -> None:
     if args.model is not None:
         check_model(args.model)
     for name, value, low in (("--max-batch-size", args.max_batch_size, 1), ("--max-tokens-limit", args.max_tokens_limit, 1),
-                             ("--port", args.port, 0)):
+                             ("--port", args.port, 0), ("--max-queue", args.max_queue, 1),
+                             ("--transcription-max-tokens", args.transcription_max_tokens, 1)):
         if value < low:
             raise CliError(f"{name} must be at least {low}, got {value}")
     if args.port > 65535:
@@ -133,9 +143,9 @@ def run_serve(args, out=None) -> int:
         raise CliError(f"qwen-audio serve needs the [serve] extra ({error.name} is missing): "
                        "pip install 'transformers-qwen-audio[serve]'") from None
     sock = _bind(args.host, args.port)
-    if not _is_loopback(args.host):
-        print(f"warning: listening on {args.host}: the server has no authentication; anyone who can reach this "
-              "address can use it.", file=sys.stderr)
+    if not _is_loopback(args.host) and not args.api_key:
+        print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use the "
+              "server.", file=sys.stderr)
     tiny_dir = None
     try:
         model = args.model
@@ -149,10 +159,11 @@ def run_serve(args, out=None) -> int:
                               or 256)
         limits = ServerLimits(max_audio_seconds=args.max_audio_seconds, max_tokens=args.max_tokens_limit,
                               default_max_tokens=min(default_max_tokens, args.max_tokens_limit),
-                              allow_urls=args.allow_urls)
+                              transcription_max_tokens=args.transcription_max_tokens, allow_urls=args.allow_urls)
         name = args.served_model_name or (TINY_MODEL_NAME if args.tiny else args.model)
         app = build_app(pipe, name, limits, max_batch_size=args.max_batch_size,
-                        batch_wait_s=args.batch_wait_ms / 1000, max_body_bytes=int(args.max_body_mb * 2**20))
+                        batch_wait_s=args.batch_wait_ms / 1000, max_body_bytes=int(args.max_body_mb * 2**20),
+                        max_pending=args.max_queue, api_key=args.api_key)
         host, port = sock.getsockname()[:2]
         shown_host = f"[{host}]" if ":" in host else host
         print(f"Serving {name!r} at http://{shown_host}:{port}/v1 (OpenAI-compatible; Ctrl+C stops)", file=out,

@@ -15,16 +15,19 @@ no audio features). A thin app over the pipeline keeps one code path for inferen
 """
 
 import asyncio
+import copy
+import hmac
 import json
-import logging
 import threading
 import time
 
 import torch
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 from transformers import AsyncTextIteratorStreamer, StoppingCriteria, StoppingCriteriaList
 
 from .batcher import DynamicBatcher, QueueFullError
@@ -34,15 +37,17 @@ from .protocol import (
     RequestError,
     ServerLimits,
     StopSequenceFilter,
+    TranscriptionRequest,
     chunk_body,
     completion_body,
     parse_chat_request,
+    parse_transcription_request,
+    transcription_body,
     truncate_at_stop,
     usage,
 )
 
 
-logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 32 * 2**20
 OWNED_BY = "transformers-qwen-audio"
@@ -72,23 +77,29 @@ class _StreamWork:
         self.cancelled = cancelled
 
 
-class ChatEngine:
-    """Turns validated requests into pipeline calls and pipeline results into `Completion`s."""
+class InferenceEngine:
+    """Turns validated requests (chats, streamed chats, transcriptions) into pipeline calls, and their results into
+    what the protocol returns."""
 
     def __init__(self, pipe, limits: ServerLimits):
         self.pipe = pipe
         self.limits = limits
         self.context_length = getattr(pipe.model.config.get_text_config(), "max_position_embeddings", None)
+        # Prompts are counted on request threads while the worker tokenizes with the pipeline's processor: a fast
+        # tokenizer must not be used by two threads at once ("Already borrowed"), hence a copy behind a lock.
+        self._counting_processor = copy.deepcopy(pipe.processor)
+        self._counting_lock = threading.Lock()
 
     def prepare(self, body, model_name: str) -> ChatRequest:
         """Validates and decodes a request, and counts its prompt tokens (the audio spans included)."""
         request = parse_chat_request(body, model_name, self.limits)
         try:
             # The processor's own count: the same template and audio arithmetic the pipeline tokenizes with.
-            encoded = self.pipe.processor.apply_chat_template(
-                request.messages, add_generation_prompt=True, tokenize=True, return_dict=True,
-                processor_kwargs={"long_audio": self.limits.long_audio},
-            )
+            with self._counting_lock:
+                encoded = self._counting_processor.apply_chat_template(
+                    request.messages, add_generation_prompt=True, tokenize=True, return_dict=True,
+                    processor_kwargs={"long_audio": self.limits.long_audio},
+                )
         except (ValueError, TypeError) as error:
             raise RequestError(_one_line(error), param="messages", code="invalid_value") from None
         request.prompt_tokens = len(encoded["input_ids"][0])
@@ -99,8 +110,10 @@ class ChatEngine:
                 param="messages", code="context_length_exceeded")
         return request
 
-    def run_batch(self, work: list) -> list[Completion]:
+    def run_batch(self, work: list) -> list:
         """The batcher's callback: one pipeline call for requests of equal settings (or one streamed request)."""
+        if isinstance(work[0], TranscriptionRequest):
+            return self._transcribe(work)
         streamed = work[0] if isinstance(work[0], _StreamWork) else None
         requests = [streamed.request] if streamed else work
         first = requests[0]
@@ -123,6 +136,15 @@ class ChatEngine:
             raise
         return [self._completion(request, output) for request, output in zip(requests, outputs)]
 
+    def _transcribe(self, requests: list[TranscriptionRequest]) -> list[dict]:
+        first = requests[0]
+        return self.pipe(
+            [request.waveform for request in requests], batch_size=len(requests), task=first.task,
+            language=first.language, output_language=first.output_language,
+            return_timestamps="word" if first.timestamps else False, long_audio=self.limits.long_audio,
+            **first.generate_kwargs,
+        )
+
     def _completion(self, request: ChatRequest, output) -> Completion:
         token_ids = output[0]["generated_token_ids"]
         token_ids = token_ids.tolist() if hasattr(token_ids, "tolist") else list(token_ids)
@@ -144,8 +166,8 @@ def _sse(payload) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
-async def read_json_body(request: Request, max_bytes: int):
-    """The request's JSON, refused with 413 past `max_bytes` before the rest of the body is read."""
+async def limited_body(request: Request, max_bytes: int):
+    """The request's body, chunk by chunk, refused with 413 past `max_bytes` (a declared length before reading)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -153,11 +175,17 @@ async def read_json_body(request: Request, max_bytes: int):
         if int(declared) > max_bytes:
             raise RequestError(f"The request body has {int(declared)} bytes; this server accepts at most {max_bytes}.",
                                status=413, code="request_too_large")
-    body = bytearray()
+    size = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
+        size += len(chunk)
+        if size > max_bytes:
             raise RequestError(f"The request body exceeds {max_bytes} bytes.", status=413, code="request_too_large")
+        yield chunk
+
+
+async def read_json_body(request: Request, max_bytes: int):
+    """The request's JSON body, at most `max_bytes` long."""
+    body = b"".join([chunk async for chunk in limited_body(request, max_bytes)])
     if not body:
         raise RequestError("The request body is empty; send a JSON object.", code="invalid_json")
     try:
@@ -166,16 +194,41 @@ async def read_json_body(request: Request, max_bytes: int):
         raise RequestError(f"The request body is not valid JSON: {error}", code="invalid_json") from None
 
 
+async def read_form(request: Request, max_bytes: int) -> tuple[dict, bytes | None]:
+    """A multipart form at most `max_bytes` long: its fields (name -> list of values) and its `file` bytes."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise RequestError("Send the audio as multipart/form-data with a 'file' field.", code="invalid_content_type")
+    parser = MultiPartParser(request.headers, limited_body(request, max_bytes), max_files=1, max_fields=32)
+    try:
+        form = await parser.parse()
+    except MultiPartException as error:
+        raise RequestError(f"Malformed multipart body: {error.message}", code="invalid_form") from None
+    try:
+        fields, audio = {}, None
+        for name, value in form.multi_items():
+            if isinstance(value, StarletteUploadFile):
+                if name != "file":
+                    raise RequestError(f"Unexpected file field {name!r}; send the audio as 'file'.", param=name,
+                                       code="unknown_parameter")
+                audio = await value.read()
+            else:
+                fields.setdefault(name, []).append(value)
+        return fields, audio
+    finally:
+        await form.close()
+
+
 def build_app(pipe, model_name: str, limits: ServerLimits | None = None, max_batch_size: int = 8,
               batch_wait_s: float = 0.01, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-              max_pending: int = 256) -> FastAPI:
+              max_pending: int = 256, api_key: str | None = None) -> FastAPI:
     """
-    The FastAPI app serving `pipe` (an `audio-chat` pipeline) under the name `model_name`.
+    The FastAPI app serving `pipe` (an `audio-chat` pipeline) under the name `model_name`. With `api_key`, the `/v1`
+    routes require `Authorization: Bearer <api_key>`, as OpenAI's API does.
 
     `app.state.batcher.stats` tells how requests were batched; `/health` reports the same.
     """
     limits = limits or ServerLimits()
-    engine = ChatEngine(pipe, limits)
+    engine = InferenceEngine(pipe, limits)
     batcher = DynamicBatcher(engine.run_batch, max_batch_size=max_batch_size, max_wait_s=batch_wait_s,
                              max_pending=max_pending)
     started = int(time.time())
@@ -192,6 +245,15 @@ def build_app(pipe, model_name: str, limits: ServerLimits | None = None, max_bat
     app.state.engine = engine
     app.state.model_name = model_name
 
+    @app.middleware("http")
+    async def require_api_key(http_request: Request, call_next):
+        if api_key and http_request.url.path.startswith("/v1"):
+            scheme, _, given = http_request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), api_key.encode()):
+                return _error_response(RequestError("Missing or incorrect API key: send 'Authorization: Bearer <key>'.",
+                                                    code="invalid_api_key", status=401))
+        return await call_next(http_request)
+
     @app.exception_handler(RequestError)
     async def request_error(_request, error: RequestError):
         return _error_response(error)
@@ -203,7 +265,7 @@ def build_app(pipe, model_name: str, limits: ServerLimits | None = None, max_bat
 
     @app.exception_handler(Exception)
     async def unexpected_error(_request, error: Exception):
-        logger.exception("Unexpected error while serving a request")
+        # The client gets one line; Starlette re-raises after this response, so the server log has the traceback.
         return _error_response(RequestError(f"Internal server error: {_one_line(error)}", code="internal_error",
                                             status=500, error_type="server_error"))
 
@@ -256,6 +318,29 @@ def build_app(pipe, model_name: str, limits: ServerLimits | None = None, max_bat
         except (ValueError, TypeError) as error:  # the pipeline refused this request
             raise RequestError(_one_line(error), code="invalid_value") from None
         return JSONResponse(completion_body(request, completion))
+
+    async def audio_endpoint(http_request: Request, task: str):
+        fields, audio = await read_form(http_request, max_body_bytes)
+        model = fields.get("model") or [None]
+        check_model(model[0])
+        request = await run_in_threadpool(parse_transcription_request, fields, audio, task, model_name, limits)
+        try:
+            result = await submit(request, request.batch_key)
+        except (ValueError, TypeError) as error:
+            raise RequestError(_one_line(error), code="invalid_value") from None
+        body = transcription_body(request, result)
+        if isinstance(body, dict):
+            return JSONResponse(body)
+        media_type = {"srt": "application/x-subrip", "vtt": "text/vtt"}.get(request.response_format, "text/plain")
+        return PlainTextResponse(body, media_type=media_type)
+
+    @app.post("/v1/audio/transcriptions")
+    async def transcriptions(http_request: Request):
+        return await audio_endpoint(http_request, "transcribe")
+
+    @app.post("/v1/audio/translations")
+    async def translations(http_request: Request):
+        return await audio_endpoint(http_request, "translate")
 
     async def stream_events(request: ChatRequest, streamer, cancelled: threading.Event, result):
         stop_filter = StopSequenceFilter(request.stop)

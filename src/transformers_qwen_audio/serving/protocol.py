@@ -102,6 +102,7 @@ class ServerLimits:
     max_audio_seconds: float = float(MAX_AUDIO_SECONDS)
     max_tokens: int = 4096
     default_max_tokens: int = 256
+    transcription_max_tokens: int = 512
     allow_urls: bool = False
 
     @property
@@ -305,6 +306,11 @@ def _audio_part(part: Mapping, param: str, limits: ServerLimits) -> dict:
 
 
 def _check_text(text: str, param: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError("Text is not valid Unicode (it holds a lone surrogate escape such as \\ud800).",
+                           param=param, code="invalid_value") from None
     # `<audio>PATH</audio>` in a prompt would make the processor read PATH from the server's disk.
     if AUDIO_START_TOKEN in text or AUDIO_END_TOKEN in text:
         raise RequestError(f"Text must not contain {AUDIO_START_TOKEN} or {AUDIO_END_TOKEN}; send audio as "
@@ -485,3 +491,130 @@ def chunk_body(request: ChatRequest, delta: dict | None, finish_reason: str | No
     if request.include_usage:
         chunk["usage"] = usage_counts  # null on every chunk but the last, as OpenAI sends it
     return chunk
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Audio transcriptions and translations (OpenAI's /v1/audio/* endpoints, multipart form fields)
+# ----------------------------------------------------------------------------------------------------------------
+TRANSCRIPTION_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+TIMESTAMP_GRANULARITIES = ("word", "segment")
+TRANSCRIPTION_FIELDS = frozenset({"file", "model", "language", "prompt", "response_format", "temperature",
+                                  "timestamp_granularities[]", "timestamp_granularities"})
+
+
+@dataclass
+class TranscriptionRequest:
+    """One validated transcription (`task="transcribe"`) or translation into English (`task="translate"`)."""
+
+    model: str
+    task: str
+    waveform: np.ndarray
+    language: str | None
+    response_format: str
+    granularities: tuple[str, ...]
+    generate_kwargs: dict
+
+    @property
+    def output_language(self) -> str | None:
+        return "en" if self.task == "translate" else None
+
+    @property
+    def timestamps(self) -> bool:
+        return self.response_format in ("srt", "vtt") or (
+            self.response_format == "verbose_json" and bool(self.granularities))
+
+    @property
+    def seconds(self) -> float:
+        return len(self.waveform) / QWEN_AUDIO_SAMPLING_RATE
+
+    @property
+    def batch_key(self):
+        return ("audio", self.task, self.language, self.timestamps, tuple(sorted(self.generate_kwargs.items())))
+
+
+def _single_field(fields: Mapping, name: str) -> str | None:
+    values = fields.get(name) or []
+    if len(values) > 1:
+        raise RequestError(f"'{name}' is given {len(values)} times.", param=name, code="invalid_value")
+    if values and not isinstance(values[0], str):
+        raise RequestError(f"'{name}' must be a form field, not a file.", param=name, code="invalid_type")
+    return values[0] if values else None
+
+
+def parse_transcription_request(fields: Mapping, audio: bytes | None, task: str, model_name: str,
+                                limits: ServerLimits) -> TranscriptionRequest:
+    """
+    Validates the form fields of an audio transcription/translation request (`fields`: name -> list of values) and
+    decodes its `file` (`audio`); raises `RequestError` on any problem.
+    """
+    from ..task_prompts import build_task_prompt
+
+    for name in fields:
+        if name not in TRANSCRIPTION_FIELDS:
+            raise RequestError(f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter")
+    if audio is None:
+        raise RequestError("Send the audio as the multipart file field 'file'.", param="file",
+                           code="missing_required_parameter")
+    if _single_field(fields, "prompt"):
+        raise RequestError("'prompt' is not supported: Qwen-Audio's transcription cannot be conditioned on text.",
+                           param="prompt", code="unsupported_parameter")
+    response_format = _single_field(fields, "response_format") or "json"
+    if response_format not in TRANSCRIPTION_FORMATS:
+        raise RequestError(f"'response_format' must be one of {', '.join(TRANSCRIPTION_FORMATS)}, got "
+                           f"{response_format!r}.", param="response_format", code="invalid_value")
+    granularities = tuple(dict.fromkeys(
+        (fields.get("timestamp_granularities[]") or []) + (fields.get("timestamp_granularities") or [])))
+    for granularity in granularities:
+        if granularity not in TIMESTAMP_GRANULARITIES:
+            raise RequestError(f"Unknown timestamp granularity {granularity!r}; use 'word' or 'segment'.",
+                               param="timestamp_granularities[]", code="invalid_value")
+    if granularities and response_format != "verbose_json":
+        raise RequestError("'timestamp_granularities' needs response_format 'verbose_json'.",
+                           param="timestamp_granularities[]", code="invalid_value")
+    language = _single_field(fields, "language")
+    if task == "transcribe" and not language:
+        raise RequestError("'language' is required: Qwen-Audio's transcription prompt names the spoken language "
+                           "(en, zh, de, es, ko, fr, ja, it).", param="language", code="missing_required_parameter")
+    temperature = _single_field(fields, "temperature")
+    generate_kwargs = {"max_new_tokens": limits.transcription_max_tokens}
+    if temperature is not None:
+        try:
+            value = float(temperature)
+        except ValueError:
+            raise RequestError("'temperature' must be a number.", param="temperature", code="invalid_type") from None
+        generate_kwargs.update(_generation_settings({"temperature": value}, limits))
+        generate_kwargs["max_new_tokens"] = limits.transcription_max_tokens
+    request = TranscriptionRequest(model=model_name, task=task, waveform=np.zeros(0, np.float32), language=language,
+                                   response_format=response_format, granularities=granularities,
+                                   generate_kwargs=generate_kwargs)
+    try:  # the pipeline's own rules for languages and timestamps
+        build_task_prompt(task, audio_language=language or "unknown", output_language=request.output_language,
+                          timestamps=request.timestamps)
+    except (ValueError, TypeError) as error:
+        raise RequestError(" ".join(str(error).split()), param="language", code="invalid_value") from None
+    request.waveform = _decode_clip(audio, "file", limits)
+    return request
+
+
+def transcription_body(request: TranscriptionRequest, result: dict):
+    """The response to a transcription: a dict (JSON formats) or a string (text, srt, vtt)."""
+    from ..subtitles import group_into_cues, to_srt, to_vtt
+
+    text = result["text"]
+    if request.response_format == "text":
+        return text + "\n"
+    if request.response_format in ("srt", "vtt"):
+        return (to_srt if request.response_format == "srt" else to_vtt)(result.get("chunks", []))
+    body = {"text": text, "usage": {"type": "duration", "seconds": math.ceil(request.seconds)}}
+    if request.response_format == "verbose_json":
+        body = {"task": "transcribe" if request.task == "transcribe" else "translate",
+                "language": request.language or "unknown", "duration": round(request.seconds, 3), **body}
+        chunks = result.get("chunks", [])
+        if "word" in request.granularities:
+            # One cue per word: the words with their missing ends filled in the subtitles' way.
+            body["words"] = [{"word": cue["text"], "start": cue["start"], "end": cue["end"]}
+                             for cue in group_into_cues(chunks, max_chars=0)]
+        if "segment" in request.granularities:
+            body["segments"] = [{"id": index, "seek": 0, "start": cue["start"], "end": cue["end"], "text": cue["text"]}
+                                for index, cue in enumerate(group_into_cues(chunks))]
+    return body
