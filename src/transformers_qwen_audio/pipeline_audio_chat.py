@@ -314,8 +314,8 @@ class AudioChatPipeline(ChunkPipeline):
     ):
         if failed := [output["meta"]["error"] for output in model_outputs if "error" in output["meta"]]:
             return failed[0]
-        decode_kwargs = {"clean_up_tokenization_spaces": clean_up_tokenization_spaces}
-        decode_kwargs = {key: value for key, value in decode_kwargs.items() if value is not None}
+        cleanup = clean_up_tokenization_spaces
+        decode_kwargs = {} if cleanup is None else {"clean_up_tokenization_spaces": cleanup}
         # Each window's candidates (num_return_sequences), cut at their first stop (the rest is batch padding).
         windows = [[self._until_stop(tokens) for tokens in output["new_tokens"][0]] for output in model_outputs]
         meta = model_outputs[0]["meta"]
@@ -391,11 +391,8 @@ def register_pipeline() -> None:
     if PIPELINE_REGISTRY.supported_tasks.get("audio-chat", {}).get("impl") is AudioChatPipeline:
         return
     PIPELINE_REGISTRY.register_pipeline(
-        "audio-chat",
-        pipeline_class=AudioChatPipeline,
-        pt_model=AutoModelForCausalLM,
-        default={"model": (DefaultCheckpoint(), None)},
-        type="multimodal",
+        "audio-chat", pipeline_class=AudioChatPipeline, pt_model=AutoModelForCausalLM,
+        default={"model": (DefaultCheckpoint(), None)}, type="multimodal",
     )
 
 
