@@ -221,18 +221,6 @@ def _user_turn(message) -> list:
     return [{"path": path} for path in files] + ([text] if text else [])
 
 
-class _Cancel:
-    """A stopping criterion that ends generation when the reader has gone (Stop button, closed tab)."""
-
-    def __init__(self):
-        self.event = threading.Event()
-
-    def __call__(self, input_ids, scores, **kwargs):
-        import torch
-
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # The app
 # ----------------------------------------------------------------------------------------------------------------
@@ -284,9 +272,12 @@ class WebDemo:
             raise _page_error(error, "Cannot send this message") from None
         from transformers import StoppingCriteriaList
 
-        cancel = _Cancel()
+        # serve's criterion that ends a generation whose reader went away (fastapi comes with gradio)
+        from .serving.app import _Cancelled
+
+        cancelled = threading.Event()
         kwargs = self._generation(max_new_tokens, greedy)
-        kwargs["stopping_criteria"] = StoppingCriteriaList([cancel])
+        kwargs["stopping_criteria"] = StoppingCriteriaList([_Cancelled(cancelled)])
         reply = ""
         try:
             for piece in self.pipe.stream(messages, long_audio="chunk", **kwargs):
@@ -295,7 +286,7 @@ class WebDemo:
         except (ValueError, TypeError, FileNotFoundError) as error:
             raise _page_error(error, "The model could not take this conversation") from None
         finally:
-            cancel.event.set()  # the Stop button or a closed tab ends generation, not just the stream
+            cancelled.set()  # the Stop button or a closed tab ends generation, not just the stream
         if not reply.strip():
             yield "(the model gave an empty reply; try Regenerate, or a longer reply limit)"
 
