@@ -437,6 +437,24 @@ def positions_from_attention_mask(attention_mask, cache, query_length: int, devi
 # --------------------------------------------------------------------------------------------------------------
 
 
+def locate_audio_spans(is_start: torch.Tensor, is_end: torch.Tensor, config) -> tuple[torch.Tensor, ...]:
+    """Spans from `<audio>` to `</audio>` given where each stands: (mask over span positions, row, start and length
+    of each span). Raises a `ValueError` naming the row for an unclosed, unopened or nested span."""
+    depth = is_start.long().cumsum(-1) - is_end.long().cumsum(-1)
+    bad_rows = ((depth < 0) | (depth > 1)).any(-1) | (depth[:, -1] != 0)
+    if bad_rows.any():
+        row = int(bad_rows.nonzero()[0])
+        raise ValueError(
+            f"Row {row} of input_ids has unbalanced audio spans: every <audio> (id {config.audio_start_id}) must be "
+            f"closed by </audio> (id {config.audio_end_id}) before the next one opens ({int(is_start[row].sum())} "
+            f"opened, {int(is_end[row].sum())} closed)."
+        )
+    span_mask = (depth > 0) | is_end
+    starts = is_start.nonzero()
+    ends = is_end.nonzero()
+    return span_mask, starts[:, 0], starts[:, 1], ends[:, 1] - starts[:, 1] + 1
+
+
 class QwenAudioMultiModalProjector(Qwen2AudioMultiModalProjector):
     """The original's `proj`: encoder width -> decoder width, after the encoder's final layer norm."""
 
@@ -469,24 +487,15 @@ class QwenAudioModel(QwenAudioPreTrainedModel):
         start_embedding, end_embedding = self.get_input_embeddings()(boundary_ids).to(inputs_embeds.dtype)
         return (inputs_embeds == start_embedding).all(-1), (inputs_embeds == end_embedding).all(-1)
 
-    def audio_spans(self, is_start: torch.Tensor, is_end: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Every `<audio> ... </audio>` span: (mask over span positions, row, start and length of each span).
+    def audio_spans(self, input_ids: torch.LongTensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every `<audio> ... </audio>` span of `input_ids`: (mask over span positions, row and length of each span).
 
         Raises a `ValueError` naming the row for an unclosed, unopened or nested span.
         """
-        depth = is_start.long().cumsum(-1) - is_end.long().cumsum(-1)
-        bad_rows = ((depth < 0) | (depth > 1)).any(-1) | (depth[:, -1] != 0)
-        if bad_rows.any():
-            row = int(bad_rows.nonzero()[0])
-            raise ValueError(
-                f"Row {row} of input_ids has unbalanced audio spans: every <audio> (id {self.config.audio_start_id}) "
-                f"must be closed by </audio> (id {self.config.audio_end_id}) before the next one opens "
-                f"({int(is_start[row].sum())} opened, {int(is_end[row].sum())} closed)."
-            )
-        span_mask = (depth > 0) | is_end
-        starts = is_start.nonzero()
-        ends = is_end.nonzero()
-        return span_mask, starts[:, 0], starts[:, 1], ends[:, 1] - starts[:, 1] + 1
+        span_mask, rows, _, lengths = locate_audio_spans(
+            input_ids == self.config.audio_start_id, input_ids == self.config.audio_end_id, self.config
+        )
+        return span_mask, rows, lengths
 
     @can_return_tuple
     def get_audio_features(
@@ -558,8 +567,8 @@ class QwenAudioModel(QwenAudioPreTrainedModel):
         """Mask of the audio spans (found in `input_ids`, or in `inputs_embeds` without them), after checking they
         agree with the clips given; and the sequence of each clip (its row, or with packed rows whose positions
         restart at 0 per request, its request), which `get_audio_features` takes as `audio_sequence_ids`."""
-        span_mask, span_rows, span_starts, span_lengths = self.audio_spans(
-            *self.audio_boundaries(input_ids, inputs_embeds)
+        span_mask, span_rows, span_starts, span_lengths = locate_audio_spans(
+            *self.audio_boundaries(input_ids, inputs_embeds), self.config
         )
         num_clips = input_features.shape[0]
         if span_rows.numel() != num_clips:
