@@ -15,6 +15,7 @@ What differs from transformers' Qwen2-Audio:
 """
 
 
+import copy
 import math
 from collections.abc import Callable
 
@@ -704,6 +705,26 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
         model_kwargs.update(clip_inputs)
         return input_ids, model_kwargs
 
+    @classmethod
+    def from_pretrained(cls, *args, quantization_config=None, **kwargs):
+        """transformers' `from_pretrained`; a `quantization_config` that names no modules to skip keeps this model's
+        `_modules_kept_in_16_bits` (the audio encoder and projection, `lm_head`) unquantized.
+
+        Example:
+
+        ```python
+        >>> from transformers import BitsAndBytesConfig, TorchAoConfig
+        >>> from torchao.quantization import Int8WeightOnlyConfig
+        >>> model = QwenAudioForConditionalGeneration.from_pretrained(  # doctest: +SKIP
+        ...     "path/to/native-checkpoint", quantization_config=TorchAoConfig(Int8WeightOnlyConfig()))
+        >>> model = QwenAudioForConditionalGeneration.from_pretrained(  # doctest: +SKIP (CUDA)
+        ...     "path/to/native-checkpoint", quantization_config=BitsAndBytesConfig(load_in_4bit=True))
+        ```
+        """
+        if quantization_config is not None:
+            kwargs["quantization_config"] = keep_modules_unquantized(quantization_config, cls._modules_kept_in_16_bits)
+        return super().from_pretrained(*args, **kwargs)
+
     def adjust_generation_fn(self, *args, **kwargs):
         """`from_pretrained` loads the generation config here: the one place the chat stop ids are written.
 
@@ -781,6 +802,26 @@ def add_chat_stop_ids(generation_config, config: QwenAudioConfig) -> None:
     generation_config.eos_token_id = eos + [i for i in (ENDOFTEXT_ID, IM_END_ID, IM_START_ID) if i not in eos]
     if generation_config.pad_token_id is None:
         generation_config.pad_token_id = ENDOFTEXT_ID
+
+
+def keep_modules_unquantized(quantization_config, modules: list[str]):
+    """Fill the modules a quantization config skips when the user named none (`llm_int8_skip_modules` for
+    bitsandbytes, `modules_to_not_convert` for torchao and most others). A list given by the user replaces
+    transformers' defaults and ours, as transformers documents it. Names match from the start of a module path."""
+    is_dict = isinstance(quantization_config, dict)
+    for field in ("llm_int8_skip_modules", "modules_to_not_convert"):
+        present = field in quantization_config if is_dict else hasattr(quantization_config, field)
+        if not present:
+            continue
+        current = quantization_config.get(field) if is_dict else getattr(quantization_config, field)
+        if current is None:
+            if is_dict:
+                quantization_config = {**quantization_config, field: list(modules)}
+            else:  # a copy: the caller's config object may serve another model
+                quantization_config = copy.copy(quantization_config)
+                setattr(quantization_config, field, list(modules))
+        break
+    return quantization_config
 
 
 # --------------------------------------------------------------------------------------------------------------
