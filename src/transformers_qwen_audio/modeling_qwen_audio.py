@@ -673,6 +673,19 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
     def set_output_embeddings(self, new_embeddings):
         self.lm_head = new_embeddings
 
+    @property
+    def language_model(self) -> QwenAudioTextModel:
+        """The decoder (where vLLM's transformers backend and `get_decoder()` users reach it)."""
+        return self.model.language_model
+
+    @property
+    def audio_tower(self) -> QwenAudioEncoder:
+        return self.model.audio_tower
+
+    @property
+    def multi_modal_projector(self) -> QwenAudioMultiModalProjector:
+        return self.model.multi_modal_projector
+
     def get_audio_features(self, *args, **kwargs):
         return self.model.get_audio_features(*args, **kwargs)
 
