@@ -538,6 +538,7 @@ class QwenAudioModel(QwenAudioPreTrainedModel):
         >>> outputs = model.get_audio_features(features, mask)
         >>> outputs.last_hidden_state.shape, outputs.pooler_output.shape  # 25 audio tokens + audio bos and eos
         (torch.Size([1, 25, 16]), torch.Size([27, 32]))
+
         ```
         """
         check_audio_features(input_features, feature_attention_mask, self.config.audio_config)
@@ -730,7 +731,7 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
         >>> from torchao.quantization import Int8WeightOnlyConfig
         >>> model = QwenAudioForConditionalGeneration.from_pretrained(  # doctest: +SKIP
         ...     "path/to/native-checkpoint", quantization_config=TorchAoConfig(Int8WeightOnlyConfig()))
-        >>> model = QwenAudioForConditionalGeneration.from_pretrained(  # doctest: +SKIP (CUDA)
+        >>> model = QwenAudioForConditionalGeneration.from_pretrained(  # doctest: +SKIP
         ...     "path/to/native-checkpoint", quantization_config=BitsAndBytesConfig(load_in_4bit=True))
         ```
         """
@@ -776,6 +777,49 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
         past_key_values: Cache | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
+        r"""
+        input_ids (`torch.LongTensor` of shape `(batch, sequence)`):
+            Token ids; each clip stands as a whole `<audio> ... </audio>` span (the processor writes it), which becomes
+            [audio-bos, encoder outputs, audio-eos].
+        attention_mask (`torch.Tensor` of shape `(batch, sequence)`, *optional*):
+            1 on real tokens; position ids follow it, so left padding does not shift the rotary positions.
+        input_features (`torch.FloatTensor` of shape `(clips, num_mel_bins, frames)`, *optional*):
+            The clips' log-mel features, in the order their spans appear, row by row through the batch.
+        feature_attention_mask (`torch.Tensor` of shape `(clips, frames)`, *optional*):
+            1 on each clip's audio frames (its sum is the clip's mel length, samples // 160, at most 3000).
+        inputs_embeds (`torch.FloatTensor` of shape `(batch, sequence, hidden_size)`, *optional*):
+            Instead of `input_ids`; the spans are then found from the embeddings of `<audio>` and `</audio>`.
+        labels (`torch.LongTensor` of shape `(batch, sequence)`, *optional*):
+            Targets for the causal-LM loss (shifted inside, -100 ignored).
+
+        Example:
+
+        ```python
+        >>> import torch
+        >>> from transformers_qwen_audio import QwenAudioConfig, QwenAudioForConditionalGeneration
+        >>> from transformers_qwen_audio.modeling_qwen_audio import audio_token_lengths
+        >>> config = QwenAudioConfig(
+        ...     text_config=dict(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        ...                      num_attention_heads=4, num_key_value_heads=4),
+        ...     audio_config=dict(d_model=16, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=32),
+        ...     audio_start_id=100, audio_token_id=99)  # the released checkpoints: QwenAudioProcessor writes the ids
+        >>> model = QwenAudioForConditionalGeneration(config).eval()
+        >>> features, mask = torch.randn(1, 80, 3000), torch.zeros(1, 3000, dtype=torch.long)
+        >>> mask[:, :100] = 1  # one second of audio
+        >>> span = [100] + [99] * int(audio_token_lengths(mask.sum(-1))) + [101]  # <audio> ... </audio>
+        >>> input_ids = torch.tensor([[5, 6] + span + [7]])
+        >>> model(input_ids, input_features=features, feature_attention_mask=mask).logits.shape
+        torch.Size([1, 30, 128])
+        >>> model.generate(input_ids, input_features=features, feature_attention_mask=mask, max_new_tokens=4,
+        ...                do_sample=False, pad_token_id=0).shape
+        torch.Size([1, 34])
+
+        ```
+
+        With a released checkpoint, `QwenAudioProcessor` builds `input_ids`, `input_features` and
+        `feature_attention_mask` from a conversation (`processor.apply_chat_template(...)`) and `processor.decode`
+        turns the new tokens into text.
+        """
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
