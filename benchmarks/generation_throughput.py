@@ -6,9 +6,10 @@
 
 For batch 1 and batch 8 (clips of 3-20 s), greedy, a fixed number of new tokens (no early stop), with the dynamic
 cache and with `cache_implementation="static"` (transformers compiles the decoding step on a GPU; on CPU only with
-`--compile`): decode tokens/s (new tokens after the first, over the time they took), total tokens/s (prefill
-included). Time to first token (a generation of one token) at batch 1 and batch 8 for 5 s and 30 s clips. Peak GPU
-memory of each generation (CUDA only). Each figure is the best of `--repeats` after one warm-up run; ratios are
+`--compile`): decode tokens/s (batch / the median decoding step, timed per step through a streamer, so a loaded
+machine's spikes do not count), total tokens/s (prefill included). Time to first token at batch 1 and batch 8 for
+5 s and 30 s clips. Peak GPU memory of each generation (CUDA only). Each figure is the best of `--repeats` after one
+warm-up run; ratios are
 ours / Qwen2-Audio (higher is better for ours on throughput, lower on time and memory). The two models are built one
 after the other, so one GPU holds one 8B model at a time.
 
@@ -19,10 +20,12 @@ TTFT at least 2x faster than Qwen2-Audio's. On CPU: eager decode no slower than 
 import argparse
 import gc
 import json
+import statistics
 import time
 
 import torch
 from transformers import CompileConfig, Qwen2AudioConfig, Qwen2AudioForConditionalGeneration
+from transformers.generation.streamers import BaseStreamer
 
 from transformers_qwen_audio import QwenAudioConfig, QwenAudioForConditionalGeneration
 from transformers_qwen_audio.modeling_qwen_audio import audio_token_lengths
@@ -90,21 +93,40 @@ class Bench:
         return dict(input_ids=ids, attention_mask=attention, input_features=features, feature_attention_mask=mask)
 
 
-def timed(run, device, repeats: int) -> tuple[float, float]:
-    """Best wall time of `repeats` runs after a warm-up, and the peak GPU memory (GiB) of one run."""
-    run()
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
+class StepTimer(BaseStreamer):
+    """`generate` calls `put` with the prompt, then once per generated step: the gaps are the step times."""
+
+    def __init__(self, device):
+        self.device, self.times = device, []
+
+    def put(self, value):
+        if self.device.type == "cuda":
             torch.cuda.synchronize()
+        self.times.append(time.perf_counter())
+
+    def end(self):
+        pass
+
+
+def timed_generation(model, inputs, kwargs, new_tokens, device, repeats):
+    """Time to first token and the median decoding step (robust to a loaded machine), best of `repeats` after a
+    warm-up, and the peak GPU memory (GiB) of one generation."""
+    best_first, best_step, peak = float("inf"), float("inf"), float("nan")
+    for attempt in range(repeats + 1):
+        timer = StepTimer(device)
+        if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        run()
+        with torch.inference_mode():
+            model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, streamer=timer, **kwargs)
+        if attempt == 0:
+            continue  # warm-up (and compilation)
+        steps = [later - earlier for earlier, later in zip(timer.times[1:], timer.times[2:])]
+        best_first = min(best_first, timer.times[1] - timer.times[0])
+        if steps:
+            best_step = min(best_step, statistics.median(steps))
         if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
-    return best, peak
+            peak = torch.cuda.max_memory_allocated() / 2**30
+    return best_first, best_step, peak
 
 
 def measure(bench: Bench, args, device, dtype) -> dict:
@@ -121,25 +143,17 @@ def measure(bench: Bench, args, device, dtype) -> dict:
                 kwargs["compile_config"] = compile_config
         for batch in args.batches:
             inputs = bench.inputs(BATCH_SECONDS[batch], device, dtype)
-
-            def generate(new_tokens, inputs=inputs):
-                with torch.inference_mode():
-                    model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, **kwargs)
-
-            first, _ = timed(lambda: generate(1), device, args.repeats)
-            total, peak = timed(lambda: generate(args.new_tokens), device, args.repeats)
+            first, step, peak = timed_generation(model, inputs, kwargs, args.new_tokens, device, args.repeats)
             results[f"{cache} batch {batch}"] = dict(
-                decode_tokens_per_s=batch * (args.new_tokens - 1) / (total - first),
-                total_tokens_per_s=batch * args.new_tokens / total,
+                decode_tokens_per_s=batch / step,
+                total_tokens_per_s=batch * args.new_tokens / (first + step * (args.new_tokens - 1)),
                 peak_gib=peak,
             )
     for seconds in args.ttft_seconds:
         for batch in args.batches:
             inputs = bench.inputs([seconds] * batch, device, dtype)
-            with torch.inference_mode():
-                ttft, peak = timed(lambda: model.generate(**inputs, max_new_tokens=1, do_sample=False), device,
-                                   args.repeats)
-            results[f"ttft {seconds:.0f} s batch {batch}"] = dict(ms=ttft * 1e3, peak_gib=peak)
+            first, _, peak = timed_generation(model, inputs, dict(do_sample=False), 1, device, args.repeats)
+            results[f"ttft {seconds:.0f} s batch {batch}"] = dict(ms=first * 1e3, peak_gib=peak)
     del model
     gc.collect()
     if device.type == "cuda":
