@@ -221,3 +221,27 @@ def test_collator_labels_equal_the_processors_assistant_mask(processor, wav_path
     assert torch.equal(batch["input_ids"], reference["input_ids"])
     expected = torch.where(reference["assistant_masks"].bool(), reference["input_ids"], IGNORE_INDEX)
     assert torch.equal(batch["labels"], expected)
+
+
+def test_decoding_errors_of_a_chat_name_the_conversation_message_and_part(processor, wav_path):
+    missing = [user({"type": "audio", "audio": wav_path}, {"path": "/no/such/file.wav"})]
+    with pytest.raises(FileNotFoundError, match="Message 0, audio part 1: Audio file not found"):
+        processor.apply_chat_template(missing, tokenize=True)
+    fine = [user({"path": wav_path})]
+    with pytest.raises(FileNotFoundError, match="Conversation 1, message 0, audio part 1"):
+        processor.apply_chat_template([fine, missing], tokenize=True)
+    with pytest.raises(ValueError, match="Message 0, audio part 0: .*allow_urls=True"):
+        processor.apply_chat_template([user({"url": "https://example.com/a.wav"})], tokenize=True)
+    with pytest.raises(ValueError, match="Message 0, audio part 0 is too short"):
+        processor.apply_chat_template([user({"array": np.zeros(100, dtype=np.float32)})], tokenize=True)
+
+
+def test_sampling_rate_of_array_parts_through_processor_kwargs(processor):
+    waveform = np.sin(np.arange(4000) / 3).astype(np.float32)  # 0.5 s at 8 kHz
+    inputs = processor.apply_chat_template(
+        [user({"type": "audio", "audio": waveform})],
+        tokenize=True,
+        return_dict=True,
+        processor_kwargs={"sampling_rate": 8000},
+    )
+    assert int(np.sum(inputs["feature_attention_mask"][0])) == 8000 // 160

@@ -2,7 +2,6 @@
 
 import json
 import os
-import pickle
 import shutil
 
 import pytest
@@ -13,6 +12,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelF
 import transformers_qwen_audio  # noqa: F401
 from transformers_qwen_audio import QwenAudioConfig, QwenAudioForConditionalGeneration, QwenAudioModel
 from transformers_qwen_audio.convert import convert, main as convert_main
+from hostile_files import write_code_running_pickle
 from reference_cases import clip_inputs, manifest, model_outputs, require_reference
 
 TRAP = "raise RuntimeError('code from the checkpoint folder was executed')\n"
@@ -82,13 +82,7 @@ def test_pickle_checkpoint_is_loaded_with_weights_only(tmp_path):
     folder.mkdir()
     shutil.copy(released() / "config.json", folder / "config.json")
     marker = tmp_path / "pwned"
-
-    class Payload:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
-    with open(folder / "pytorch_model.bin", "wb") as handle:
-        pickle.dump({"lm_head.weight": Payload()}, handle)
+    write_code_running_pickle(folder / "pytorch_model.bin", marker)
     with pytest.raises(Exception):
         AutoModelForCausalLM.from_pretrained(folder)
     assert not marker.exists()

@@ -47,6 +47,10 @@ def test_span_and_clip_counts_are_checked_in_validate_inputs(processor):
     with pytest.raises(ValueError, match="2 <audio></audio> spans .* but 1 audio clips"):
         processor.validate_inputs(text=["<audio></audio><audio></audio>"], audio=[chirp(0.5)])
     processor.validate_inputs(text=["<audio></audio>", "none"], audio=[chirp(0.5)])
+    processor.validate_inputs(text="<audio></audio>", audio=chirp(0.5))
+    with pytest.raises(ValueError, match="allow_audio_paths_in_text"):
+        processor.validate_inputs(text="<audio>a.wav</audio>")
+    processor.validate_inputs(text="<audio>a.wav</audio>", allow_audio_paths_in_text=True)
 
 
 # --- offsets and assistant masks ------------------------------------------------------------------------------------

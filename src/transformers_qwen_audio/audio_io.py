@@ -121,8 +121,9 @@ def _decode_file_like(file_like, source: str) -> tuple[np.ndarray, int]:
             waveform = sound_file.read(dtype="float32", always_2d=False)
             sampling_rate = sound_file.samplerate
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+        reason = getattr(error, "error_string", None) or error  # without soundfile's repr of the file object
         raise ValueError(
-            f"Could not decode {source} as audio ({error}). Supported formats are those of libsndfile: "
+            f"Could not decode {source} as audio ({reason}). Supported formats are those of libsndfile: "
             "WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF."
         ) from None
     return waveform, sampling_rate
@@ -278,7 +279,8 @@ def load_audio(
         if _is_url(text):
             if not allow_urls:
                 raise ValueError(
-                    f"Refusing to download audio from {text}: pass `allow_urls=True` to fetch http(s) URLs."
+                    f"Refusing to download audio from {text}: pass `allow_urls=True` (command line: --allow-urls) to fetch "
+                    "http(s) URLs."
                 )
             waveform, file_sampling_rate = _read_url(text)
             source = text

@@ -9,6 +9,7 @@
     qwen-audio chat MODEL [AUDIO...]                                      # interactive, multi-turn
     qwen-audio transcribe MODEL AUDIO... --language en [--timestamps] [--output srt|vtt|json|txt] [--output-dir DIR]
     qwen-audio convert SRC DST [--dtype bfloat16]
+    qwen-audio serve MODEL [--host 127.0.0.1] [--port 8000]                # OpenAI-compatible server ([serve] extra)
 
 MODEL is a local folder (native or released layout) or a Hub repo id. AUDIO is a file; http(s) URLs are downloaded
 only with `--allow-urls` (with a size cap and a timeout, see `audio_io`). In the interactive chat, `/audio PATH`
@@ -27,6 +28,7 @@ import warnings
 
 from . import __version__
 from . import convert as convert_module
+from . import serving
 from .checkpoint_files import explain_load_error, verify_weight_files
 
 
@@ -178,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_chat_parser(subcommands)
     add_transcribe_parser(subcommands)
     convert_module.add_parser(subcommands)
+    serving.add_parser(subcommands)
     return parser
 
 
@@ -377,7 +380,9 @@ def run_transcribe(args, out=None) -> int:
 
     def fail(path, message):
         failures[path] = message
-        print(f"qwen-audio transcribe: error: {message if path in message else f'{path}: {message}'}", file=sys.stderr)
+        # tqdm.write keeps the line apart from the progress bar.
+        tqdm.write(f"qwen-audio transcribe: error: {message if path in message else f'{path}: {message}'}",
+                   file=sys.stderr)
 
     pending = []
     for path in args.audio:
@@ -516,4 +521,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The package's module, not this `__main__` copy: subcommand modules raise `transformers_qwen_audio.cli.CliError`.
+    from transformers_qwen_audio.cli import main as package_main
+
+    sys.exit(package_main())

@@ -361,7 +361,8 @@ def convert(
 
             QwenAudioProcessor.from_pretrained(src).save_pretrained(staging)
         model_name = push_to_hub or dst.name
-        command = f"python -m transformers_qwen_audio.convert {hub_id or src.name} {dst.name} --dtype {dtype}"
+        source_name = hub_id or hub_id_of_cache_folder(src) or src.name
+        command = f"python -m transformers_qwen_audio.convert {source_name} {dst.name} --dtype {dtype}"
         files = [path.name for path in staging.iterdir()] + ["README.md"]
         card = render_model_card(model, model_name, base_model=base_model,
                                  dtype=str(model.dtype).removeprefix("torch."), command=command, files=files)

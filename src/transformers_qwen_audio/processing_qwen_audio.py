@@ -27,10 +27,9 @@ from .audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip
 from .conversation import (
     AUDIO_SOURCE_KEYS,
     MIN_AUDIO_SAMPLES,
-    audio_sources,
     find_audio_spans,
-    is_conversation,
     load_clip,
+    location,
     validate_conversation,
 )
 from .modeling_qwen_audio import audio_token_lengths
@@ -361,6 +360,8 @@ class QwenAudioProcessor(ProcessorMixin):
         """
         if text is None:
             raise ValueError("QwenAudioProcessor needs `text`: write one <audio></audio> span per clip in it.")
+        if isinstance(text, str):
+            text = [text]
         spans_per_text = []
         for index, sample in enumerate(text):
             try:
@@ -536,8 +537,6 @@ class QwenAudioProcessor(ProcessorMixin):
             )
             for row, item in enumerate(conversations)
         ]
-        # Our loader decodes; keep the sampling rate of array parts rather than the feature extractor's.
-        processor_kwargs.setdefault("sampling_rate", QWEN_AUDIO_SAMPLING_RATE)
         return super().apply_chat_template(
             canonical if is_batched else canonical[0],
             chat_template=chat_template,
@@ -545,15 +544,44 @@ class QwenAudioProcessor(ProcessorMixin):
             **kwargs,
         )
 
-    def _multimodal_inputs_from_conversations(self, conversations, audio_loading_params, load_audio_from_video=False):
-        # The conversations are canonical (see `apply_chat_template`): collect their audio sources undecoded, in
-        # order; `__call__` decodes them with `conversation.load_clip` (transformers' loader needs
-        # torchcodec/librosa and cannot take `{"array", "sampling_rate"}` parts).
-        batch_audios = [source for conversation in conversations for source in audio_sources(conversation)]
-        return [[] for _ in conversations], [[] for _ in conversations], batch_audios, {}
-
     def _resolve_audio_loading_params(self, processor_kwargs: dict) -> dict:
-        return {"sampling_rate": processor_kwargs.get("sampling_rate", QWEN_AUDIO_SAMPLING_RATE)}
+        # `sampling_rate` is what `__call__` is told the decoded clips are at (transformers passes it on); the
+        # others say how to decode the conversation's sources.
+        audio_kwargs = processor_kwargs.get("audio_kwargs") or {}
+
+        def option(key, default=None):
+            return processor_kwargs.get(key, audio_kwargs.get(key, default))
+
+        return {
+            "sampling_rate": QWEN_AUDIO_SAMPLING_RATE,
+            "source_sampling_rate": option("sampling_rate"),
+            "allow_urls": bool(option("allow_urls", False)),
+            "base_dir": option("audio_base_dir"),
+        }
+
+    def _multimodal_inputs_from_conversations(self, conversations, audio_loading_params, load_audio_from_video=False):
+        # The conversations are canonical (see `apply_chat_template`). Their clips are decoded here, in order, so
+        # that an error names the conversation, message and part (`conversation.load_clip`; transformers' loader
+        # needs torchcodec/librosa and cannot take `{"array", "sampling_rate"}` parts).
+        batch_audios = []
+        for row, conversation in enumerate(conversations):
+            for index, message in enumerate(conversation):
+                if isinstance(message["content"], str):
+                    continue
+                for part_index, part in enumerate(message["content"]):
+                    if part["type"] != "audio":
+                        continue
+                    where = location(row if len(conversations) > 1 else None, index, part_index, audio=True)
+                    batch_audios.append(
+                        load_clip(
+                            part["audio"],
+                            where,
+                            sampling_rate=audio_loading_params["source_sampling_rate"],
+                            allow_urls=audio_loading_params["allow_urls"],
+                            base_dir=audio_loading_params["base_dir"],
+                        )
+                    )
+        return [[] for _ in conversations], [[] for _ in conversations], batch_audios, {}
 
     # ----------------------------------------------------------------------------------------------------------
     # Task requests and decoding (what users of `model.generate` need)

@@ -284,8 +284,9 @@ class QwenAudioChatCollator:
 
     def _audio_span_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
         """True from each `<audio>` to its `</audio>`, inclusive: the model's own `QwenAudioModel.audio_spans`."""
-        span_mask, _, _ = QwenAudioModel.audio_spans(self._span_ids, input_ids)
-        return span_mask
+        is_start = input_ids == self.audio_start_token_id
+        is_end = input_ids == self.audio_end_token_id
+        return QwenAudioModel.audio_spans(self._span_ids, is_start, is_end)[0]
 
     def _truncate(self, collated: dict) -> dict:
         """Cuts rows longer than `max_length` on the right, before any audio span the cut would split, and drops the
