@@ -488,15 +488,11 @@ class QwenAudioModel(QwenAudioPreTrainedModel):
         start_embedding, end_embedding = self.get_input_embeddings()(boundary_ids).to(inputs_embeds.dtype)
         return (inputs_embeds == start_embedding).all(-1), (inputs_embeds == end_embedding).all(-1)
 
-    def audio_spans(self, input_ids: torch.LongTensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Every `<audio> ... </audio>` span of `input_ids`: (mask over span positions, row and length of each span).
-
-        Raises a `ValueError` naming the row for an unclosed, unopened or nested span.
-        """
-        span_mask, rows, _, lengths = locate_audio_spans(
-            input_ids == self.config.audio_start_id, input_ids == self.config.audio_end_id, self.config
-        )
-        return span_mask, rows, lengths
+    def audio_spans(self, is_start: torch.Tensor, is_end: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every `<audio> ... </audio>` span, given where `<audio>` and `</audio>` stand (`audio_boundaries`):
+        (mask over span positions, row, start and length of each span). Raises a `ValueError` naming the row for an
+        unclosed, unopened or nested span. The training collator masks its labels with it."""
+        return locate_audio_spans(is_start, is_end, self.config)
 
     @can_return_tuple
     def get_audio_features(
@@ -569,8 +565,8 @@ class QwenAudioModel(QwenAudioPreTrainedModel):
         """Mask of the audio spans (found in `input_ids`, or in `inputs_embeds` without them), after checking they
         agree with the clips given; and the sequence of each clip (its row, or with packed rows whose positions
         restart at 0 per request, its request), which `get_audio_features` takes as `audio_sequence_ids`."""
-        span_mask, span_rows, span_starts, span_lengths = locate_audio_spans(
-            *self.audio_boundaries(input_ids, inputs_embeds), self.config
+        span_mask, span_rows, span_starts, span_lengths = self.audio_spans(
+            *self.audio_boundaries(input_ids, inputs_embeds)
         )
         num_clips = input_features.shape[0]
         if span_rows.numel() != num_clips:
