@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import QWEN_AUDIO_SAMPLING_RATE, load_audio
+from .audio_io import load_audio
 from .subtitles import group_into_cues, render
 from .task_prompts import LANGUAGE_NAMES, OUTPUT_LANGUAGES, QUESTION_TASKS, SPEECH_TASKS, supported_tasks
 from .tokenization_qwen_audio import AUDIO_LANGUAGES
