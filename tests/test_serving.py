@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +29,7 @@ pytest.importorskip("uvicorn")
 openai = pytest.importorskip("openai")
 httpx = pytest.importorskip("httpx")
 
-from transformers import AutoModelForCausalLM, pipeline  # noqa: E402
+from transformers import AutoModelForCausalLM, LogitsProcessor, LogitsProcessorList, pipeline  # noqa: E402
 
 from transformers_qwen_audio import register_pipeline, subtitles  # noqa: E402
 from transformers_qwen_audio.cli import main as cli_main  # noqa: E402
@@ -456,16 +457,26 @@ def test_generation_failures_are_json_errors(server, client, http, monkeypatch):
     assert http.post("/v1/chat/completions", json=body).json()["usage"]["completion_tokens"] == 3
 
 
-class RecordingPipeline:
-    """The server's pipeline, recording how many tokens each call generated."""
+class _SlowSteps(LogitsProcessor):
+    """Sleeps at every decoding step: a generation that outlasts the time the server needs to see a client leave."""
 
-    def __init__(self, pipe):
-        self._pipe, self.generated = pipe, []
+    def __call__(self, input_ids, scores):
+        time.sleep(0.05)
+        return scores
+
+
+class RecordingPipeline:
+    """The server's pipeline, recording how many tokens each call generated (each step slowed when `slow`)."""
+
+    def __init__(self, pipe, slow: bool = False):
+        self._pipe, self.generated, self.slow = pipe, [], slow
 
     def __getattr__(self, name):
         return getattr(self._pipe, name)
 
     def __call__(self, *args, **kwargs):
+        if self.slow:
+            kwargs["logits_processor"] = LogitsProcessorList([_SlowSteps()])
         outputs = self._pipe(*args, **kwargs)
         self.generated.extend(len(output[0]["generated_token_ids"]) for output in outputs)
         return outputs
@@ -473,7 +484,8 @@ class RecordingPipeline:
 
 def test_a_stream_the_client_leaves_stops_generating(server, http, monkeypatch):
     engine = server.app.state.engine
-    recorder = RecordingPipeline(engine.pipe)
+    # Slowed steps (64 x 50 ms): on an idle machine the tiny model would otherwise finish before the hang-up is seen.
+    recorder = RecordingPipeline(engine.pipe, slow=True)
     monkeypatch.setattr(engine, "pipe", recorder)
     body = {**_user(TEXT), "stream": True, "max_tokens": 64, "temperature": 0}
     with httpx.Client(base_url=server.url, timeout=TIMEOUT_S) as leaving:
