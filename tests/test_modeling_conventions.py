@@ -113,3 +113,12 @@ def test_save_in_original_format_refuses_grouped_kv_heads(tmp_path):
     assert not any(tmp_path.iterdir())
     model.save_pretrained(tmp_path)  # the native format holds it
     assert (tmp_path / "model.safetensors").is_file()
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from transformers_qwen_audio import modeling_qwen_audio
+
+    results = doctest.testmod(modeling_qwen_audio, optionflags=doctest.ELLIPSIS)
+    assert results.attempted >= 10 and results.failed == 0

@@ -30,6 +30,7 @@ from . import __version__
 from . import convert as convert_module
 from . import demo
 from . import serving
+from . import web_demo
 from .checkpoint_files import explain_load_error, verify_weight_files
 from .training import lora_merge
 
@@ -184,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert_module.add_parser(subcommands)
     lora_merge.add_parser(subcommands)
     serving.add_parser(subcommands)
+    web_demo.add_parser(subcommands)
     demo.add_parser(subcommands)
     return parser
 

@@ -19,6 +19,7 @@ directory).
 """
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -262,6 +263,23 @@ def _fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
+@contextlib.contextmanager
+def staged_output(dst: Path):
+    """Yields a locked staging folder beside DST; on success its files are synced and it replaces DST, on any failure
+    (KeyboardInterrupt included) it is removed and DST stays as it was. Every writer of a checkpoint folder uses it."""
+    staging = _make_staging(dst, "partial")
+    lock = _lock(staging)
+    try:
+        yield staging
+        _publish_permissions_and_sync(staging)
+        replace_directory(staging, dst)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        _unlock(lock)
+
+
 def replace_directory(staging: Path, dst: Path) -> None:
     """Moves the complete `staging` folder to `dst`; an existing `dst` is moved aside first and deleted only once the
     new one is in place (a kill in between leaves it in `.DST.previous-*`, which the next run restores)."""
@@ -343,9 +361,7 @@ def convert(
     check_destination(dst, overwrite, overwrite_any_folder)
     verify_weight_files(src)
 
-    staging = _make_staging(dst, "partial")
-    lock = _lock(staging)
-    try:
+    with staged_output(dst) as staging:
         try:
             # from_pretrained also reads SRC's generation_config.json and adds the original's chat stop ids to it.
             model = AutoModelForCausalLM.from_pretrained(src, dtype=DTYPES[dtype])
@@ -367,13 +383,6 @@ def convert(
         card = render_model_card(model, model_name, base_model=base_model,
                                  dtype=str(model.dtype).removeprefix("torch."), command=command, files=files)
         (staging / "README.md").write_text(card, encoding="utf-8")
-        _publish_permissions_and_sync(staging)
-        replace_directory(staging, dst)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    finally:
-        _unlock(lock)
 
     if push_to_hub:
         upload(dst, push_to_hub, private)

@@ -15,6 +15,7 @@ What differs from transformers' Qwen2-Audio:
 """
 
 
+import copy
 import math
 from collections.abc import Callable
 
@@ -437,6 +438,24 @@ def positions_from_attention_mask(attention_mask, cache, query_length: int, devi
 # --------------------------------------------------------------------------------------------------------------
 
 
+def locate_audio_spans(is_start: torch.Tensor, is_end: torch.Tensor, config) -> tuple[torch.Tensor, ...]:
+    """Spans from `<audio>` to `</audio>` given where each stands: (mask over span positions, row, start and length
+    of each span). Raises a `ValueError` naming the row for an unclosed, unopened or nested span."""
+    depth = is_start.long().cumsum(-1) - is_end.long().cumsum(-1)
+    bad_rows = ((depth < 0) | (depth > 1)).any(-1) | (depth[:, -1] != 0)
+    if bad_rows.any():
+        row = int(bad_rows.nonzero()[0])
+        raise ValueError(
+            f"Row {row} of input_ids has unbalanced audio spans: every <audio> (id {config.audio_start_id}) must be "
+            f"closed by </audio> (id {config.audio_end_id}) before the next one opens ({int(is_start[row].sum())} "
+            f"opened, {int(is_end[row].sum())} closed)."
+        )
+    span_mask = (depth > 0) | is_end
+    starts = is_start.nonzero()
+    ends = is_end.nonzero()
+    return span_mask, starts[:, 0], starts[:, 1], ends[:, 1] - starts[:, 1] + 1
+
+
 class QwenAudioMultiModalProjector(Qwen2AudioMultiModalProjector):
     """The original's `proj`: encoder width -> decoder width, after the encoder's final layer norm."""
 
@@ -470,23 +489,10 @@ class QwenAudioModel(QwenAudioPreTrainedModel):
         return (inputs_embeds == start_embedding).all(-1), (inputs_embeds == end_embedding).all(-1)
 
     def audio_spans(self, is_start: torch.Tensor, is_end: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Every `<audio> ... </audio>` span: (mask over span positions, row, start and length of each span).
-
-        Raises a `ValueError` naming the row for an unclosed, unopened or nested span.
-        """
-        depth = is_start.long().cumsum(-1) - is_end.long().cumsum(-1)
-        bad_rows = ((depth < 0) | (depth > 1)).any(-1) | (depth[:, -1] != 0)
-        if bad_rows.any():
-            row = int(bad_rows.nonzero()[0])
-            raise ValueError(
-                f"Row {row} of input_ids has unbalanced audio spans: every <audio> (id {self.config.audio_start_id}) "
-                f"must be closed by </audio> (id {self.config.audio_end_id}) before the next one opens "
-                f"({int(is_start[row].sum())} opened, {int(is_end[row].sum())} closed)."
-            )
-        span_mask = (depth > 0) | is_end
-        starts = is_start.nonzero()
-        ends = is_end.nonzero()
-        return span_mask, starts[:, 0], starts[:, 1], ends[:, 1] - starts[:, 1] + 1
+        """Every `<audio> ... </audio>` span, given where `<audio>` and `</audio>` stand (`audio_boundaries`):
+        (mask over span positions, row, start and length of each span). Raises a `ValueError` naming the row for an
+        unclosed, unopened or nested span. The training collator masks its labels with it."""
+        return locate_audio_spans(is_start, is_end, self.config)
 
     @can_return_tuple
     def get_audio_features(
@@ -528,6 +534,7 @@ class QwenAudioModel(QwenAudioPreTrainedModel):
         >>> outputs = model.get_audio_features(features, mask)
         >>> outputs.last_hidden_state.shape, outputs.pooler_output.shape  # 25 audio tokens + audio bos and eos
         (torch.Size([1, 25, 16]), torch.Size([27, 32]))
+
         ```
         """
         check_audio_features(input_features, feature_attention_mask, self.config.audio_config)
@@ -663,6 +670,19 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
     def set_output_embeddings(self, new_embeddings):
         self.lm_head = new_embeddings
 
+    @property
+    def language_model(self) -> QwenAudioTextModel:
+        """The decoder (where vLLM's transformers backend and `get_decoder()` users reach it)."""
+        return self.model.language_model
+
+    @property
+    def audio_tower(self) -> QwenAudioEncoder:
+        return self.model.audio_tower
+
+    @property
+    def multi_modal_projector(self) -> QwenAudioMultiModalProjector:
+        return self.model.multi_modal_projector
+
     def get_audio_features(self, *args, **kwargs):
         return self.model.get_audio_features(*args, **kwargs)
 
@@ -694,6 +714,26 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
         )
         model_kwargs.update(clip_inputs)
         return input_ids, model_kwargs
+
+    @classmethod
+    def from_pretrained(cls, *args, quantization_config=None, **kwargs):
+        """transformers' `from_pretrained`; a `quantization_config` that names no modules to skip keeps this model's
+        `_modules_kept_in_16_bits` (the audio encoder and projection, `lm_head`) unquantized.
+
+        Example:
+
+        ```python
+        >>> from transformers import BitsAndBytesConfig, TorchAoConfig
+        >>> from torchao.quantization import Int8WeightOnlyConfig
+        >>> model = QwenAudioForConditionalGeneration.from_pretrained(  # doctest: +SKIP
+        ...     "path/to/native-checkpoint", quantization_config=TorchAoConfig(Int8WeightOnlyConfig()))
+        >>> model = QwenAudioForConditionalGeneration.from_pretrained(  # doctest: +SKIP
+        ...     "path/to/native-checkpoint", quantization_config=BitsAndBytesConfig(load_in_4bit=True))
+        ```
+        """
+        if quantization_config is not None:
+            kwargs["quantization_config"] = keep_modules_unquantized(quantization_config, cls._modules_kept_in_16_bits)
+        return super().from_pretrained(*args, **kwargs)
 
     def adjust_generation_fn(self, *args, **kwargs):
         """`from_pretrained` loads the generation config here: the one place the chat stop ids are written.
@@ -733,6 +773,49 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
         past_key_values: Cache | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
+        r"""
+        input_ids (`torch.LongTensor` of shape `(batch, sequence)`):
+            Token ids; each clip stands as a whole `<audio> ... </audio>` span (the processor writes it), which becomes
+            [audio-bos, encoder outputs, audio-eos].
+        attention_mask (`torch.Tensor` of shape `(batch, sequence)`, *optional*):
+            1 on real tokens; position ids follow it, so left padding does not shift the rotary positions.
+        input_features (`torch.FloatTensor` of shape `(clips, num_mel_bins, frames)`, *optional*):
+            The clips' log-mel features, in the order their spans appear, row by row through the batch.
+        feature_attention_mask (`torch.Tensor` of shape `(clips, frames)`, *optional*):
+            1 on each clip's audio frames (its sum is the clip's mel length, samples // 160, at most 3000).
+        inputs_embeds (`torch.FloatTensor` of shape `(batch, sequence, hidden_size)`, *optional*):
+            Instead of `input_ids`; the spans are then found from the embeddings of `<audio>` and `</audio>`.
+        labels (`torch.LongTensor` of shape `(batch, sequence)`, *optional*):
+            Targets for the causal-LM loss (shifted inside, -100 ignored).
+
+        Example:
+
+        ```python
+        >>> import torch
+        >>> from transformers_qwen_audio import QwenAudioConfig, QwenAudioForConditionalGeneration
+        >>> from transformers_qwen_audio.modeling_qwen_audio import audio_token_lengths
+        >>> config = QwenAudioConfig(
+        ...     text_config=dict(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        ...                      num_attention_heads=4, num_key_value_heads=4),
+        ...     audio_config=dict(d_model=16, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=32),
+        ...     audio_start_id=100, audio_token_id=99)  # the released checkpoints: QwenAudioProcessor writes the ids
+        >>> model = QwenAudioForConditionalGeneration(config).eval()
+        >>> features, mask = torch.randn(1, 80, 3000), torch.zeros(1, 3000, dtype=torch.long)
+        >>> mask[:, :100] = 1  # one second of audio
+        >>> span = [100] + [99] * int(audio_token_lengths(mask.sum(-1))) + [101]  # <audio> ... </audio>
+        >>> input_ids = torch.tensor([[5, 6] + span + [7]])
+        >>> model(input_ids, input_features=features, feature_attention_mask=mask).logits.shape
+        torch.Size([1, 30, 128])
+        >>> model.generate(input_ids, input_features=features, feature_attention_mask=mask, max_new_tokens=4,
+        ...                do_sample=False, pad_token_id=0).shape
+        torch.Size([1, 34])
+
+        ```
+
+        With a released checkpoint, `QwenAudioProcessor` builds `input_ids`, `input_features` and
+        `feature_attention_mask` from a conversation (`processor.apply_chat_template(...)`) and `processor.decode`
+        turns the new tokens into text.
+        """
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -772,6 +855,26 @@ def add_chat_stop_ids(generation_config, config: QwenAudioConfig) -> None:
     generation_config.eos_token_id = eos + [i for i in (ENDOFTEXT_ID, IM_END_ID, IM_START_ID) if i not in eos]
     if generation_config.pad_token_id is None:
         generation_config.pad_token_id = ENDOFTEXT_ID
+
+
+def keep_modules_unquantized(quantization_config, modules: list[str]):
+    """Fill the modules a quantization config skips when the user named none (`llm_int8_skip_modules` for
+    bitsandbytes, `modules_to_not_convert` for torchao and most others). A list given by the user replaces
+    transformers' defaults and ours, as transformers documents it. Names match from the start of a module path."""
+    is_dict = isinstance(quantization_config, dict)
+    for field in ("llm_int8_skip_modules", "modules_to_not_convert"):
+        present = field in quantization_config if is_dict else hasattr(quantization_config, field)
+        if not present:
+            continue
+        current = quantization_config.get(field) if is_dict else getattr(quantization_config, field)
+        if current is None:
+            if is_dict:
+                quantization_config = {**quantization_config, field: list(modules)}
+            else:  # a copy: the caller's config object may serve another model
+                quantization_config = copy.copy(quantization_config)
+                setattr(quantization_config, field, list(modules))
+        break
+    return quantization_config
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -13,21 +13,12 @@ moved into place once complete), so a crash never leaves a half-written checkpoi
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 from transformers import AutoModelForCausalLM, AutoProcessor
 
 # The converter's atomic publishing: locked staging folder next to DST, synced files, DST replaced last.
-from ..convert import (
-    DTYPES,
-    _lock,
-    _make_staging,
-    _publish_permissions_and_sync,
-    _unlock,
-    clean_stale_staging,
-    replace_directory,
-)
+from ..convert import DTYPES, clean_stale_staging, staged_output
 
 
 def merge_lora(
@@ -57,18 +48,9 @@ def merge_lora(
     processor = AutoProcessor.from_pretrained(processor_source, trust_remote_code=False)
 
     clean_stale_staging(dst)
-    staging = _make_staging(dst, "partial")
-    lock = _lock(staging)
-    try:
+    with staged_output(dst) as staging:
         merged.save_pretrained(staging, max_shard_size=max_shard_size)
         processor.save_pretrained(staging)
-        _publish_permissions_and_sync(staging)
-        replace_directory(staging, dst)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    finally:
-        _unlock(lock)
     return dst
 
 

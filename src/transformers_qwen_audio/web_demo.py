@@ -1,0 +1,570 @@
+# Copyright 2025 The transformers-qwen-audio authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+"""
+`qwen-audio web MODEL`: a Gradio demo of Qwen-Audio(-Chat) over the `audio-chat` pipeline (needs the `[web]` extra:
+`pip install 'transformers-qwen-audio[web]'`).
+
+    qwen-audio web Qwen/Qwen-Audio-Chat                   # http://127.0.0.1:7860
+    qwen-audio web ./qwen-audio-chat-native --port 8080
+    qwen-audio web --tiny                                 # the embedded tiny model (random weights), offline
+
+Three tabs:
+- Chat: upload or record clips (several per turn), ask about them, several turns; the reply streams token by token;
+  regenerate, undo, clear and stop in the conversation. Clips show as players in the conversation.
+- Transcribe: a clip or a long recording (heard as consecutive 30 s windows), in a given language or translated,
+  with word timestamps: a table of words (select a word to play the recording from there), subtitles under the
+  player, SRT and WebVTT files to download.
+- Sound questions: one click per task of the model (caption, sound events, acoustic scene, ...) or a free question.
+
+Bad input (a file that is not audio, an empty recording, a clip over the limit) shows a message in the page and the
+app goes on. Transcriptions and sound questions from several users run together as one pipeline batch; chat replies
+stream concurrently. The same endpoints serve `gradio_client` (`/chat`, `/transcribe`, `/ask`, one per task:
+`/caption`, `/event`, ...). The page loads nothing from the internet.
+
+From Python: `build_demo(pipeline("audio-chat", model=...)).launch()`.
+"""
+
+import argparse
+import functools
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Hashable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio_io import load_audio
+from .subtitles import group_into_cues, render
+from .task_prompts import LANGUAGE_NAMES, OUTPUT_LANGUAGES, QUESTION_TASKS, SPEECH_TASKS, supported_tasks
+from .tokenization_qwen_audio import AUDIO_LANGUAGES
+
+
+DEFAULT_PORT = 7860
+# Tasks with a button of their own in "Sound questions"; speech tasks live in "Transcribe", questions in the box.
+SOUND_TASKS = tuple(task for task in supported_tasks() if task not in SPEECH_TASKS + QUESTION_TASKS)
+# Button labels of the task shorthands (a task missing here shows its own name).
+TASK_LABELS = {
+    "caption": "Caption",
+    "keyword": "Keywords",
+    "emotion_recognition": "Emotion",
+    "music_description": "Music",
+    "note_analysis": "Notes",
+    "audio_grounding": "Sound timing",
+    "named_entity_recognition": "Named entities",
+    "scene": "Scene",
+    "event": "Sound events",
+    "vocal_classification": "Vocal sound",
+    "speech_understanding": "Speech topic",
+    "speaker_meta": "Speaker",
+    "song_meta": "Song",
+    "speech_edit": "Edited words",
+}
+WORD_TABLE_HEADERS = ["word", "start (s)", "end (s)"]
+NO_TRANSLATION = "none"  # the "Translate into" choice that means: transcribe
+# libsndfile reads the first ones (and Gradio's WAV recordings); the others go through Gradio's decoder (ffmpeg).
+AUDIO_FORMATS_HINT = "WAV, FLAC, OGG, MP3; others need ffmpeg"
+
+
+@dataclass
+class WebDemoLimits:
+    """What the demo accepts and how it schedules work."""
+
+    chat_audio_seconds: float = 120.0  # per clip; clips over 30 s are heard as consecutive 30 s windows
+    transcribe_audio_seconds: float = 1800.0
+    max_new_tokens: int = 256  # default of the "Longest reply" slider
+    max_new_tokens_limit: int = 2048
+    max_batch_size: int = 8  # transcriptions / sound questions generated together
+    batch_wait_s: float = 0.02  # how long a request waits for others to batch with
+    chat_concurrency: int = 4  # chat replies streamed at the same time
+
+    def __post_init__(self):
+        for name in ("chat_audio_seconds", "transcribe_audio_seconds"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}.")
+        for name in ("max_new_tokens", "max_new_tokens_limit", "max_batch_size", "chat_concurrency"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be at least 1, got {getattr(self, name)}.")
+        if self.max_new_tokens > self.max_new_tokens_limit:
+            raise ValueError("`max_new_tokens` cannot exceed `max_new_tokens_limit`.")
+        if self.batch_wait_s < 0:
+            raise ValueError(f"`batch_wait_s` must be >= 0, got {self.batch_wait_s}.")
+
+
+class InputError(ValueError):
+    """A problem with what the user gave; its message is shown in the page as is."""
+
+
+def _page_error(error: Exception, title: str):
+    """The message box a handler raises for bad input: readable, without a server-side traceback."""
+    import gradio as gr
+
+    return gr.Error(str(error), title=title, print_exception=False)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Audio from the browser
+# ----------------------------------------------------------------------------------------------------------------
+def _duration_text(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def _decode_any(path: str) -> tuple[np.ndarray, int]:
+    """Samples and rate: libsndfile first; other formats (WebM, M4A, ...) through Gradio's own decoder (ffmpeg)."""
+    import soundfile
+
+    try:
+        return soundfile.read(path, dtype="float32", always_2d=False)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError):
+        from gradio.processing_utils import audio_from_file
+
+        sampling_rate, samples = audio_from_file(path)
+        return samples, sampling_rate
+
+
+def load_clip(path: str | None, max_seconds: float) -> np.ndarray:
+    """
+    The clip at `path` (a Gradio upload or recording) as a 16 kHz mono waveform; `InputError` says what is wrong.
+    Decoded again at every chat turn rather than cached: it costs milliseconds next to generation, and a cache of
+    long recordings would cost gigabytes.
+    """
+    if not path:
+        raise InputError("No audio: upload a clip or record one first.")
+    name = os.path.basename(path)
+    if not os.path.isfile(path):
+        raise InputError(f"{name} did not arrive; upload it again.")
+    if os.path.getsize(path) == 0:
+        raise InputError(f"{name} is empty: record again, or upload a clip with sound in it.")
+    try:
+        samples, sampling_rate = _decode_any(path)
+    except RuntimeError as error:
+        if "ffmpeg" in str(error):  # Gradio's decoder without ffmpeg: the server, not the file, is at fault
+            raise InputError(f"{name} can only be decoded with ffmpeg, which this server lacks (WAV, FLAC, OGG and "
+                             "MP3 work without it).") from None
+        raise InputError(f"{name} is not an audio file this demo can read ({AUDIO_FORMATS_HINT}).") from None
+    except Exception:  # noqa: BLE001 - whatever the decoders say, the user needs to know only this
+        raise InputError(f"{name} is not an audio file this demo can read ({AUDIO_FORMATS_HINT}).") from None
+    if samples.size == 0:
+        raise InputError(f"{name} is empty (no samples): record again, or upload a clip with sound in it.")
+    seconds = samples.shape[0] / sampling_rate
+    if seconds > max_seconds:
+        raise InputError(
+            f"{name} is {_duration_text(seconds)} long; this demo takes clips of up to {_duration_text(max_seconds)} "
+            "here. Cut it, or start the demo with a higher limit."
+        )
+    try:
+        return load_audio(samples, sampling_rate=sampling_rate)  # mono, 16 kHz, checked for NaN and shape
+    except (ValueError, TypeError) as error:
+        raise InputError(f"{name}: {error}") from None
+
+
+def _language_choices(codes) -> list[tuple[str, str]]:
+    return [(f"{LANGUAGE_NAMES.get(code, code)} ({code})", code) for code in codes]
+
+
+def _file_path(value) -> str | None:
+    """A path from what Gradio gives for a file: a path string, or a `{"path": ...}` / FileData-like dict."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return value.get("path") or (value.get("file") or {}).get("path")
+    return getattr(value, "path", None)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Chat
+# ----------------------------------------------------------------------------------------------------------------
+def history_to_messages(history, system_prompt: str, max_seconds: float) -> list[dict]:
+    """
+    The pipeline conversation of a Gradio chat history (message dicts whose content is a string or a list of
+    `{"type": "text" | "file", ...}` parts): files become decoded audio parts, text parts are kept in order.
+    """
+    messages = [{"role": "system", "content": system_prompt.strip()}] if system_prompt and system_prompt.strip() else []
+    for message in history:
+        role = message["role"]
+        content = message["content"]
+        parts = content if isinstance(content, list) else [content]
+        converted = []
+        for part in parts:
+            if isinstance(part, str):
+                converted.append({"type": "text", "text": part})
+            elif isinstance(part, dict) and part.get("type") == "text":
+                converted.append({"type": "text", "text": part["text"]})
+            elif _file_path(part) is not None:
+                converted.append({"type": "audio", "audio": load_clip(_file_path(part), max_seconds)})
+        if role == "assistant":
+            text = "".join(part["text"] for part in converted if part["type"] == "text")
+            if text:
+                messages.append({"role": "assistant", "content": text})
+        elif converted:
+            # Consecutive user entries (Gradio may show clips and text as separate bubbles) form one turn.
+            if messages and messages[-1]["role"] == "user":
+                messages[-1]["content"].extend(converted)
+            else:
+                messages.append({"role": "user", "content": converted})
+    return messages
+
+
+def _user_turn(message) -> list:
+    """The new message of the multimodal box (`{"text", "files"}`) as chat history content."""
+    if isinstance(message, str):
+        message = {"text": message, "files": []}
+    files = [_file_path(file) for file in message.get("files") or []]
+    text = (message.get("text") or "").strip()
+    if not files and not text:
+        raise InputError("The message is empty: type a question or attach a clip.")
+    return [{"path": path} for path in files] + ([text] if text else [])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The app
+# ----------------------------------------------------------------------------------------------------------------
+class WebDemo:
+    """The handlers of the demo over one `audio-chat` pipeline; `build()` makes the Gradio app."""
+
+    def __init__(self, pipe, limits: WebDemoLimits | None = None, generate_kwargs: dict | None = None,
+                 title: str = "Qwen-Audio"):
+        from .serving.batcher import DynamicBatcher
+
+        self.pipe = pipe
+        self.limits = limits or WebDemoLimits()
+        self.generate_kwargs = dict(generate_kwargs or {})
+        self.title = title
+        self.workdir = tempfile.TemporaryDirectory(prefix="qwen-audio-web-")
+        self.batcher = DynamicBatcher(self._run_batch, max_batch_size=self.limits.max_batch_size,
+                                      max_wait_s=self.limits.batch_wait_s, name="qwen-audio-web-batcher")
+
+    def close(self) -> None:
+        self.batcher.close()
+        self.workdir.cleanup()
+
+    # -- generation ------------------------------------------------------------------------------------------
+    def _generation(self, max_new_tokens, greedy) -> dict:
+        kwargs = dict(self.generate_kwargs)
+        if max_new_tokens:
+            kwargs["max_new_tokens"] = int(min(max(int(max_new_tokens), 1), self.limits.max_new_tokens_limit))
+        if greedy:
+            kwargs["do_sample"] = False
+        return kwargs
+
+    def _run_batch(self, payloads: list) -> list:
+        """One pipeline call for requests that share their settings (the batcher groups them by key)."""
+        call_kwargs = dict(payloads[0][1])
+        waveforms = [waveform for waveform, _ in payloads]
+        return self.pipe(waveforms, batch_size=len(waveforms), **call_kwargs)
+
+    def _submit(self, waveform: np.ndarray, **call_kwargs):
+        key: Hashable = repr(sorted(call_kwargs.items()))  # equal settings batch together
+        return self.batcher.submit((waveform, call_kwargs), key=key).result()
+
+    # -- handlers (each turns bad input into a message in the page) --------------------------------------------
+    def chat(self, message, history, system_prompt="", max_new_tokens=None, greedy=False):
+        """Streams the reply to the new message (`{"text", "files"}`) after `history` (Gradio message dicts)."""
+        try:
+            new_turn = {"role": "user", "content": _user_turn(message)}
+            messages = history_to_messages(list(history) + [new_turn], system_prompt, self.limits.chat_audio_seconds)
+        except InputError as error:
+            raise _page_error(error, "Cannot send this message") from None
+        from transformers import StoppingCriteriaList
+
+        # serve's criterion that ends a generation whose reader went away (fastapi comes with gradio)
+        from .serving.app import _Cancelled
+
+        cancelled = threading.Event()
+        kwargs = self._generation(max_new_tokens, greedy)
+        kwargs["stopping_criteria"] = StoppingCriteriaList([_Cancelled(cancelled)])
+        reply = ""
+        try:
+            for piece in self.pipe.stream(messages, long_audio="chunk", **kwargs):
+                reply += piece
+                yield reply
+        except (ValueError, TypeError, FileNotFoundError) as error:
+            raise _page_error(error, "The model could not take this conversation") from None
+        finally:
+            cancelled.set()  # the Stop button or a closed tab ends generation, not just the stream
+        if not reply.strip():
+            yield "(the model gave an empty reply; try Regenerate, or a longer reply limit)"
+
+    def check_chat_message(self, message):
+        """Gradio validator of the chat box: the message is refused, with the reason, before it joins the chat."""
+        import gradio as gr
+
+        try:
+            for part in _user_turn(message):
+                if isinstance(part, dict):
+                    load_clip(part["path"], self.limits.chat_audio_seconds)
+        except InputError as error:
+            return gr.validate(False, str(error))
+        return gr.validate(True, "")
+
+    def transcribe(self, audio, language="en", translate_into=NO_TRANSLATION, timestamps=True):
+        """Transcript, word table, subtitle files and the player (with subtitles) of one recording."""
+        import gradio as gr
+
+        try:
+            waveform = load_clip(_file_path(audio), self.limits.transcribe_audio_seconds)
+            if language not in AUDIO_LANGUAGES:
+                raise InputError(f"Unknown language {language!r}; choose one of {', '.join(AUDIO_LANGUAGES)}.")
+            call = {"task": "transcribe", "language": language, "long_audio": "chunk",
+                    **self._generation(None, greedy=True)}
+            if translate_into not in (NO_TRANSLATION, *OUTPUT_LANGUAGES):
+                raise InputError(f"Unknown translation language {translate_into!r}; choose one of "
+                                 f"{', '.join(OUTPUT_LANGUAGES)} or {NO_TRANSLATION!r}.")
+            if translate_into != NO_TRANSLATION:
+                call.update(task="translate", output_language=translate_into)
+            if timestamps:
+                call["return_timestamps"] = "word"
+            result = self._submit(waveform, **call)
+        except (InputError, ValueError, TypeError) as error:
+            raise _page_error(error, "Cannot transcribe this") from None
+        chunks = result.get("chunks", [])
+        rows = [[chunk["text"].strip(), *(None if t is None else round(float(t), 2) for t in chunk["timestamp"])]
+                for chunk in chunks]
+        files, cues = [], None
+        if timestamps:
+            stem = Path(_file_path(audio)).stem or "recording"
+            folder = Path(tempfile.mkdtemp(dir=self.workdir.name))
+            for output_format in ("srt", "vtt"):
+                target = folder / f"{stem}.{output_format}"
+                target.write_text(render(result, output_format), encoding="utf-8")
+                files.append(str(target))
+            cues = [{"text": cue["text"], "timestamp": [cue["start"], cue["end"]]} for cue in group_into_cues(chunks)]
+        player = gr.Audio(value=_file_path(audio), subtitles=cues or None, playback_position=0)
+        return result["text"], rows, files or None, player
+
+    @staticmethod
+    def word_start(words, index) -> float | None:
+        """Start (s) of the word in the selected row of the word table; a word without one starts where the one
+        before it ends (as in the subtitles)."""
+        row = index[0] if isinstance(index, (list, tuple)) else index
+        values = words.values.tolist() if hasattr(words, "values") else list(words)
+        if not isinstance(row, int) or not 0 <= row < len(values):
+            return None
+        earlier = [time for previous in reversed(values[:row]) for time in (previous[2], previous[1])]
+        candidates = [values[row][1], *earlier]
+        for time in candidates:
+            if isinstance(time, (int, float)) and not np.isnan(time):
+                return float(time)
+        return 0.0
+
+    def ask(self, audio, question="", task="question"):
+        """The answer to a question about the clip, or the result of one of the model's tasks on it."""
+        try:
+            waveform = load_clip(_file_path(audio), self.limits.chat_audio_seconds)
+            call = {"task": task, "long_audio": "chunk", **self._generation(None, greedy=True)}
+            if task in QUESTION_TASKS:
+                if not question or not question.strip():
+                    raise InputError("Type a question about the clip, or click one of the task buttons.")
+                call["prompt"] = question.strip()
+            result = self._submit(waveform, **call)
+        except (InputError, ValueError, TypeError) as error:
+            raise _page_error(error, "Cannot answer this") from None
+        return result["text"] or "(the model gave an empty answer)"
+
+    # -- layout -----------------------------------------------------------------------------------------------
+    def build(self):
+        """The Gradio app (call `.launch()` on it, or `launch(...)` of this module)."""
+        import gradio as gr
+
+        limits = self.limits
+        with gr.Blocks(title=self.title, analytics_enabled=False, fill_height=True) as demo:
+            gr.Markdown(f"# {self.title}\nAudio chat, transcription with word timestamps, and sound questions.")
+            with gr.Tab("Chat", id="chat"):
+                settings = [
+                    gr.Textbox(label="System prompt", placeholder="You are a helpful assistant.", lines=1,
+                               render=False),
+                    gr.Slider(1, limits.max_new_tokens_limit, value=limits.max_new_tokens, step=1,
+                              label="Longest reply (tokens)", render=False),
+                    gr.Checkbox(label="Greedy decoding (otherwise the checkpoint's sampling settings)", value=False,
+                                render=False),
+                ]  # rendered by ChatInterface, in its accordion
+                gr.ChatInterface(
+                    self.chat,
+                    multimodal=True,
+                    chatbot=gr.Chatbot(label="Conversation", elem_id="conversation", height=480,
+                                       buttons=["copy", "copy_all"],
+                                       placeholder="Attach clips (upload or record) and ask about them."),
+                    textbox=gr.MultimodalTextbox(
+                        sources=["upload", "microphone"], file_types=["audio"], file_count="multiple",
+                        placeholder="Ask about the clips you attach (several per message are fine)",
+                        show_label=False, elem_id="chat-box",
+                    ),
+                    additional_inputs=settings,
+                    additional_inputs_accordion=gr.Accordion("Settings", open=False, render=False),
+                    api_name="chat",
+                    concurrency_limit=limits.chat_concurrency,
+                    validator=self.check_chat_message,
+                    autofocus=False,
+                    fill_height=True,
+                )
+            with gr.Tab("Transcribe", id="transcribe"):
+                with gr.Row():
+                    with gr.Column():
+                        recording = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Recording",
+                                             elem_id="recording")
+                        with gr.Row():
+                            language = gr.Dropdown(_language_choices(AUDIO_LANGUAGES), value="en",
+                                                   label="Spoken language")
+                            translate_into = gr.Dropdown([("(no translation)", NO_TRANSLATION),
+                                                          *_language_choices(OUTPUT_LANGUAGES)],
+                                                         value=NO_TRANSLATION, label="Translate into")
+                        timestamps = gr.Checkbox(value=True, label="Word timestamps (table, SRT, WebVTT)")
+                        transcribe_button = gr.Button("Transcribe", variant="primary")
+                    with gr.Column():
+                        transcript = gr.Textbox(label="Transcript", lines=4, buttons=["copy"], elem_id="transcript")
+                        player = gr.Audio(label="Playback (select a word in the table to play from it)",
+                                          interactive=False, type="filepath", elem_id="player")
+                        subtitle_files = gr.File(label="Subtitles", file_count="multiple", interactive=False,
+                                                 elem_id="subtitle-files")
+                words = gr.Dataframe(headers=WORD_TABLE_HEADERS, datatype=["str", "number", "number"],
+                                     label="Words", interactive=False, max_height=320, column_count=3,
+                                     elem_id="words")
+                transcribe_inputs = [recording, language, translate_into, timestamps]
+                gr.on([transcribe_button.click], self.transcribe, transcribe_inputs,
+                      [transcript, words, subtitle_files, player], api_name="transcribe",
+                      concurrency_limit=limits.max_batch_size)
+
+                def play_from_word(table, event: gr.SelectData):
+                    start = self.word_start(table, event.index)
+                    return gr.skip() if start is None else gr.Audio(playback_position=start, autoplay=True)
+
+                words.select(play_from_word, [words], [player], api_visibility="undocumented", queue=False)
+            with gr.Tab("Sound questions", id="sound"):
+                with gr.Row():
+                    with gr.Column():
+                        clip = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Clip", elem_id="clip")
+                        question = gr.Textbox(label="Question", placeholder="What can you hear?", lines=1,
+                                              elem_id="sound-question")
+                        ask_button = gr.Button("Ask", variant="primary")
+                    with gr.Column():
+                        answer = gr.Textbox(label="Answer", lines=6, buttons=["copy"], elem_id="answer")
+                gr.Markdown("One click asks the model for one of its tasks:")
+                with gr.Row(equal_height=True):
+                    for task in SOUND_TASKS:
+                        button = gr.Button(TASK_LABELS.get(task, task.replace("_", " ").capitalize()), size="sm",
+                                           min_width=120)
+                        button.click(functools.partial(self.ask, question="", task=task), [clip], [answer],
+                                     api_name=task, concurrency_limit=limits.max_batch_size,
+                                     concurrency_id="sound-questions")
+                ask_button.click(self.ask, [clip, question], [answer], api_name="ask",
+                                 concurrency_limit=limits.max_batch_size, concurrency_id="sound-questions")
+                question.submit(self.ask, [clip, question], [answer], api_visibility="undocumented",
+                                concurrency_limit=limits.max_batch_size, concurrency_id="sound-questions")
+        demo.queue(max_size=256)
+        return demo
+
+
+def offline_theme():
+    """Gradio's default look with the system's fonts: the default theme fetches fonts from the internet."""
+    import gradio as gr
+
+    return gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
+                             font_mono=["ui-monospace", "Consolas", "monospace"])
+
+
+def build_demo(pipe, limits: WebDemoLimits | None = None, generate_kwargs: dict | None = None,
+               title: str = "Qwen-Audio"):
+    """The Gradio app over an `audio-chat` pipeline; `demo.web_demo` holds the handlers (close it when done)."""
+    handlers = WebDemo(pipe, limits, generate_kwargs, title)
+    demo = handlers.build()
+    demo.web_demo = handlers
+    return demo
+
+
+def launch(demo, host: str = "127.0.0.1", port: int | None = DEFAULT_PORT, share: bool = False, **kwargs):
+    """Starts the app as the command line does (offline theme, no SSR node server, no analytics)."""
+    return demo.launch(server_name=host, server_port=port, share=share, theme=offline_theme(), ssr_mode=False,
+                       footer_links=["api"], max_file_size="1gb", **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------------------
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Registers `web` on the `qwen-audio` command line."""
+    from .cli import add_model_loading_arguments
+
+    parser = subparsers.add_parser("web", help="Gradio web demo: audio chat, transcription, sound questions",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", nargs="?", help="checkpoint folder (native or released layout) or Hub repo id")
+    parser.add_argument("--tiny", action="store_true",
+                        help="the embedded tiny Qwen-Audio-Chat (random weights, built offline in a temporary folder)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
+    add_model_loading_arguments(parser)
+    defaults = WebDemoLimits()
+    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens,
+                        help=f"default reply length in tokens (default: {defaults.max_new_tokens})")
+    parser.add_argument("--min-new-tokens", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--max-chat-seconds", type=float, default=defaults.chat_audio_seconds,
+                        help=f"longest clip in chat and sound questions (default: {defaults.chat_audio_seconds:g} s)")
+    parser.add_argument("--max-transcribe-seconds", type=float, default=defaults.transcribe_audio_seconds,
+                        help=f"longest recording to transcribe (default: {defaults.transcribe_audio_seconds:g} s)")
+    parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size,
+                        help=f"transcriptions / sound questions run as one batch (default: {defaults.max_batch_size})")
+    parser.add_argument("--batch-wait-ms", type=float, default=defaults.batch_wait_s * 1000,
+                        help="how long a request waits for others to batch with (default: %(default)g ms)")
+    parser.add_argument("--chat-concurrency", type=int, default=defaults.chat_concurrency,
+                        help=f"chat replies streamed at the same time (default: {defaults.chat_concurrency})")
+    parser.set_defaults(run=run_web)
+    return parser
+
+
+def run_web(args, out=None) -> int:
+    """Runs the demo until interrupted."""
+    from .cli import CliError, check_model, load_pipeline
+
+    out = out or sys.stdout
+    if args.tiny == (args.model is not None):
+        raise CliError("give MODEL (a checkpoint folder or Hub repo id) or --tiny, not both" if args.tiny
+                       else "give MODEL (a checkpoint folder or Hub repo id), or --tiny for the embedded tiny model")
+    if not 0 <= args.port <= 65535:
+        raise CliError(f"--port must be between 0 and 65535, got {args.port}")
+    try:
+        limits = WebDemoLimits(chat_audio_seconds=args.max_chat_seconds,
+                               transcribe_audio_seconds=args.max_transcribe_seconds,
+                               max_new_tokens=args.max_new_tokens,
+                               max_new_tokens_limit=max(args.max_new_tokens, WebDemoLimits.max_new_tokens_limit),
+                               max_batch_size=args.max_batch_size, batch_wait_s=args.batch_wait_ms / 1000,
+                               chat_concurrency=args.chat_concurrency)
+    except ValueError as error:
+        raise CliError(str(error).replace("`", "")) from None
+    if args.model is not None:
+        check_model(args.model)
+    try:
+        import gradio  # noqa: F401
+    except ImportError as error:
+        raise CliError(f"qwen-audio web needs the [web] extra ({error.name} is missing): "
+                       "pip install 'transformers-qwen-audio[web]'") from None
+
+    with tempfile.TemporaryDirectory(prefix="qwen-audio-tiny-") as tiny_dir:
+        model, title = args.model, f"Qwen-Audio: {args.model}"
+        if args.tiny:
+            from .demo import build_released_checkpoint
+
+            model = os.fspath(build_released_checkpoint(Path(tiny_dir) / "released"))
+            title = "Qwen-Audio: embedded tiny model (random weights)"
+        pipe = load_pipeline(model, device=args.device, dtype=args.dtype)
+        generate_kwargs = {} if args.min_new_tokens is None else {"min_new_tokens": args.min_new_tokens}
+        demo = build_demo(pipe, limits, generate_kwargs, title=title)
+        try:
+            print(f"Starting the web demo of {model} (Ctrl+C stops)", file=out, flush=True)
+            launch(demo, host=args.host, port=args.port or None, share=args.share)
+        except OSError as error:
+            raise CliError(f"cannot start the web demo on {args.host}:{args.port}: {error}") from None
+        except KeyboardInterrupt:
+            pass
+        finally:
+            demo.close()
+            demo.web_demo.close()
+    return 0
+
+
+__all__ = ["WebDemo", "WebDemoLimits", "add_parser", "build_demo", "history_to_messages", "launch", "load_clip",
+           "run_web"]
