@@ -61,6 +61,8 @@ HOP_LENGTH = 160
 MAX_AUDIO_SAMPLES = MAX_AUDIO_SECONDS * QWEN_AUDIO_SAMPLING_RATE
 MAX_MEL_FRAMES = MAX_AUDIO_SAMPLES // HOP_LENGTH
 LONG_AUDIO_MODES = ("truncate", "chunk")
+# "max_length": every window padded to 30 s (3000 frames), like the original; "longest": to the batch's longest window.
+FEATURE_PADDING_MODES = ("max_length", "longest")
 # "raw": the base Qwen-Audio (hierarchical task tags after the audio); "chatml": Qwen-Audio-Chat.
 CHAT_FORMATS = ("raw", "chatml")
 # The original's `chat()` stops at any of these (the released generation_config.json only names <|endoftext|>).
@@ -85,9 +87,14 @@ class QwenAudioAudioKwargs(AudioKwargs, total=False):
     allow_audio_paths_in_text (`bool`, *optional*, defaults to `False`):
         Whether `<audio>PATH</audio>` written in the text (without `audio=`) loads PATH, as the original did. Off by
         default: text often comes from users, and must not decide which local file is read.
+    feature_padding (`str`, *optional*, defaults to `"max_length"`):
+        How far `input_features` are padded: `"max_length"` pads every window to 30 s (3000 frames), as the original
+        does; `"longest"` only past the longest window of the batch (see `feature_window_samples`), which gives the
+        same values on every frame the model reads for a fraction of the log-mel cost of short clips (training).
     """
 
     long_audio: Literal["truncate", "chunk"] | None
+    feature_padding: Literal["max_length", "longest"] | None
     allow_urls: bool | None
     audio_base_dir: str | os.PathLike | None
     allow_audio_paths_in_text: bool | None
@@ -100,6 +107,21 @@ class QwenAudioProcessorKwargs(ProcessingKwargs, total=False):
 def num_mel_frames(num_samples: int) -> int:
     """Valid log-mel frames of a clip, as the original counts them (the first 30 s only)."""
     return min(num_samples, MAX_AUDIO_SAMPLES) // HOP_LENGTH
+
+
+def feature_window_samples(longest_window: int, n_fft: int = 400) -> int:
+    """
+    Samples that `feature_padding="longest"` pads every window of a batch to, given its longest window.
+
+    Whisper's log-mel of a zero-padded clip does not depend on how far the zeros go, on every frame of the shorter
+    padding: the centred STFT frames near the end reflect only zeros as long as at least `n_fft // 2 + 1` zeros follow
+    the clip, and the per-clip maximum (the `max - 8` floor) is never taken on an all-zero frame (log10(1e-10), the
+    smallest value). The frame count is even and covers what the encoder reads: its stride-2 convolution trims each
+    clip to `2 * ceil(mel_frames / 2)` frames. Never more than the 30 s window.
+    """
+    frames = -(-(longest_window + n_fft // 2 + 1) // HOP_LENGTH)
+    frames += frames % 2
+    return min(frames, MAX_MEL_FRAMES) * HOP_LENGTH
 
 
 def split_into_windows(waveform: np.ndarray) -> list[np.ndarray]:
@@ -309,7 +331,7 @@ class QwenAudioProcessor(ProcessorMixin):
             **kwargs ([`QwenAudioProcessorKwargs`]):
                 Merged by `_merge_kwargs`. Audio: `sampling_rate` (of array clips, default 16 kHz; files carry their
                 own rate; everything is resampled to 16 kHz), `long_audio`, `allow_urls`, `audio_base_dir`,
-                `allow_audio_paths_in_text` (see [`QwenAudioAudioKwargs`]). Text: the tokenizer's (`padding`,
+                `allow_audio_paths_in_text`, `feature_padding` (see [`QwenAudioAudioKwargs`]). Text: the tokenizer's (`padding`,
                 `padding_side`, `truncation`, `max_length`, `return_offsets_mapping`, ...); padding defaults to the
                 longest text, on the tokenizer's side (left). `return_text_replacement_offsets=True` adds, per
                 text, where each span was in the caller's text (`span`) and where its expansion is (`new_span`).
@@ -317,7 +339,8 @@ class QwenAudioProcessor(ProcessorMixin):
 
         Returns:
             [`BatchFeature`] with `input_ids`, `attention_mask` and, when there is audio, `input_features`
-            (`[num_windows, 80, 3000]`, float32, span order) and `feature_attention_mask` (`[num_windows, 3000]`).
+            (`[num_windows, 80, 3000]`, float32, span order; fewer frames with `feature_padding="longest"`) and
+            `feature_attention_mask` (`[num_windows, frames]`).
         """
         if text is None:
             raise ValueError("QwenAudioProcessor needs `text`: write one <audio></audio> span per clip in it.")
@@ -426,6 +449,9 @@ class QwenAudioProcessor(ProcessorMixin):
         long_audio = kwargs.get("long_audio") or self.long_audio
         if long_audio not in LONG_AUDIO_MODES:
             raise ValueError(f"`long_audio` must be one of {LONG_AUDIO_MODES}, got {long_audio!r}.")
+        feature_padding = kwargs.get("feature_padding") or "max_length"
+        if feature_padding not in FEATURE_PADDING_MODES:
+            raise ValueError(f"`feature_padding` must be one of {FEATURE_PADDING_MODES}, got {feature_padding!r}.")
         waveforms = [
             load_clip(
                 clip,
@@ -438,18 +464,21 @@ class QwenAudioProcessor(ProcessorMixin):
         ]
         windows_per_clip = self._split_long_audio(waveforms, long_audio)
         windows = [window for windows_of_clip in windows_per_clip for window in windows_of_clip]
+        padded_samples = MAX_AUDIO_SAMPLES
+        if feature_padding == "longest":
+            padded_samples = feature_window_samples(max(map(len, windows)), self.feature_extractor.n_fft)
         features = self.feature_extractor(
             windows,
             sampling_rate=QWEN_AUDIO_SAMPLING_RATE,
             padding="max_length",
-            max_length=MAX_AUDIO_SAMPLES,
+            max_length=padded_samples,
             truncation=True,
             return_attention_mask=False,
             return_tensors="np",
         )
         # WhisperFeatureExtractor's own mask can count one frame more than the original (which uses
         # samples // hop); the model masks the encoder with this one.
-        feature_attention_mask = np.zeros((len(windows), MAX_MEL_FRAMES), dtype=np.int64)
+        feature_attention_mask = np.zeros((len(windows), padded_samples // HOP_LENGTH), dtype=np.int64)
         for row, window in enumerate(windows):
             feature_attention_mask[row, : num_mel_frames(len(window))] = 1
         processed_audio = {
@@ -829,6 +858,7 @@ __all__ = [
     "QwenAudioProcessorKwargs",
     "audio_span_length",
     "default_chat_template",
+    "feature_window_samples",
     "find_audio_spans",
     "num_mel_frames",
     "register_processor_auto_classes",
