@@ -44,8 +44,8 @@ MIXTURE_FEATURES = Features(
 )
 
 
-@dataclass
-class AudioDatasetSource:
+@dataclass(kw_only=True)
+class AudioDatasetSource(TaskTags):
     """
     One source of the pre-training mixture (one entry of the YAML's `datasets:` list).
 
@@ -79,12 +79,8 @@ class AudioDatasetSource:
     duration_column: str | None = None
     weight: float = 1.0
     max_samples: int | None = None
-    task: str = "transcribe"
-    audio_language: str = "unknown"
-    output_language: str | None = None
-    timestamps: bool = False
-    itn: bool | None = None
-    caption_style: str | None = None
+    # The task tags are TaskTags' fields (one declaration): task, audio_language, output_language, timestamps, itn,
+    # caption_style.
 
     def __post_init__(self):
         if not isinstance(self.path, str) or not self.path:
@@ -106,14 +102,7 @@ class AudioDatasetSource:
 
     @property
     def tags(self) -> TaskTags:
-        return TaskTags(
-            task=self.task,
-            audio_language=self.audio_language,
-            output_language=self.output_language,
-            timestamps=self.timestamps,
-            itn=self.itn,
-            caption_style=self.caption_style,
-        )
+        return TaskTags(**{tag.name: getattr(self, tag.name) for tag in fields(TaskTags)})
 
     @property
     def label(self) -> str:
