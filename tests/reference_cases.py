@@ -54,6 +54,19 @@ def checkpoint_for_case(case_name: str) -> Path:
     return require_reference() / folder
 
 
+def model_case_inputs(case_name: str) -> tuple[torch.Tensor, dict]:
+    """`input_ids` [1, length] of a model case and its clips' model inputs."""
+    case = manifest()["model_cases"][case_name]
+    return model_outputs()[f"{case_name}.input_ids"].long()[None], clip_inputs(case["audios"])
+
+
+def chat_case_inputs(index: int) -> tuple[torch.Tensor, dict]:
+    """The context tokens [1, length] the original fed the model for a chat case, and its clips' model inputs."""
+    case = manifest()["chat_cases"][index]
+    file_to_key = {entry["file"]: key for key, entry in manifest()["audio"].items()}
+    return torch.tensor([case["context_tokens"]]), clip_inputs([file_to_key[url] for url in case["audio_urls"]])
+
+
 def left_pad(sequences: list[torch.Tensor], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     length = max(len(s) for s in sequences)
     input_ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
@@ -67,8 +80,7 @@ def left_pad(sequences: list[torch.Tensor], pad_id: int = 0) -> tuple[torch.Tens
 def run_model_case(model, case_name: str) -> dict:
     """The original's three figures for one model case: no-cache eval logits, cached greedy tokens, train loss."""
     case = manifest()["model_cases"][case_name]
-    input_ids = model_outputs()[f"{case_name}.input_ids"].long()[None]
-    audio = clip_inputs(case["audios"])
+    input_ids, audio = model_case_inputs(case_name)
     with torch.no_grad():
         logits = model.eval()(input_ids, **audio).logits[0]
         generated = model.generate(
@@ -92,9 +104,7 @@ def run_model_case(model, case_name: str) -> dict:
 def run_chat_case(model, index: int) -> dict:
     """Last-position logits and 10 greedy tokens of a chat case, from its stored context tokens."""
     case = manifest()["chat_cases"][index]
-    file_to_key = {entry["file"]: key for key, entry in manifest()["audio"].items()}
-    input_ids = torch.tensor([case["context_tokens"]])
-    audio = clip_inputs([file_to_key[url] for url in case["audio_urls"]])
+    input_ids, audio = chat_case_inputs(index)
     with torch.no_grad():
         last_logits = model(input_ids, **audio).logits[0, -1]
         generated = model.generate(

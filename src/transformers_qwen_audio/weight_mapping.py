@@ -19,7 +19,7 @@ Released (`transformer.*`)                     native
 """
 
 from transformers.conversion_mapping import register_checkpoint_conversion_mapping
-from transformers.core_model_loading import Chunk, WeightConverter, WeightRenaming
+from transformers.core_model_loading import Chunk, ConversionOps, WeightConverter, WeightRenaming
 
 _AUDIO = r"^transformer\.audio\."
 _TEXT = r"^transformer\."
@@ -55,11 +55,42 @@ def released_checkpoint_conversions() -> list:
     ]
 
 
+class QuantizeEachTensor(ConversionOps):
+    """Runs a quantize-on-load op once per tensor, on the tensor's own module. transformers 5.24's torchao op
+    quantizes only the first tensor it is given and drops the others (its bitsandbytes ops loop; transformers
+    PR 46210 fixed them, not torchao's), so without this a split fused qkv would leave k_proj and v_proj random."""
+
+    def __init__(self, quantize: ConversionOps):
+        self.quantize = quantize
+
+    def convert(self, input_dict, full_layer_name=None, **kwargs):
+        converted = {}
+        for name, tensor in input_dict.items():
+            converted.update(self.quantize.convert({name: tensor}, full_layer_name=name, **kwargs))
+        return converted
+
+
+class SplitWeightConverter(WeightConverter):
+    """A one-to-many `WeightConverter` whose quantize-on-load op sees one target tensor at a time."""
+
+    __slots__ = ()
+
+    def convert(self, layer_name, model=None, config=None, hf_quantizer=None, loading_info=None):
+        quantize = self.quantization_operation
+        if quantize is not None:
+            self.quantization_operation = QuantizeEachTensor(quantize)
+        try:
+            return super().convert(layer_name, model=model, config=config, hf_quantizer=hf_quantizer,
+                                   loading_info=loading_info)
+        finally:
+            self.quantization_operation = quantize
+
+
 def released_decoder_conversions() -> list:
     """The fused qkv split, registered for the decoder sub-model so that it (and its reverse, when saving in the
     original format) is scoped to `model.language_model` and never touches the encoder's q/k/v projections."""
     return [
-        WeightConverter(
+        SplitWeightConverter(
             source_patterns=r"\.attn\.c_attn\.",
             target_patterns=[r".self_attn.q_proj.", r".self_attn.k_proj.", r".self_attn.v_proj."],
             operations=[Chunk(dim=0)],
