@@ -180,7 +180,7 @@ class Report:
 
     def __init__(self):
         self.cases, self.memory, self.modules, self.problems = [], [], [], []
-        self.worst_relative, self.prefixes, self.layer_ratios = 0.0, [], []
+        self.worst_relative, self.prefixes, self.top1, self.layer_ratios = 0.0, [], [], []
 
 
 def measure_scheme(scheme, checkpoints, all_cases, baseline, args, dtype) -> tuple[Report, bool]:
@@ -201,10 +201,12 @@ def measure_scheme(scheme, checkpoints, all_cases, baseline, args, dtype) -> tup
                 relative = error / base_logits.abs().max().item()
                 vs_original = ((logits[-1] if last_row_only else logits) - expected).abs().max().item()
                 prefix, equal = greedy_agreement(tokens, base_tokens)
+                top1 = (logits.argmax(-1) == base_logits.argmax(-1)).float().mean().item()
                 report.worst_relative = max(report.worst_relative, relative)
                 report.prefixes.append(prefix)
-                report.cases.append(f"| {name} | {error:.2e} | {relative:.2e} | {vs_original:.2e} | {base_margin:.3f} |"
-                                    f" {prefix}/{args.new_tokens} | {equal:.0%} |")
+                report.top1.append(top1)
+                report.cases.append(f"| {name} | {error:.2e} | {relative:.2e} | {vs_original:.2e} | {top1:.1%} |"
+                                    f" {base_margin:.3f} | {prefix}/{args.new_tokens} | {equal:.0%} |")
             footprint, layers = model.get_memory_footprint(), decoder_layer_bytes(model)
             base_footprint, base_layers = baseline["memory"][checkpoint]
             report.layer_ratios.append(f"{checkpoint.name} {layers / base_layers:.2f}x")
@@ -225,9 +227,9 @@ def measure_scheme(scheme, checkpoints, all_cases, baseline, args, dtype) -> tup
 
 def print_report(report: Report) -> None:
     if report.cases:
-        print("| case | max abs error vs float32 | relative | max abs error vs original | float32 greedy margin |"
-              " greedy common prefix | greedy equal positions |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
+        print("| case | max abs error vs float32 | relative | max abs error vs original | top-1 = float32's |"
+              " float32 greedy margin | greedy common prefix | greedy equal positions |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         print("\n".join(report.cases) + "\n")
         print("| checkpoint | get_memory_footprint() (vs float32) | decoder layers stored (vs float32) |")
         print("| --- | --- | --- |")
@@ -283,30 +285,34 @@ def main(argv=None):
         print(f"| {name} | {error:.2e} | {tokens[:compared] == original[:compared]} ({compared} tokens) |")
     print()
 
-    failed, summary = [], []
+    failed, summary, worst = [], [], {}
     for scheme in args.schemes:
         print(f"## {scheme}\n")
         reason = scheme_requirement(scheme)
         if reason:
             print(f"skipped: {reason}\n")
-            summary.append(f"| {scheme} | skipped: {reason} | | | |")
+            summary.append([scheme, f"skipped: {reason}", "", "", "", ""])
             continue
         report, scheme_failed = measure_scheme(scheme, checkpoints, all_cases, baseline, args, dtype)
         print_report(report)
         if scheme_failed:
             failed.append(scheme)
         if report.prefixes:
-            summary.append(f"| {scheme} | {report.worst_relative:.2e} | {min(report.prefixes)}/{args.new_tokens} | "
-                           f"{sum(report.prefixes) / len(report.prefixes):.1f}/{args.new_tokens} | "
-                           f"{', '.join(report.layer_ratios)} |")
+            worst[scheme] = report.worst_relative
+            summary.append([scheme, f"{report.worst_relative:.2e}", f"{min(report.top1):.1%}",
+                            f"{min(report.prefixes)}/{args.new_tokens}",
+                            f"{sum(report.prefixes) / len(report.prefixes):.1f}/{args.new_tokens}",
+                            ", ".join(report.layer_ratios)])
         for problem in report.problems:
-            summary.append(f"| {scheme} | {problem} | | | |")
+            summary.append([scheme, problem, "", "", "", ""])
 
     print("## Summary\n")
-    print("| scheme | worst relative logits error vs float32 | worst greedy common prefix | mean greedy common prefix |"
-          " decoder layers stored vs float32 |")
-    print("| --- | --- | --- | --- | --- |")
-    print("\n".join(summary))
+    print("| scheme | worst relative logits error vs float32 | the same / bf16's | worst top-1 = float32's |"
+          " worst greedy common prefix | mean greedy common prefix | decoder layers stored vs float32 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for scheme, error, *rest in summary:
+        ratio = f"{worst[scheme] / worst['bf16']:.2f}x" if error[0].isdigit() and "bf16" in worst else ""
+        print("| " + " | ".join([scheme, error, ratio, *rest]) + " |")
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
         sys.exit(1)
