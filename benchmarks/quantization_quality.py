@@ -165,9 +165,9 @@ def known_limitation(model, scheme: str, device: str) -> str | None:
     if scheme == "bnb-nf4" and device == "cpu":
         # bitsandbytes' CPU 4-bit path (inference, no grad) repacks each weight in blocks of `blocksize` input
         # features and fails on layers narrower than a block; real checkpoints are thousands wide
-        narrow = sorted({(m.in_features, m.weight.quant_state.blocksize) for m in model.modules()
-                         if hasattr(m.weight if hasattr(m, "weight") else None, "quant_state")
-                         and m.in_features % m.weight.quant_state.blocksize})
+        blocks = [(module.in_features, module.weight.quant_state.blocksize) for module in model.modules()
+                  if getattr(getattr(module, "weight", None), "quant_state", None) is not None]
+        narrow = sorted({(width, block) for width, block in blocks if width % block})
         if narrow:
             widths = ", ".join(str(width) for width, _ in narrow)
             return (f"bitsandbytes' CPU 4-bit kernel needs in_features divisible by its block size "
