@@ -29,7 +29,7 @@ import sys
 
 import datasets
 import transformers
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import set_seed
 from transformers.trainer_utils import get_last_checkpoint
 from trl import TrlParser
 
@@ -38,9 +38,13 @@ from transformers_qwen_audio.training import (
     AudioMixtureArguments,
     QwenAudioChatCollator,
     QwenAudioModelArguments,
+    QwenAudioPretrainer,
+    QwenAudioPretrainingConfig,
+    attach_encoder_ctc_head,
     load_audio_mixture,
     load_model,
     load_processor,
+    remove_encoder_ctc_head,
     save_and_push,
     set_trainable_modules,
 )
@@ -94,6 +98,9 @@ def main(mixture_args, model_args, training_args):
     model.config.use_cache = not training_args.gradient_checkpointing
     counts = set_trainable_modules(model, model_args.train_modules)
     logger.info(f"Training {model_args.train_modules}: {counts}")
+    if training_args.encoder_ctc_weight > 0:
+        # Training-only: an auxiliary CTC head on the encoder (transformers_qwen_audio.training.encoder_ctc).
+        attach_encoder_ctc_head(model)
 
     # Labels are -100 on the audio span, the task tags and padding: only the target and <|endoftext|> are learned.
     # The tags are given at inference (they are the instruction), and the audio positions hold encoder outputs, not
@@ -103,12 +110,13 @@ def main(mixture_args, model_args, training_args):
         completion_only_loss=True,
         max_length=mixture_args.max_length,
         audio_base_dir=model_args.audio_base_dir,
+        encoder_ctc_labels=training_args.encoder_ctc_weight > 0,
     )
 
     #####################
     # Initialize Trainer
     #####################
-    trainer = Trainer(
+    trainer = QwenAudioPretrainer(
         model=model,
         args=training_args,
         data_collator=data_collator,
@@ -143,6 +151,7 @@ def main(mixture_args, model_args, training_args):
     # Save model, model card, push to hub
     ####################################
     logger.info("*** Save model ***")
+    remove_encoder_ctc_head(trainer.model)  # the final model is a plain QwenAudioForConditionalGeneration
     save_and_push(
         trainer,
         {
@@ -156,7 +165,7 @@ def main(mixture_args, model_args, training_args):
 
 
 def make_parser() -> TrlParser:
-    return TrlParser((AudioMixtureArguments, QwenAudioModelArguments, TrainingArguments))
+    return TrlParser((AudioMixtureArguments, QwenAudioModelArguments, QwenAudioPretrainingConfig))
 
 
 if __name__ == "__main__":

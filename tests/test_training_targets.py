@@ -80,6 +80,21 @@ def test_pretraining_examples_use_the_one_tag_chain():
     assert build_pretraining_example(TaskTags("transcribe", "en", timestamps=True), words=[])["completion"] == ""
 
 
+def test_srwt_words_of_spaced_languages_carry_a_leading_space():
+    """English SRWT targets read "red the bird" once the timestamps are skipped (as its BPE tokens carry the space);
+    Chinese keeps the released back-to-back form (checked above)."""
+    words = [{"word": "red", "start": 0.42, "end": 0.75}, {"word": "the", "start": 1.24, "end": 1.53}]
+    english = build_pretraining_example(TaskTags("transcribe", "en", timestamps=True), words=words, duration=2.0)
+    assert english["completion"] == "<|sil|><|0.42|> red<|0.75|><|sil|><|1.24|> the<|1.53|><|sil|><|2.00|>"
+    processor = byte_level_processor()
+    ids = processor.tokenizer(english["completion"])["input_ids"]
+    assert processor.decode(ids, skip_special_tokens=True).strip() == "red the"
+    assert [chunk["text"] for chunk in processor.decode(ids, return_timestamps="word")["chunks"]] == ["red", "the"]
+    assert parse_word_timestamps("<|0.00|>" + english["completion"]) == [
+        {"text": "red", "timestamp": (0.42, 0.75)}, {"text": "the", "timestamp": (1.24, 1.53)}
+    ]
+
+
 def test_impossible_tags_are_refused_before_reading_data():
     with pytest.raises(ValueError, match="leave `itn`"):
         TaskTags("transcribe", "en", timestamps=True, itn=False).validate()
@@ -102,7 +117,7 @@ def test_labels_are_exactly_the_target_and_endoftext(tmp_path):
     rows = [{"audio": {"path": str(clip), "bytes": None}, **example}]
     batch = QwenAudioChatCollator(processor)(rows)
 
-    target_ids = tokenizer("<|sil|><|0.10|>hi<|0.50|><|sil|><|1.00|><|endoftext|>")["input_ids"]
+    target_ids = tokenizer("<|sil|><|0.10|> hi<|0.50|><|sil|><|1.00|><|endoftext|>")["input_ids"]
     labels, input_ids = batch["labels"][0], batch["input_ids"][0]
     trained = labels != IGNORE_INDEX
     # Every trained position is at the end, in order: exactly the target and <|endoftext|>.

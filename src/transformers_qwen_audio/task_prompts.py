@@ -41,6 +41,9 @@ ANALYSIS_HEADER = "<|startofanalysis|>"
 # Output languages additionally include traditional Chinese.
 OUTPUT_LANGUAGES = AUDIO_LANGUAGES + ("zh_tr",)
 SPEECH_TASKS = ("transcribe", "translate")
+# Languages written without spaces between words: their SRWT words are written back to back, the others' words
+# each with a leading space, as their BPE tokens carry it (so that the text without timestamps reads normally).
+LANGUAGES_WITHOUT_WORD_SPACES = ("zh", "zh_tr", "yue", "ja", "th", "lo", "my", "km", "bo")
 # Task name -> task tag of the vocabulary. All of these are answered after `<|startofanalysis|>`.
 ANALYSIS_TASKS = {
     "caption": "<|caption|>",
@@ -344,7 +347,14 @@ def _pieces_of(text, time_offset: float, chunk_length: float, mark_windows: bool
     yield from _timed_pieces(text, time_offset)
 
 
-def format_word_timestamps(words, end_time: float | None = None, start_time: float = 0.0) -> str:
+def word_separator(language: str | None) -> str:
+    """What separates two words of `language` in running text: nothing for Chinese, Japanese, Thai, ..., else a space."""
+    return "" if language in LANGUAGES_WITHOUT_WORD_SPACES else " "
+
+
+def format_word_timestamps(
+    words, end_time: float | None = None, start_time: float = 0.0, word_prefix: str = ""
+) -> str:
     """
     Writes words with their time spans the way Qwen-Audio's SRWT outputs them (the inverse of `parse_word_timestamps`),
     e.g. `<|0.00|><|sil|><|0.54|>面<|0.86|>条<|1.17|>机<|1.46|><|sil|><|2.01|>`.
@@ -357,12 +367,16 @@ def format_word_timestamps(words, end_time: float | None = None, start_time: flo
     Args:
         words (`list[dict]`):
             In time order, each `{"text" (or "word"): str, "start": float, "end": float}` in seconds (or
-            `{"text", "timestamp": (start, end)}` as `parse_word_timestamps` returns them). Text is written as given,
-            stripped (the released outputs have no spaces around timestamp tokens).
+            `{"text", "timestamp": (start, end)}` as `parse_word_timestamps` returns them). Text is written stripped,
+            after `word_prefix`.
         end_time (`float`, *optional*):
             End of the clip: trailing silence up to it is written as `<|sil|><|end_time|>`.
         start_time (`float`, *optional*, defaults to 0.0):
             Start of the window: the output always opens with this timestamp.
+        word_prefix (`str`, *optional*, defaults to `""`):
+            Written before every word: `word_separator(language)`, i.e. a space for languages that separate words
+            with spaces (`<|0.54|> stop<|0.86|> go<|1.20|>` decodes to "stop go" once the timestamps are skipped) and
+            nothing for Chinese (`<|0.54|>面<|0.86|>条<|1.17|>`, as released).
 
     Returns:
         `str`: the timestamped text, without `<|endoftext|>`.
@@ -385,7 +399,7 @@ def format_word_timestamps(words, end_time: float | None = None, start_time: flo
             )
         if start > previous:
             pieces.append(SILENCE_TOKEN + timestamp_token(start))
-        pieces.append(text.strip() + timestamp_token(end))
+        pieces.append(word_prefix + text.strip() + timestamp_token(end))
         previous = end
     if end_time is not None and _grid(end_time) > previous:
         pieces.append(SILENCE_TOKEN + timestamp_token(end_time))
@@ -405,4 +419,5 @@ __all__ = [
     "parse_word_timestamps",
     "supported_tasks",
     "timestamp_token",
+    "word_separator",
 ]

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..audio_io import load_audio
-from ..training.targets import _words_as_list  # one reading of a word-timestamp cell (list of dicts or dict of lists)
+from ..training.targets import words_as_list  # one reading of a word-timestamp cell (list of dicts or dict of lists)
 from . import metrics
 from .benchmarks import BenchmarkSpec, build_prompt, load_benchmark_rows
 
@@ -77,7 +77,7 @@ def score(spec: BenchmarkSpec, rows: list[dict], replies: list[str]) -> dict:
         # The prompt ends with the first timestamp: the parser needs it back in front of the reply.
         first = spec.prompt[spec.prompt.rfind("<|") :] if spec.prompt.rstrip().endswith("|>") else ""
         timed = [first + reply for reply in replies]
-        words = [[dict(word) for word in _words_as_list(row["words"])] for row in rows]
+        words = [[dict(word) for word in words_as_list(row["words"])] for row in rows]
         transcripts = [" ".join(word["word"] for word in row_words) for row_words in words]
         return {"wer": metrics.corpus_word_error_rate(transcripts, replies, spec.language),
                 **metrics.word_boundary_errors(words, timed)}

@@ -6,6 +6,12 @@
 targets, the collator, where a run starts (checkpoint, `model_config`, Whisper encoder) and what it trains."""
 
 from .collators import IGNORE_INDEX, QwenAudioChatCollator
+from .encoder_ctc import (
+    QwenAudioPretrainer,
+    QwenAudioPretrainingConfig,
+    attach_encoder_ctc_head,
+    remove_encoder_ctc_head,
+)
 from .mixture import AudioDatasetSource, AudioMixtureArguments, load_audio_mixture
 from .model_setup import QwenAudioModelArguments, load_model, load_processor, set_trainable_modules
 from .saving import save_and_push
@@ -19,12 +25,16 @@ __all__ = [
     "AudioMixtureArguments",
     "QwenAudioChatCollator",
     "QwenAudioModelArguments",
+    "QwenAudioPretrainer",
+    "QwenAudioPretrainingConfig",
     "TaskTags",
+    "attach_encoder_ctc_head",
     "build_pretraining_example",
     "init_audio_encoder_from_whisper",
     "load_audio_mixture",
     "load_model",
     "load_processor",
+    "remove_encoder_ctc_head",
     "save_and_push",
     "set_trainable_modules",
 ]

@@ -41,6 +41,21 @@ def _as_clip_list(audio) -> list:
     return [audio] if is_single_clip(audio) else list(audio)
 
 
+def transcript_ctc_labels(transcript: str | None) -> list[int]:
+    """The encoder CTC target of one clip (`encoder_ctc.py`): its transcript's UTF-8 bytes shifted past the blank,
+    class 0 (empty: no target)."""
+    return [byte + 1 for byte in (transcript or "").strip().encode("utf-8")]
+
+
+def pad_ctc_labels(rows: list[list[int]]) -> torch.Tensor:
+    """`[clips, longest]` labels padded with -100 (a clip without a transcript is a row of -100)."""
+    width = max((len(row) for row in rows), default=0)
+    labels = torch.full((len(rows), max(width, 1)), IGNORE_INDEX, dtype=torch.long)
+    for index, row in enumerate(rows):
+        labels[index, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return labels
+
+
 @dataclass
 class _Example:
     """One example made ready for the processor: its text, its clips, and the character ranges to train on
@@ -110,6 +125,10 @@ class QwenAudioChatCollator:
         feature_padding (`str`, *optional*, defaults to `"longest"`):
             The processor's `feature_padding`: `"longest"` (the batch's longest clip) or `"max_length"` (every clip
             padded to 30 s, 3000 frames, as the original's data loader does; same loss, slower).
+        encoder_ctc_labels (`bool`, *optional*, defaults to `False`):
+            Add `ctc_labels` (`[num_clips, longest]`, -100 padded): the UTF-8 bytes of each clip's `transcript` (a
+            column of the pre-training mixture) for the auxiliary encoder CTC loss of `QwenAudioPretrainer`. A clip
+            of a row without a transcript, or of a row with several clips, gets no target.
     """
 
     processor: Any
@@ -122,6 +141,7 @@ class QwenAudioChatCollator:
     assistant_only_loss: bool | None = None
     allow_audio_paths_in_text: bool = False
     feature_padding: str = "longest"
+    encoder_ctc_labels: bool = False
 
     def __post_init__(self):
         tokenizer = self.processor.tokenizer
@@ -281,6 +301,12 @@ class QwenAudioChatCollator:
         if "input_features" in batch:
             collated["input_features"] = torch.from_numpy(batch["input_features"])
             collated["feature_attention_mask"] = torch.from_numpy(batch["feature_attention_mask"])
+            if self.encoder_ctc_labels:
+                collated["ctc_labels"] = pad_ctc_labels([
+                    transcript_ctc_labels(example.get("transcript") if len(ready.clips) == 1 else None)
+                    for example, ready in zip(examples, prepared)
+                    for _ in ready.clips
+                ])
         if self.max_length is not None and int(attention_mask.sum(-1).max()) > self.max_length:
             collated = self._truncate(collated)
         return self._pad_to_multiple(collated)
@@ -325,10 +351,12 @@ class QwenAudioChatCollator:
         if "input_features" in collated:
             keep = torch.tensor(keep_clips, dtype=torch.bool)
             if not keep.any():
-                del collated["input_features"], collated["feature_attention_mask"]
+                for key in ("input_features", "feature_attention_mask", "ctc_labels"):
+                    collated.pop(key, None)
             elif not keep.all():
-                collated["input_features"] = collated["input_features"][keep]
-                collated["feature_attention_mask"] = collated["feature_attention_mask"][keep]
+                for key in ("input_features", "feature_attention_mask", "ctc_labels"):
+                    if key in collated:
+                        collated[key] = collated[key][keep]
         return collated
 
     def _pad_to_multiple(self, collated: dict) -> dict:
@@ -344,4 +372,4 @@ class QwenAudioChatCollator:
         return collated
 
 
-__all__ = ["IGNORE_INDEX", "QwenAudioChatCollator"]
+__all__ = ["IGNORE_INDEX", "QwenAudioChatCollator", "pad_ctc_labels", "transcript_ctc_labels"]

@@ -4,7 +4,7 @@
 # you may not use this file except in compliance with the License.
 """
 The multitask pre-training data mixture: several audio datasets, each with its columns and task tags, turned into
-one stream of `{"audio", "prompt", "completion", "duration", "length"}` rows and mixed by weight.
+one stream of `{"audio", "prompt", "completion", "transcript", "duration", "length"}` rows and mixed by weight.
 
 Laid out like TRL's `DatasetMixtureConfig` (a `datasets:` list in the recipe YAML), with what audio needs on top:
 which columns hold the audio, the text and the word timestamps, the task tags of the source, and a sampling weight.
@@ -22,8 +22,8 @@ import datasets
 from datasets import Audio, Features, Value, concatenate_datasets, interleave_datasets, load_dataset
 
 from ..audio_io import QWEN_AUDIO_SAMPLING_RATE, load_audio
-from ..task_prompts import MAX_TIMESTAMP_SECONDS, QUESTION_TASKS
-from .targets import TaskTags, build_pretraining_example
+from ..task_prompts import MAX_TIMESTAMP_SECONDS, QUESTION_TASKS, word_separator
+from .targets import TaskTags, build_pretraining_example, words_as_list
 
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ MIXTURE_FEATURES = Features(
         "audio": {"bytes": Value("binary"), "path": Value("string")},
         "prompt": Value("string"),
         "completion": Value("string"),
+        "transcript": Value("string"),
         "duration": Value("float64"),
         "length": Value("int64"),
     }
@@ -64,6 +65,8 @@ class AudioDatasetSource(TaskTags):
     captioning: `clotho`, `audiocaps`, `plain`, `audioset_ontology`).
 
     `weight`: relative sampling probability in the mixture. `max_samples`: keep only the first N rows (smoke runs).
+    `encoder_ctc`: whether the rows carry a `transcript` for the auxiliary encoder CTC loss (`encoder_ctc_weight`);
+    default: transcription sources (the target is the audio's own words, in order), not translation or the others.
     """
 
     path: str
@@ -79,6 +82,7 @@ class AudioDatasetSource(TaskTags):
     duration_column: str | None = None
     weight: float = 1.0
     max_samples: int | None = None
+    encoder_ctc: bool | None = None
     # The task tags are TaskTags' fields (one declaration): task, audio_language, output_language, timestamps, itn,
     # caption_style.
 
@@ -99,6 +103,12 @@ class AudioDatasetSource(TaskTags):
             self.tags.validate()
         except ValueError as error:
             raise ValueError(f"Source {self.path}: {error}") from None
+
+    @property
+    def has_transcript(self) -> bool:
+        if self.encoder_ctc is not None:
+            return self.encoder_ctc
+        return self.task == "transcribe" and self.output_language in (None, self.audio_language)
 
     @property
     def tags(self) -> TaskTags:
@@ -283,11 +293,24 @@ def _to_mixture_rows(source: AudioDatasetSource, base_dir: str | None):
         return {
             "audio": {"path": audio.get("path"), "bytes": audio.get("bytes")},
             **example,
+            "transcript": plain_transcript(source, row) if source.has_transcript else "",
             "duration": float(duration),
             "length": int(round(float(duration) * 100)),
         }
 
     return convert
+
+
+def plain_transcript(source: AudioDatasetSource, row) -> str:
+    """The words of a row in order, without timestamps: the text column, or the timestamped words joined."""
+    if source.text_column and row.get(source.text_column):
+        text = row[source.text_column]
+        if isinstance(text, (list, tuple)):
+            text = next((item for item in text if isinstance(item, str) and item.strip()), "")
+        return str(text).strip()
+    words = words_as_list(row[source.words_column]) if source.words_column else []
+    separator = word_separator(source.audio_language)
+    return separator.join(str(word.get("text", word.get("word", ""))).strip() for word in words).strip()
 
 
 def _keep(max_audio_seconds: float):

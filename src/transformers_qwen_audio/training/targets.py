@@ -11,7 +11,8 @@ A pre-training example of the base Qwen-Audio model is
 
 with the tags from `task_prompts.build_task_prompt` (the one definition of the tag chains) and, for word-level
 timestamps (SRWT), a target from `task_prompts.format_word_timestamps`:
-`<|0.00|><|sil|><|0.54|>word<|0.86|>word<|1.17|>...`. The released timestamp prompt already ends with the first
+`<|0.00|><|sil|><|0.54|> word<|0.86|> word<|1.17|>...` (each word after a space, except in languages written
+without spaces: `<|0.54|>面<|0.86|>条<|1.17|>`). The released timestamp prompt already ends with the first
 timestamp (`...<|timestamps|><|0.00|>`), as at inference, so the target starts with what the model has to predict
 after it.
 
@@ -22,7 +23,7 @@ format) puts the audio span in front, appends `<|endoftext|>` and learns only th
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..task_prompts import QUESTION_TASKS, build_task_prompt, format_word_timestamps, timestamp_token
+from ..task_prompts import QUESTION_TASKS, build_task_prompt, format_word_timestamps, timestamp_token, word_separator
 
 
 @dataclass
@@ -61,7 +62,7 @@ class TaskTags:
         self.prompt(question="?" if self.task in QUESTION_TASKS else None)
 
 
-def _words_as_list(words) -> list[dict]:
+def words_as_list(words) -> list[dict]:
     """A word-timestamp cell as a list of dicts: `datasets` stores a list of structs either as a list of dicts or,
     for a `Sequence` feature, as a dict of lists."""
     if isinstance(words, Mapping):
@@ -95,11 +96,11 @@ def build_pretraining_example(
     """
     prompt = tags.prompt(question=question)
     if tags.timestamps:
-        words = _words_as_list(words)
+        words = words_as_list(words)
         if not words:
             return {"prompt": prompt, "completion": ""}
         end_time = None if duration is None else min(duration, 30.0)
-        target = format_word_timestamps(words, end_time=end_time)
+        target = format_word_timestamps(words, end_time=end_time, word_prefix=word_separator(tags.audio_language))
         first = timestamp_token(0.0)  # already the last token of the prompt
         return {"prompt": prompt, "completion": target[len(first) :]}
     if isinstance(text, (list, tuple)):  # several references (Clotho has five captions a clip): the first one
@@ -107,4 +108,4 @@ def build_pretraining_example(
     return {"prompt": prompt, "completion": (text or "").strip()}
 
 
-__all__ = ["TaskTags", "build_pretraining_example"]
+__all__ = ["TaskTags", "build_pretraining_example", "words_as_list"]

@@ -1,0 +1,144 @@
+# Copyright 2025 The transformers-qwen-audio authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+"""
+An auxiliary CTC loss on the audio encoder, for pre-training from scratch.
+
+A decoder-only model trained from random weights first learns the language of its targets and only later finds the
+words in the audio prefix: the loss sits on a plateau until it does (on the tiny multitask recipe: minutes on a CPU,
+and some seeds never leave it within the budget). A CTC head on the encoder output, trained on the transcript of
+transcription examples, gives the encoder a direct signal from the first step, so the audio tokens the decoder reads
+already carry the words, in order. The same remedy as the joint CTC-attention training of ESPnet (Watanabe et al.,
+2017); transformers' `Wav2Vec2ForCTC` computes the same `ctc_loss`, but on its own model only, hence this module.
+
+The CTC vocabulary is the transcript's UTF-8 bytes (class 0 is the blank, byte b is class b + 1): it does not depend
+on the tokenizer, covers every language, and byte rates stay below the encoder's 25 tokens/s for speech. The head is
+a training-only submodule (`encoder_ctc_head`): intermediate checkpoints keep it, so training resumes exactly;
+`remove_encoder_ctc_head` takes it off before the final model is saved, which is a plain `QwenAudioForConditionalGeneration`.
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from transformers import Trainer, TrainingArguments
+
+from ..modeling_qwen_audio import audio_token_lengths, clip_mel_lengths
+from .collators import IGNORE_INDEX, pad_ctc_labels, transcript_ctc_labels  # noqa: F401  (re-exported)
+
+
+CTC_VOCAB_SIZE = 257  # the blank (0, see collators.transcript_ctc_labels) + 256 byte values
+HEAD_NAME = "encoder_ctc_head"
+
+
+def attach_encoder_ctc_head(model) -> nn.Linear:
+    """Adds the training-only head (encoder width -> bytes + blank) to `model`, so the optimizer and checkpoints see
+    it; returns it. Idempotent."""
+    head = getattr(model, HEAD_NAME, None)
+    if head is None:
+        audio_config = model.config.audio_config
+        head = nn.Linear(audio_config.d_model, CTC_VOCAB_SIZE)
+        nn.init.normal_(head.weight, std=audio_config.d_model**-0.5)
+        nn.init.zeros_(head.bias)
+        head.to(device=model.device, dtype=next(model.model.audio_tower.parameters()).dtype)
+        model.add_module(HEAD_NAME, head)
+    return head
+
+
+def remove_encoder_ctc_head(model) -> None:
+    """Takes the training-only head off `model` (before the final save)."""
+    if hasattr(model, HEAD_NAME):
+        delattr(model, HEAD_NAME)
+
+
+def encoder_ctc_loss(head: nn.Module, encoder_states: torch.Tensor, input_features, feature_attention_mask,
+                     ctc_labels: torch.Tensor, audio_config) -> torch.Tensor | None:
+    """Mean CTC loss (per target byte, then over clips) of the clips that have a transcript; None when none has."""
+    target_lengths = (ctc_labels != IGNORE_INDEX).sum(-1)
+    has_target = target_lengths > 0
+    if not bool(has_target.any()):
+        return None
+    input_lengths = audio_token_lengths(clip_mel_lengths(input_features, feature_attention_mask, audio_config))
+    log_probs = head(encoder_states[has_target]).float().log_softmax(-1)
+    targets = ctc_labels[has_target].clamp(min=0)
+    # zero_infinity: a transcript longer than its clip's encoder tokens cannot be aligned; it contributes nothing
+    # rather than an infinite loss.
+    return nn.functional.ctc_loss(
+        log_probs.transpose(0, 1), targets, input_lengths[has_target].to(log_probs.device),
+        target_lengths[has_target].to(log_probs.device), blank=0, reduction="mean", zero_infinity=True,
+    )
+
+
+@dataclass
+class QwenAudioPretrainingConfig(TrainingArguments):
+    """`TrainingArguments` plus the options of Qwen-Audio pre-training (as TRL's `SFTConfig` extends them)."""
+
+    encoder_ctc_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight of an auxiliary CTC loss on the audio encoder, trained on the transcripts of "
+                  "transcription sources (their UTF-8 bytes). Shortens the plateau of training from scratch; 0 "
+                  "disables it. The head is dropped from the final model."},
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.encoder_ctc_weight < 0:
+            raise ValueError(f"`encoder_ctc_weight` must be >= 0, got {self.encoder_ctc_weight}.")
+
+
+class QwenAudioPretrainer(Trainer):
+    """`Trainer` that adds `encoder_ctc_weight` x the encoder CTC loss when the batch carries `ctc_labels` (the
+    collator's `encoder_ctc_labels=True`). The encoder output is read with a forward hook, so the model runs once."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._ctc_loss_sum, self._ctc_loss_count = None, 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        ctc_labels = inputs.pop("ctc_labels", None)
+        weight = getattr(self.args, "encoder_ctc_weight", 0.0)
+        # Evaluation reports the language-model loss alone, comparable between runs with and without the head.
+        if ctc_labels is None or weight == 0 or "input_features" not in inputs or not model.training:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        unwrapped = self.accelerator.unwrap_model(model)
+        head = getattr(unwrapped, HEAD_NAME, None)
+        if head is None:
+            raise ValueError("`encoder_ctc_weight` > 0 needs the head: call `attach_encoder_ctc_head(model)` "
+                             "before creating the trainer.")
+        captured = {}
+
+        def keep_encoder_output(module, args, output):
+            captured["states"] = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+
+        handle = unwrapped.model.audio_tower.register_forward_hook(keep_encoder_output)
+        try:
+            loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+        finally:
+            handle.remove()
+        ctc = encoder_ctc_loss(head, captured["states"], inputs["input_features"],
+                               inputs.get("feature_attention_mask"), ctc_labels, unwrapped.config.audio_config)
+        if ctc is not None:
+            loss = loss + weight * ctc.to(loss.dtype)
+            # Summed on the device: read once per logging step, not synchronised every step.
+            ctc = ctc.detach()
+            self._ctc_loss_sum = ctc if self._ctc_loss_sum is None else self._ctc_loss_sum + ctc
+            self._ctc_loss_count += 1
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict, *args, **kwargs):
+        if self._ctc_loss_count and "loss" in logs:
+            logs["encoder_ctc_loss"] = round(float(self._ctc_loss_sum) / self._ctc_loss_count, 4)
+            self._ctc_loss_sum, self._ctc_loss_count = None, 0
+        super().log(logs, *args, **kwargs)
+
+
+__all__ = [
+    "QwenAudioPretrainer",
+    "QwenAudioPretrainingConfig",
+    "attach_encoder_ctc_head",
+    "encoder_ctc_loss",
+    "pad_ctc_labels",
+    "remove_encoder_ctc_head",
+    "transcript_ctc_labels",
+]

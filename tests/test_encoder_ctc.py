@@ -1,0 +1,131 @@
+"""The auxiliary encoder CTC loss of pre-training: transcripts in the mixture, byte labels in the collator (clips
+dropped by truncation drop theirs), the loss the trainer adds (checked against a recomputation), and the head that
+checkpoints keep and the final model does not."""
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from transformers_qwen_audio.training import (
+    IGNORE_INDEX,
+    AudioMixtureArguments,
+    QwenAudioChatCollator,
+    QwenAudioPretrainer,
+    QwenAudioPretrainingConfig,
+    attach_encoder_ctc_head,
+    load_audio_mixture,
+    remove_encoder_ctc_head,
+)
+from transformers_qwen_audio.training.collators import pad_ctc_labels, transcript_ctc_labels
+from transformers_qwen_audio.training.encoder_ctc import encoder_ctc_loss
+from transformers_qwen_audio.training.model_setup import byte_level_processor, model_from_config
+from transformers_qwen_audio.training.toy_data import build_toy_pretraining_data
+
+
+TRANSCRIBE = "<|startoftranscript|><|en|><|transcribe|><|en|><|notimestamps|><|wo_itn|>"
+TINY_CONFIG = {
+    "audio_config": {"d_model": 32, "encoder_layers": 1, "encoder_attention_heads": 2, "encoder_ffn_dim": 64},
+    "text_config": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64},
+}
+
+
+@pytest.fixture(scope="module")
+def processor():
+    return byte_level_processor()
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    paths = []
+    for index, seconds in enumerate((1.0, 1.5, 0.8)):
+        path = folder / f"clip{index}.wav"
+        time_axis = np.arange(int(seconds * 16000)) / 16000
+        soundfile.write(path, (0.3 * np.sin(2 * np.pi * (300 + 200 * index) * time_axis)).astype(np.float32), 16000)
+        paths.append(str(path))
+    return paths
+
+
+def row(path, completion, transcript=""):
+    return {"audio": {"path": path, "bytes": None}, "prompt": TRANSCRIBE, "completion": completion,
+            "transcript": transcript}
+
+
+def test_labels_are_the_transcript_bytes_after_the_blank():
+    assert transcript_ctc_labels(" hé ") == [ord("h") + 1, 0xC3 + 1, 0xA9 + 1]
+    assert transcript_ctc_labels("") == transcript_ctc_labels(None) == []
+    assert pad_ctc_labels([[5, 6], []]).tolist() == [[5, 6], [IGNORE_INDEX, IGNORE_INDEX]]
+
+
+def test_mixture_rows_carry_transcripts_of_transcription_sources_only(tmp_path):
+    root = build_toy_pretraining_data(tmp_path / "data")
+    common = {"path": str(root / "tones"), "split": "train", "task": "transcribe", "audio_language": "en"}
+    mixture = AudioMixtureArguments(datasets=[
+        {**common, "itn": False},
+        {**common, "words_column": "words", "text_column": None, "timestamps": True},
+        {"path": str(root / "chirps"), "split": "train", "text_column": "caption", "task": "caption",
+         "caption_style": "clotho"},
+        {**common, "itn": False, "encoder_ctc": False},
+    ])
+    train = load_audio_mixture(mixture, seed=0)["train"]
+    by_prompt = {}
+    for example in train:
+        by_prompt.setdefault(example["prompt"], set()).add(example["transcript"])
+    transcripts = by_prompt[TRANSCRIBE]
+    assert "" in transcripts and len(transcripts) > 1  # the opted-out copy of the source has none
+    srwt = by_prompt["<|startoftranscript|><|en|><|transcribe|><|en|><|timestamps|><|0.00|>"]
+    # The timestamped source's words, joined: the same transcripts as the plain source.
+    assert srwt == transcripts - {""}
+    caption_prompt = next(prompt for prompt in by_prompt if "caption" in prompt)
+    assert by_prompt[caption_prompt] == {""}
+
+
+def test_collator_puts_one_label_row_per_clip_and_drops_those_of_cut_clips(processor, clips):
+    rows = [row(clips[0], "one two", "one two"), row(clips[1], "tone"), row(clips[2], "three", "three")]
+    batch = QwenAudioChatCollator(processor, encoder_ctc_labels=True)(rows)
+    assert batch["ctc_labels"].shape[0] == batch["input_features"].shape[0] == 3
+    assert batch["ctc_labels"][0, :7].tolist() == transcript_ctc_labels("one two")
+    assert (batch["ctc_labels"][1] == IGNORE_INDEX).all()
+    assert "ctc_labels" not in QwenAudioChatCollator(processor)(rows)
+    # Two clips in one row: no per-clip transcript, so no CTC target.
+    two_clips = {**row(clips[0], "one", "one"), "audio": [{"path": clips[0], "bytes": None},
+                                                        {"path": clips[2], "bytes": None}]}
+    assert (QwenAudioChatCollator(processor, encoder_ctc_labels=True)([two_clips])["ctc_labels"] == IGNORE_INDEX).all()
+    # A cut that removes the second clip of a row removes its label row with it.
+    short = QwenAudioChatCollator(processor, encoder_ctc_labels=True, max_length=30)
+    cut = short([{**two_clips, "audio": [{"path": clips[2], "bytes": None}, {"path": clips[0], "bytes": None}]}])
+    assert cut["ctc_labels"].shape[0] == cut["input_features"].shape[0] == 1
+
+
+def test_trainer_adds_the_weighted_ctc_loss_of_the_encoder_output(processor, clips, tmp_path):
+    torch.manual_seed(0)
+    model = model_from_config(TINY_CONFIG, processor)
+    head = attach_encoder_ctc_head(model)
+    assert attach_encoder_ctc_head(model) is head
+    batch = QwenAudioChatCollator(processor, encoder_ctc_labels=True)(
+        [row(clips[0], "one two", "one two"), row(clips[1], "tone"), row(clips[2], "three", "three")]
+    )
+    args = QwenAudioPretrainingConfig(output_dir=str(tmp_path), encoder_ctc_weight=0.5, use_cpu=True, report_to="none")
+    trainer = QwenAudioPretrainer(model=model, args=args)
+    model.train()
+    total = trainer.compute_loss(model, dict(batch))
+    ctc_labels = batch.pop("ctc_labels")
+    language_model_loss = model(**batch).loss
+    encoder_states = model.model.audio_tower(batch["input_features"], batch["feature_attention_mask"]).last_hidden_state
+    ctc = encoder_ctc_loss(head, encoder_states, batch["input_features"], batch["feature_attention_mask"], ctc_labels,
+                           model.config.audio_config)
+    assert ctc is not None and torch.isfinite(ctc) and ctc > 0
+    torch.testing.assert_close(total, language_model_loss + 0.5 * ctc)
+    total.backward()
+    assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
+    # Evaluation reports the language-model loss alone.
+    model.eval()
+    torch.testing.assert_close(trainer.compute_loss(model, {**batch, "ctc_labels": ctc_labels}), model(**batch).loss)
+    remove_encoder_ctc_head(model)
+    assert not any(name.startswith("encoder_ctc_head") for name in model.state_dict())
+
+
+def test_negative_weight_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="encoder_ctc_weight"):
+        QwenAudioPretrainingConfig(output_dir=str(tmp_path), encoder_ctc_weight=-1.0)
