@@ -10,6 +10,7 @@ import pytest
 import soundfile
 
 from transformers_qwen_audio.training import AudioMixtureArguments, load_audio_mixture
+from transformers_qwen_audio.training.mixture import MIXTURE_FEATURES
 from transformers_qwen_audio.training.toy_data import build_toy_pretraining_data
 
 
@@ -94,7 +95,8 @@ def test_streaming_mixture_yields_the_same_kind_of_rows(toy_root):
                                     streaming=True)
     rows = list(load_audio_mixture(mixture, seed=0)["train"].take(6))
     assert len(rows) == 6
-    assert all(set(row) == {"audio", "prompt", "completion", "duration", "length"} for row in rows)
+    assert all(set(row) == set(MIXTURE_FEATURES) == {"audio", "prompt", "completion", "transcript", "duration", "length"}
+               for row in rows)
 
 
 def test_eval_split_size_holds_out_part_of_the_mixture(toy_root):

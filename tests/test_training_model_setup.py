@@ -1,0 +1,34 @@
+"""Where a from-scratch run starts: the encoder's convolutional front end is He-initialised, so that the log-mel
+content reaches the encoder at the scale of the sinusoidal positions added to it (with transformers' std 0.02 it
+arrives about 30x smaller, and the encoder starts out reading positions only)."""
+
+from pathlib import Path
+
+import torch
+import yaml
+
+from transformers_qwen_audio import QwenAudioConfig, QwenAudioForConditionalGeneration
+from transformers_qwen_audio.training.model_setup import byte_level_processor, model_from_config
+
+
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+
+
+def front_end_and_positions(model, mel: torch.Tensor) -> tuple[float, float]:
+    tower = model.model.audio_tower
+    content = torch.nn.functional.gelu(tower.conv2(torch.nn.functional.gelu(tower.conv1(mel))))
+    return content.std().item(), tower.embed_positions.weight[: content.shape[-1]].std().item()
+
+
+def test_from_scratch_audio_content_enters_at_the_scale_of_the_positions():
+    model_config = yaml.safe_load((RECIPES / "tiny" / "pretrain.yaml").read_text())["model_config"]
+    processor = byte_level_processor()
+    torch.manual_seed(0)
+    mel = torch.randn(4, 80, 400) * 0.64 - 0.42  # the spread of the tiny dataset's normalised log-mel
+    content, positions = front_end_and_positions(model_from_config(model_config, processor), mel)
+    assert 0.3 * positions < content < 3 * positions, (content, positions)
+    # transformers' own initialisation of the same config (what the step above replaces).
+    config = model_from_config(model_config, processor).config
+    plain_content, _ = front_end_and_positions(QwenAudioForConditionalGeneration(config), mel)
+    assert plain_content < 0.1 * positions, (plain_content, positions)
+    assert isinstance(config, QwenAudioConfig)
