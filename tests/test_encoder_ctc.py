@@ -112,7 +112,10 @@ def test_trainer_adds_the_weighted_ctc_loss_of_the_encoder_output(processor, cli
     total = trainer.compute_loss(model, dict(batch))
     ctc_labels = batch.pop("ctc_labels")
     language_model_loss = model(**batch).loss
-    encoder_states = model.model.audio_tower(batch["input_features"], batch["feature_attention_mask"]).last_hidden_state
+    one_sequence_per_row = torch.arange(3)
+    encoder_states = model.model.audio_tower(
+        batch["input_features"], batch["feature_attention_mask"], one_sequence_per_row
+    ).last_hidden_state
     ctc = encoder_ctc_loss(head, encoder_states, batch["input_features"], batch["feature_attention_mask"], ctc_labels,
                            model.config.audio_config)
     assert ctc is not None and torch.isfinite(ctc) and ctc > 0
@@ -129,3 +132,40 @@ def test_trainer_adds_the_weighted_ctc_loss_of_the_encoder_output(processor, cli
 def test_negative_weight_is_refused(tmp_path):
     with pytest.raises(ValueError, match="encoder_ctc_weight"):
         QwenAudioPretrainingConfig(output_dir=str(tmp_path), encoder_ctc_weight=-1.0)
+
+
+def train_steps(processor, clips, tmp_path, max_steps, warmup_steps):
+    from datasets import Dataset
+
+    torch.manual_seed(0)
+    model = model_from_config(TINY_CONFIG, processor)
+    attach_encoder_ctc_head(model)
+    before = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+    rows = [row(clips[0], "one two", "one two"), row(clips[1], "tone"), row(clips[2], "three", "three")]
+    args = QwenAudioPretrainingConfig(
+        output_dir=str(tmp_path), max_steps=max_steps, per_device_train_batch_size=3, learning_rate=1e-2,
+        encoder_ctc_weight=0.5, encoder_ctc_warmup_steps=warmup_steps, use_cpu=True, report_to="none",
+        save_strategy="no", remove_unused_columns=False, logging_steps=1,
+    )
+    trainer = QwenAudioPretrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                                  data_collator=QwenAudioChatCollator(processor, encoder_ctc_labels=True))
+    trainer.train()
+    changed = {name for name, parameter in model.named_parameters() if not torch.equal(parameter, before[name])}
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    return changed, logged
+
+
+def test_warmup_steps_train_the_encoder_and_head_alone(processor, clips, tmp_path):
+    changed, logged = train_steps(processor, clips, tmp_path / "warmup", max_steps=2, warmup_steps=2)
+    assert any(name.startswith("model.audio_tower.") for name in changed)
+    assert any(name.startswith("encoder_ctc_head.") for name in changed)
+    assert not any(name.startswith(("model.language_model.", "lm_head.", "model.multi_modal_projector.")) for name in changed)
+    # The logged loss of a warm-up step is the CTC loss itself.
+    assert all(entry["loss"] == pytest.approx(entry["encoder_ctc_loss"], rel=1e-3) for entry in logged)
+    changed, _ = train_steps(processor, clips, tmp_path / "joint", max_steps=2, warmup_steps=0)
+    assert any(name.startswith("model.language_model.") for name in changed)
+
+
+def test_warmup_without_a_ctc_weight_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="encoder_ctc_weight"):
+        QwenAudioPretrainingConfig(output_dir=str(tmp_path), encoder_ctc_warmup_steps=10)

@@ -81,15 +81,28 @@ class QwenAudioPretrainingConfig(TrainingArguments):
                   "disables it. The head is dropped from the final model."},
     )
 
+    encoder_ctc_warmup_steps: int = field(
+        default=0,
+        metadata={"help": "First optimizer steps that train the audio encoder alone, with the CTC loss (the decoder "
+                  "is not run): from scratch, the encoder's own short pre-training, as the paper starts from a "
+                  "pre-trained Whisper encoder. Needs `encoder_ctc_weight` > 0; under DDP also "
+                  "`ddp_find_unused_parameters: true` (the decoder has no gradient in those steps)."},
+    )
+
     def __post_init__(self):
         super().__post_init__()
         if self.encoder_ctc_weight < 0:
             raise ValueError(f"`encoder_ctc_weight` must be >= 0, got {self.encoder_ctc_weight}.")
+        if self.encoder_ctc_warmup_steps < 0:
+            raise ValueError(f"`encoder_ctc_warmup_steps` must be >= 0, got {self.encoder_ctc_warmup_steps}.")
+        if self.encoder_ctc_warmup_steps and not self.encoder_ctc_weight:
+            raise ValueError("`encoder_ctc_warmup_steps` trains the encoder with the CTC loss: set `encoder_ctc_weight` > 0.")
 
 
 class QwenAudioPretrainer(Trainer):
     """`Trainer` that adds `encoder_ctc_weight` x the encoder CTC loss when the batch carries `ctc_labels` (the
-    collator's `encoder_ctc_labels=True`). The encoder output is read with a forward hook, so the model runs once."""
+    collator's `encoder_ctc_labels=True`). The encoder output is read with a forward hook, so the model runs once.
+    During the first `encoder_ctc_warmup_steps` steps only the encoder and the CTC head run and learn."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -106,6 +119,8 @@ class QwenAudioPretrainer(Trainer):
         if head is None:
             raise ValueError("`encoder_ctc_weight` > 0 needs the head: call `attach_encoder_ctc_head(model)` "
                              "before creating the trainer.")
+        if self.state.global_step < getattr(self.args, "encoder_ctc_warmup_steps", 0):
+            return self._encoder_only_loss(unwrapped, head, inputs, ctc_labels, num_items_in_batch, return_outputs)
         captured = {}
 
         def keep_encoder_output(module, args, output):
@@ -119,12 +134,38 @@ class QwenAudioPretrainer(Trainer):
         ctc = encoder_ctc_loss(head, captured["states"], inputs["input_features"],
                                inputs.get("feature_attention_mask"), ctc_labels, unwrapped.config.audio_config)
         if ctc is not None:
-            loss = loss + weight * ctc.to(loss.dtype)
-            # Summed on the device: read once per logging step, not synchronised every step.
-            ctc = ctc.detach()
-            self._ctc_loss_sum = ctc if self._ctc_loss_sum is None else self._ctc_loss_sum + ctc
-            self._ctc_loss_count += 1
+            loss = loss + weight * self._scaled_for_accumulation(ctc, num_items_in_batch).to(loss.dtype)
+            self._record(ctc)
         return (loss, outputs) if return_outputs else loss
+
+    def _encoder_only_loss(self, unwrapped, head, inputs, ctc_labels, num_items_in_batch, return_outputs):
+        features, mask = inputs["input_features"], inputs.get("feature_attention_mask")
+        # Each clip encoded with the clips of its own row, as the full forward does.
+        _, clip_rows, _, _ = unwrapped.model.audio_spans(*unwrapped.model.audio_boundaries(inputs["input_ids"], None))
+        states = unwrapped.model.audio_tower(features, mask, clip_rows).last_hidden_state
+        ctc = encoder_ctc_loss(head, states, features, mask, ctc_labels, unwrapped.config.audio_config)
+        if ctc is None:  # no clip with a transcript in this batch: a zero loss that still reaches every parameter
+            loss = 0.0 * states.sum() + 0.0 * sum(parameter.sum() for parameter in head.parameters())
+        else:
+            self._record(ctc)
+            loss = self._scaled_for_accumulation(ctc, num_items_in_batch)
+        return (loss, None) if return_outputs else loss
+
+    def _scaled_for_accumulation(self, loss, num_items_in_batch):
+        """A per-batch mean, scaled as `training_step` expects: when the language-model loss is normalised by
+        `num_items_in_batch` (counted over the whole accumulation), the trainer does not divide by the accumulation
+        steps afterwards, so this term is divided here."""
+        scaled = self.loss_is_scaled_for_ga
+        if scaled is None:
+            scaled = (self.model_accepts_loss_kwargs and num_items_in_batch is not None) or self.compute_loss_func is not None
+        steps = getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
+        return loss / steps if scaled else loss
+
+    def _record(self, ctc: torch.Tensor) -> None:
+        # Summed on the device: read once per logging step, not synchronised every step.
+        ctc = ctc.detach()
+        self._ctc_loss_sum = ctc if self._ctc_loss_sum is None else self._ctc_loss_sum + ctc
+        self._ctc_loss_count += 1
 
     def log(self, logs: dict, *args, **kwargs):
         if self._ctc_loss_count and "loss" in logs:
