@@ -98,7 +98,7 @@ def main(mixture_args, model_args, training_args):
     model.config.use_cache = not training_args.gradient_checkpointing
     counts = set_trainable_modules(model, model_args.train_modules)
     logger.info(f"Training {model_args.train_modules}: {counts}")
-    if training_args.encoder_ctc_weight > 0:
+    if training_args.uses_encoder_ctc:
         # Training-only: an auxiliary CTC head on the encoder (transformers_qwen_audio.training.encoder_ctc).
         attach_encoder_ctc_head(model)
 
@@ -110,7 +110,7 @@ def main(mixture_args, model_args, training_args):
         completion_only_loss=True,
         max_length=mixture_args.max_length,
         audio_base_dir=model_args.audio_base_dir,
-        encoder_ctc_labels=training_args.encoder_ctc_weight > 0,
+        encoder_ctc_labels=training_args.uses_encoder_ctc,
     )
 
     #####################

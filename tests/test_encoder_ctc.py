@@ -164,8 +164,3 @@ def test_warmup_steps_train_the_encoder_and_head_alone(processor, clips, tmp_pat
     assert all(entry["loss"] == pytest.approx(entry["encoder_ctc_loss"], rel=1e-3) for entry in logged)
     changed, _ = train_steps(processor, clips, tmp_path / "joint", max_steps=2, warmup_steps=0)
     assert any(name.startswith("model.language_model.") for name in changed)
-
-
-def test_warmup_without_a_ctc_weight_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="encoder_ctc_weight"):
-        QwenAudioPretrainingConfig(output_dir=str(tmp_path), encoder_ctc_warmup_steps=10)

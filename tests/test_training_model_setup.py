@@ -32,3 +32,18 @@ def test_from_scratch_audio_content_enters_at_the_scale_of_the_positions():
     plain_content, _ = front_end_and_positions(QwenAudioForConditionalGeneration(config), mel)
     assert plain_content < 0.1 * positions, (plain_content, positions)
     assert isinstance(config, QwenAudioConfig)
+
+
+def test_from_scratch_timestamp_tokens_vary_smoothly_with_time():
+    model_config = yaml.safe_load((RECIPES / "tiny" / "pretrain.yaml").read_text())["model_config"]
+    processor = byte_level_processor()
+    torch.manual_seed(0)
+    model = model_from_config(model_config, processor)
+    ids = processor.tokenizer.convert_tokens_to_ids(["<|1.20|>", "<|1.21|>", "<|4.00|>", "a", "b"])
+    for matrix in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
+        rows = torch.nn.functional.normalize(matrix[ids].detach(), dim=-1)
+        similarity = rows @ rows.T
+        assert similarity[0, 1] > 0.9 > similarity[0, 2]  # 10 ms apart: nearly the same row; 2.8 s apart: not
+        assert abs(similarity[3, 4]) < 0.5  # other tokens keep their random rows
+        # At the scale of the other rows.
+        assert 0.5 < matrix[ids[:3]].std().item() / matrix[ids[3:]].std().item() < 2.0

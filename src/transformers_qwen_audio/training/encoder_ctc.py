@@ -85,7 +85,7 @@ class QwenAudioPretrainingConfig(TrainingArguments):
         default=0,
         metadata={"help": "First optimizer steps that train the audio encoder alone, with the CTC loss (the decoder "
                   "is not run): from scratch, the encoder's own short pre-training, as the paper starts from a "
-                  "pre-trained Whisper encoder. Needs `encoder_ctc_weight` > 0; under DDP also "
+                  "pre-trained Whisper encoder; `encoder_ctc_weight` applies after them. Under DDP set "
                   "`ddp_find_unused_parameters: true` (the decoder has no gradient in those steps)."},
     )
 
@@ -95,8 +95,11 @@ class QwenAudioPretrainingConfig(TrainingArguments):
             raise ValueError(f"`encoder_ctc_weight` must be >= 0, got {self.encoder_ctc_weight}.")
         if self.encoder_ctc_warmup_steps < 0:
             raise ValueError(f"`encoder_ctc_warmup_steps` must be >= 0, got {self.encoder_ctc_warmup_steps}.")
-        if self.encoder_ctc_warmup_steps and not self.encoder_ctc_weight:
-            raise ValueError("`encoder_ctc_warmup_steps` trains the encoder with the CTC loss: set `encoder_ctc_weight` > 0.")
+
+    @property
+    def uses_encoder_ctc(self) -> bool:
+        """Whether the run needs the CTC head and the collator's `ctc_labels`."""
+        return self.encoder_ctc_weight > 0 or self.encoder_ctc_warmup_steps > 0
 
 
 class QwenAudioPretrainer(Trainer):
@@ -111,15 +114,16 @@ class QwenAudioPretrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         ctc_labels = inputs.pop("ctc_labels", None)
         weight = getattr(self.args, "encoder_ctc_weight", 0.0)
+        warming_up = self.state.global_step < getattr(self.args, "encoder_ctc_warmup_steps", 0)
         # Evaluation reports the language-model loss alone, comparable between runs with and without the head.
-        if ctc_labels is None or weight == 0 or "input_features" not in inputs or not model.training:
+        if ctc_labels is None or not (weight or warming_up) or "input_features" not in inputs or not model.training:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         unwrapped = self.accelerator.unwrap_model(model)
         head = getattr(unwrapped, HEAD_NAME, None)
         if head is None:
-            raise ValueError("`encoder_ctc_weight` > 0 needs the head: call `attach_encoder_ctc_head(model)` "
+            raise ValueError("The encoder CTC loss needs the head: call `attach_encoder_ctc_head(model)` "
                              "before creating the trainer.")
-        if self.state.global_step < getattr(self.args, "encoder_ctc_warmup_steps", 0):
+        if warming_up:
             return self._encoder_only_loss(unwrapped, head, inputs, ctc_labels, num_items_in_batch, return_outputs)
         captured = {}
 

@@ -18,6 +18,7 @@ from transformers.utils import logging
 from ..configuration_qwen_audio import QwenAudioConfig
 from ..modeling_qwen_audio import QwenAudioForConditionalGeneration
 from ..processing_qwen_audio import QwenAudioProcessor
+from ..task_prompts import timestamp_token
 from ..tokenization_qwen_audio import QwenAudioTokenizerFast
 from .whisper_init import init_audio_encoder_from_whisper
 
@@ -122,6 +123,7 @@ def model_from_config(model_config: dict, processor) -> QwenAudioForConditionalG
     )
     model = QwenAudioForConditionalGeneration(config)
     init_audio_front_end_for_training(model)
+    init_timestamp_embeddings(model, tokenizer)
     generation_config = model.generation_config
     generation_config.eos_token_id = tokenizer.eos_token_id
     generation_config.pad_token_id = tokenizer.pad_token_id
@@ -144,6 +146,32 @@ def init_audio_front_end_for_training(model) -> None:
     for conv in (tower.conv1, tower.conv2):
         torch.nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
         torch.nn.init.zeros_(conv.bias)
+
+
+def init_timestamp_embeddings(model, tokenizer) -> None:
+    """
+    Gives the timestamp tokens `<|0.00|>` ... `<|30.00|>` of a model trained from scratch sinusoidal embeddings of
+    their time (input embeddings and `lm_head`), at the scale of the other rows.
+
+    Independent random rows make the 3,001 timestamps unrelated classes, each learned from the few targets that name
+    it; with rows that vary smoothly with time, what the model learns of `<|1.20|>` carries over to `<|1.21|>` and an
+    output near the right time scores better than a far one, which is what word timestamps need.
+    """
+    times = [index / 100 for index in range(3001)]
+    ids = tokenizer.convert_tokens_to_ids([timestamp_token(seconds) for seconds in times])
+    if any(token_id is None or token_id == tokenizer.unk_token_id for token_id in ids):
+        return  # a vocabulary without the released timestamp tokens: nothing to initialise
+    ids = torch.tensor(ids)
+    for matrix in {id(m): m for m in (model.get_input_embeddings().weight, model.get_output_embeddings().weight)}.values():
+        width = matrix.shape[1]
+        steps = torch.arange(len(times), dtype=torch.float32)[:, None]
+        frequencies = 1.0 / (10000 ** (torch.arange(0, width, 2, dtype=torch.float32) / width))
+        table = torch.zeros(len(times), width)
+        table[:, 0::2] = torch.sin(steps * frequencies)
+        table[:, 1::2] = torch.cos(steps * frequencies[: width // 2])
+        with torch.no_grad():
+            scale = matrix.std() / table.std()
+            matrix[ids] = (table * scale).to(matrix.dtype)
 
 
 def load_model(args: QwenAudioModelArguments, processor, **from_pretrained_kwargs):
@@ -189,6 +217,7 @@ __all__ = [
     "TRAIN_MODULES",
     "byte_level_processor",
     "init_audio_front_end_for_training",
+    "init_timestamp_embeddings",
     "load_model",
     "load_processor",
     "model_from_config",
