@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     parser.add_argument("--reuse", action="store_true", help="evaluate finished checkpoints instead of retraining")
     args = parser.parse_args(argv)
 
-    overrides = {"max_steps": args.max_steps} if args.max_steps else None
+    overrides = demo.step_overrides(args.max_steps)
     rows = []
     for seed in args.seeds:
         started = time.perf_counter()

@@ -13,7 +13,7 @@ SMALL_DATA = TinyMultitaskConfig(
     seed=0, num_voices=8, num_train_speech=48, num_validation_speech=4, num_test_speech=8,
     num_train_sounds=20, num_validation_sounds=5, num_test_sounds=8,
 )
-SHORT_RECIPE = {"max_steps": 12, "per_device_train_batch_size": 4, "learning_rate": 3.0e-3, "warmup_steps": 0,
+SHORT_RECIPE = {"max_steps": 12, "encoder_ctc_warmup_steps": 4, "per_device_train_batch_size": 4, "learning_rate": 3.0e-3, "warmup_steps": 0,
                 "logging_steps": 2, "save_steps": 1000}
 
 
@@ -89,3 +89,16 @@ def test_a_second_run_reuses_the_finished_checkpoint(demo_run):
         patch.setenv("QWEN_AUDIO_CACHE", str(root / "cache"))
         report = demo.run(root / "out", seed=1, data_config=SMALL_DATA, max_eval_samples=1, cli=False)
     assert report["training"] == "reused"
+
+
+def test_max_steps_keeps_the_share_of_the_encoder_warm_up():
+    import yaml
+
+    recipe = yaml.safe_load(demo.TINY_RECIPE.read_text())
+    assert 0 < recipe["encoder_ctc_warmup_steps"] < recipe["max_steps"]
+    overrides = demo.step_overrides(recipe["max_steps"] // 3)
+    assert overrides["max_steps"] == recipe["max_steps"] // 3
+    assert overrides["encoder_ctc_warmup_steps"] == round(recipe["encoder_ctc_warmup_steps"] / 3)
+    assert demo.step_overrides(None) is None
+    with pytest.raises(ValueError, match="--max-steps"):
+        demo.step_overrides(-5)

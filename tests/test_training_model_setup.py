@@ -4,6 +4,7 @@ arrives about 30x smaller, and the encoder starts out reading positions only).""
 
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -47,3 +48,22 @@ def test_from_scratch_timestamp_tokens_vary_smoothly_with_time():
         assert abs(similarity[3, 4]) < 0.5  # other tokens keep their random rows
         # At the scale of the other rows.
         assert 0.5 < matrix[ids[:3]].std().item() / matrix[ids[3:]].std().item() < 2.0
+
+
+def test_tokenizer_words_are_one_token_alone_and_after_a_space(tmp_path):
+    processor = byte_level_processor(["five", "noise", "white"])
+    tokenizer = processor.tokenizer
+    ids = tokenizer("five five fiver white noise")["input_ids"]
+    assert [tokenizer.decode([token]) for token in ids] == ["five", " five", " five", "r", " white", " noise"]
+    assert tokenizer.decode(ids) == "five five fiver white noise"
+    # Every special token follows the larger vocabulary, and the processor round-trips through save/load.
+    assert tokenizer.eos_token_id > byte_level_processor().tokenizer.eos_token_id
+    processor.save_pretrained(tmp_path)
+    from transformers import AutoProcessor
+
+    import transformers_qwen_audio  # noqa: F401  registers the processor
+
+    reloaded = AutoProcessor.from_pretrained(tmp_path)
+    assert reloaded.tokenizer("white noise")["input_ids"] == tokenizer("white noise")["input_ids"]
+    with pytest.raises(ValueError, match="surrounding spaces"):
+        byte_level_processor([" five"])

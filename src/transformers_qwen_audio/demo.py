@@ -69,6 +69,18 @@ def write_recipe(output_dir: Path, data_dir: Path, seed: int, overrides: dict | 
     return path
 
 
+def step_overrides(max_steps: int | None) -> dict | None:
+    """`--max-steps N`: the recipe's schedule shortened or stretched to N steps, the encoder warm-up keeping its
+    share of them (a short run still trains the decoder)."""
+    if not max_steps:
+        return None
+    if max_steps < 1:
+        raise ValueError(f"--max-steps must be positive, got {max_steps}.")
+    recipe = yaml.safe_load(TINY_RECIPE.read_text())
+    warmup_share = recipe.get("encoder_ctc_warmup_steps", 0) / recipe["max_steps"]
+    return {"max_steps": max_steps, "encoder_ctc_warmup_steps": int(round(max_steps * warmup_share))}
+
+
 def train(recipe: Path, threads: int | None = None) -> float:
     """Runs `recipes/pretrain.py --config RECIPE` (progress bars on the terminal); returns the wall time in seconds."""
     env = dict(os.environ)
@@ -206,7 +218,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help=f"keeps the data recipe, the checkpoint (DIR/model) and the results (default: {DEFAULT_OUTPUT_DIR})")
     parser.add_argument("--seed", type=int, default=42, help="training seed (the dataset is fixed: seed 0)")
     parser.add_argument("--retrain", action="store_true", help="train again even if DIR/model holds a finished checkpoint")
-    parser.add_argument("--max-steps", type=int, help="override the recipe's number of training steps")
+    parser.add_argument("--max-steps", type=int,
+                        help="override the recipe's number of training steps (the encoder warm-up keeps its share)")
     parser.add_argument("--threads", type=int, help="CPU threads for training (default: torch's choice)")
     return parser
 
@@ -220,7 +233,7 @@ def add_parser(subcommands) -> argparse.ArgumentParser:
 
 
 def run_from_args(args) -> int:
-    overrides = {"max_steps": args.max_steps} if args.max_steps else None
+    overrides = step_overrides(args.max_steps)
     started = time.perf_counter()
     report = run(args.output_dir, seed=args.seed, retrain=args.retrain, recipe_overrides=overrides, threads=args.threads)
     print(f"done in {time.perf_counter() - started:.0f} s; report: {Path(args.output_dir) / 'report.json'}")
@@ -240,11 +253,26 @@ def main(argv=None) -> int:
 SAMPLING_RATE = 16000
 
 
-def write_byte_level_tiktoken(path: Path) -> int:
-    """A `qwen.tiktoken` with the 256 byte tokens only (no merges): the special tokens then start at id 256."""
-    lines = [f"{base64.b64encode(bytes([value])).decode()} {value}" for value in range(256)]
+def write_byte_level_tiktoken(path: Path, words=()) -> int:
+    """
+    A `qwen.tiktoken` with the 256 byte tokens and, for each of `words`, one token for the word and one for the word
+    after a space (as a BPE trained on a corpus of those words would learn them; Qwen's own vocabulary has " five" as
+    one token). tiktoken merges by rank, so every prefix of a word gets a rank before the word. Returns the number of
+    ranks: the special tokens start at that id.
+    """
+    tokens = [bytes([value]) for value in range(256)]
+    known = set(tokens)
+    for word in words:
+        if not isinstance(word, str) or not word.strip() or word != word.strip():
+            raise ValueError(f"Vocabulary words must be non-empty strings without surrounding spaces, got {word!r}.")
+        for form in (word.encode("utf-8"), b" " + word.encode("utf-8")):
+            for end in range(2, len(form) + 1):
+                if form[:end] not in known:
+                    known.add(form[:end])
+                    tokens.append(form[:end])
+    lines = [f"{base64.b64encode(token).decode()} {rank}" for rank, token in enumerate(tokens)]
     path.write_text("\n".join(lines) + "\n")
-    return 256
+    return len(tokens)
 
 
 def build_released_checkpoint(folder: Path, seed: int = 0) -> Path:

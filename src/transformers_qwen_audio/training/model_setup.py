@@ -52,6 +52,12 @@ class QwenAudioModelArguments:
         metadata={"help": "`QwenAudioConfig` arguments (`audio_config`, `text_config`, ...) for a model trained "
                   "from scratch; vocabulary size and audio token ids are taken from the processor."},
     )
+    tokenizer_words: list[str] | None = field(
+        default=None,
+        metadata={"help": "From scratch without a processor: words that get one token each (alone and after a space) "
+                  "in the byte-level tokenizer, as a BPE trained on the corpus would have them; a word is then one "
+                  "prediction instead of one per letter."},
+    )
     processor_name_or_path: str | None = field(
         default=None,
         metadata={"help": "Processor (tokenizer + feature extractor) folder or Hub id; default: the model's. From "
@@ -85,14 +91,15 @@ class QwenAudioModelArguments:
             raise ValueError(f"`train_modules` must be one of {list(TRAIN_MODULES)}, got {self.train_modules!r}.")
 
 
-def byte_level_processor() -> QwenAudioProcessor:
-    """A processor whose tokenizer has the 256 byte tokens and Qwen-Audio's special tokens only: enough for a model
-    trained from scratch on a small corpus, and written out with the checkpoint like any other."""
+def byte_level_processor(words=()) -> QwenAudioProcessor:
+    """A processor whose tokenizer has the 256 byte tokens, one token per word of `words` (alone and after a space)
+    and Qwen-Audio's special tokens: enough for a model trained from scratch on a small corpus, and written out with
+    the checkpoint like any other."""
     from ..demo import write_byte_level_tiktoken
 
     with tempfile.TemporaryDirectory() as folder:
         vocab_file = Path(folder) / "qwen.tiktoken"
-        write_byte_level_tiktoken(vocab_file)
+        write_byte_level_tiktoken(vocab_file, words)
         tokenizer = QwenAudioTokenizerFast(vocab_file=str(vocab_file))
     return QwenAudioProcessor(tokenizer=tokenizer)
 
@@ -100,7 +107,7 @@ def byte_level_processor() -> QwenAudioProcessor:
 def load_processor(args: QwenAudioModelArguments) -> QwenAudioProcessor:
     source = args.processor_name_or_path or args.model_name_or_path
     if source is None:
-        return byte_level_processor()
+        return byte_level_processor(args.tokenizer_words or ())
     return AutoProcessor.from_pretrained(source, revision=args.model_revision, trust_remote_code=False)
 
 
