@@ -438,16 +438,19 @@ def positions_from_attention_mask(attention_mask, cache, query_length: int, devi
 # --------------------------------------------------------------------------------------------------------------
 
 
-def locate_audio_spans(is_start: torch.Tensor, is_end: torch.Tensor, config) -> tuple[torch.Tensor, ...]:
+def locate_audio_spans(
+    is_start: torch.Tensor, is_end: torch.Tensor, audio_start_id: int, audio_end_id: int
+) -> tuple[torch.Tensor, ...]:
     """Spans from `<audio>` to `</audio>` given where each stands: (mask over span positions, row, start and length
-    of each span). Raises a `ValueError` naming the row for an unclosed, unopened or nested span."""
+    of each span). Raises a `ValueError` naming the row (and the two token ids) for an unclosed, unopened or nested
+    span. The model and the training collator both find spans with it."""
     depth = is_start.long().cumsum(-1) - is_end.long().cumsum(-1)
     bad_rows = ((depth < 0) | (depth > 1)).any(-1) | (depth[:, -1] != 0)
     if bad_rows.any():
         row = int(bad_rows.nonzero()[0])
         raise ValueError(
-            f"Row {row} of input_ids has unbalanced audio spans: every <audio> (id {config.audio_start_id}) must be "
-            f"closed by </audio> (id {config.audio_end_id}) before the next one opens ({int(is_start[row].sum())} "
+            f"Row {row} of input_ids has unbalanced audio spans: every <audio> (id {audio_start_id}) must be "
+            f"closed by </audio> (id {audio_end_id}) before the next one opens ({int(is_start[row].sum())} "
             f"opened, {int(is_end[row].sum())} closed)."
         )
     span_mask = (depth > 0) | is_end
@@ -492,7 +495,7 @@ class QwenAudioModel(QwenAudioPreTrainedModel):
         """Every `<audio> ... </audio>` span, given where `<audio>` and `</audio>` stand (`audio_boundaries`):
         (mask over span positions, row, start and length of each span). Raises a `ValueError` naming the row for an
         unclosed, unopened or nested span. The training collator masks its labels with it."""
-        return locate_audio_spans(is_start, is_end, self.config)
+        return locate_audio_spans(is_start, is_end, self.config.audio_start_id, self.config.audio_end_id)
 
     @can_return_tuple
     def get_audio_features(

@@ -273,11 +273,11 @@ class WebDemo:
         from transformers import StoppingCriteriaList
 
         # serve's criterion that ends a generation whose reader went away (fastapi comes with gradio)
-        from .serving.app import _Cancelled
+        from .serving.app import StopWhenCancelled
 
         cancelled = threading.Event()
         kwargs = self._generation(max_new_tokens, greedy)
-        kwargs["stopping_criteria"] = StoppingCriteriaList([_Cancelled(cancelled)])
+        kwargs["stopping_criteria"] = StoppingCriteriaList([StopWhenCancelled(cancelled)])
         reply = ""
         try:
             for piece in self.pipe.stream(messages, long_audio="chunk", **kwargs):

@@ -58,8 +58,9 @@ def _one_line(error: BaseException) -> str:
     return text if len(text) <= 500 else text[:497] + "..."
 
 
-class _Cancelled(StoppingCriteria):
-    """Ends a streamed generation whose client went away."""
+class StopWhenCancelled(StoppingCriteria):
+    """Ends a streamed generation whose reader went away (the server's clients, the web demo's page): every row stops
+    once `event` is set."""
 
     def __init__(self, event: threading.Event):
         self.event = event
@@ -122,7 +123,7 @@ class InferenceEngine:
             kwargs["stop_sequence"] = first.stop
         if streamed:
             kwargs["streamer"] = streamed.streamer
-            kwargs["stopping_criteria"] = StoppingCriteriaList([_Cancelled(streamed.cancelled)])
+            kwargs["stopping_criteria"] = StoppingCriteriaList([StopWhenCancelled(streamed.cancelled)])
         if first.seed is not None:
             torch.manual_seed(first.seed)  # runs alone (batch_key None): the seed fixes this request's sampling
         try:

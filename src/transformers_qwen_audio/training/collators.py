@@ -14,7 +14,6 @@ tokenizes them with the audio spans expanded, pads on the right and builds the l
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -23,7 +22,7 @@ from transformers.utils.chat_template_utils import render_jinja_template
 
 from ..audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip
 from ..conversation import find_audio_spans, load_clip, validate_conversation
-from ..modeling_qwen_audio import QwenAudioModel
+from ..modeling_qwen_audio import locate_audio_spans
 from ..processing_qwen_audio import FEATURE_PADDING_MODES
 from ..tokenization_qwen_audio import AUDIO_END_TOKEN, AUDIO_START_TOKEN
 
@@ -90,7 +89,7 @@ class QwenAudioChatCollator:
       completion.
 
     Labels are -100 on padding and on the audio spans (`<audio>` ... `</audio>`, found by the model's own
-    `QwenAudioModel.audio_spans`: their positions hold encoder outputs, not tokens to predict), and, as TRL means
+    `locate_audio_spans`: their positions hold encoder outputs, not tokens to predict), and, as TRL means
     its two options:
 
     - `assistant_only_loss`: only the assistant replies and their closing `<|im_end|>` are trained: the
@@ -156,10 +155,6 @@ class QwenAudioChatCollator:
         self.pad_token_id = tokenizer.pad_token_id
         self.audio_start_token_id = tokenizer.convert_tokens_to_ids(AUDIO_START_TOKEN)
         self.audio_end_token_id = tokenizer.convert_tokens_to_ids(AUDIO_END_TOKEN)
-        # The model's span finder reads the span ids from its config; these are the ids of this vocabulary.
-        self._span_ids = SimpleNamespace(
-            config=SimpleNamespace(audio_start_id=self.audio_start_token_id, audio_end_id=self.audio_end_token_id)
-        )
 
     # ------------------------------------------------------------------------------------------------------------
     # Examples: each becomes a text, the character ranges to train on, and its clips
@@ -319,10 +314,10 @@ class QwenAudioChatCollator:
             raise ValueError(str(error)) from error
 
     def _audio_span_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """True from each `<audio>` to its `</audio>`, inclusive: the model's own `QwenAudioModel.audio_spans`."""
+        """True from each `<audio>` to its `</audio>`, inclusive: the model's own `locate_audio_spans`."""
         is_start = input_ids == self.audio_start_token_id
         is_end = input_ids == self.audio_end_token_id
-        return QwenAudioModel.audio_spans(self._span_ids, is_start, is_end)[0]
+        return locate_audio_spans(is_start, is_end, self.audio_start_token_id, self.audio_end_token_id)[0]
 
     def _truncate(self, collated: dict) -> dict:
         """Cuts rows longer than `max_length` on the right, before any audio span the cut would split, and drops the
