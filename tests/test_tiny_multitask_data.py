@@ -117,3 +117,17 @@ def test_sounds_follow_their_definitions():
     assert 1 <= onsets / (len(clicks) / SAMPLING_RATE) <= 25
     with pytest.raises(ValueError, match="Unknown sound label"):
         generate_sound("bark", rng)
+
+
+def test_cache_folder_follows_qwen_audio_cache_then_xdg_cache_home(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from transformers_qwen_audio.data.tiny_multitask import default_cache_dir
+
+    monkeypatch.delenv("QWEN_AUDIO_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert default_cache_dir() == Path.home() / ".cache" / "transformers_qwen_audio"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "transformers_qwen_audio"
+    monkeypatch.setenv("QWEN_AUDIO_CACHE", str(tmp_path / "mine"))
+    assert default_cache_dir() == tmp_path / "mine"

@@ -93,8 +93,12 @@ class TinyMultitaskConfig:
 
 
 def default_cache_dir() -> Path:
-    """`$QWEN_AUDIO_CACHE` or `~/.cache/transformers_qwen_audio`."""
-    return Path(os.environ.get("QWEN_AUDIO_CACHE", Path.home() / ".cache" / "transformers_qwen_audio"))
+    """`$QWEN_AUDIO_CACHE`, else `transformers_qwen_audio` in the user's cache folder (`$XDG_CACHE_HOME`, by default
+    `~/.cache`), where the Hugging Face libraries keep theirs."""
+    if os.environ.get("QWEN_AUDIO_CACHE"):
+        return Path(os.environ["QWEN_AUDIO_CACHE"])
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home) / "transformers_qwen_audio"
 
 
 def sample_voices(rng: np.random.Generator, num_voices: int) -> list[Voice]:
