@@ -100,12 +100,14 @@ def is_finished(model_dir: Path) -> bool:
     return (model_dir / "train_results.json").is_file() and (model_dir / "config.json").is_file()
 
 
-def training_losses(model_dir: Path) -> list[float]:
-    """The logged training losses of the run (from the final `trainer_state.json`)."""
+def training_losses(model_dir: Path, after_step: int = 0) -> list[float]:
+    """The logged training losses of the run (from the final `trainer_state.json`), of the steps after `after_step`
+    (past the encoder warm-up, whose logged loss is the CTC loss, not the language model's)."""
     state = model_dir / "trainer_state.json"
     if not state.is_file():
         return []
-    return [entry["loss"] for entry in json.loads(state.read_text())["log_history"] if "loss" in entry]
+    history = json.loads(state.read_text())["log_history"]
+    return [entry["loss"] for entry in history if "loss" in entry and entry.get("step", 0) > after_step]
 
 
 def tiny_benchmarks(data_dir: Path, max_samples: int | None = None) -> list:
@@ -181,7 +183,10 @@ def run(
         recipe = write_recipe(output_dir, data_dir, seed, recipe_overrides)
         report["train_seconds"] = round(train(recipe, threads), 1)
         report["training"] = "trained"
-    losses = training_losses(model_dir)
+    trained_recipe = output_dir / "pretrain.yaml"
+    warmup = yaml.safe_load(trained_recipe.read_text()).get("encoder_ctc_warmup_steps", 0) if trained_recipe.is_file() else 0
+    losses = training_losses(model_dir, after_step=warmup)
+    # The language-model loss after the encoder warm-up: first and last logged values.
     report["loss_first_last"] = [losses[0], losses[-1]] if losses else None
 
     print("== 3/4 evaluation on the held-out split", flush=True)
