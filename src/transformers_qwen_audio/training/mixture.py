@@ -23,7 +23,7 @@ from datasets import Audio, Features, Value, concatenate_datasets, interleave_da
 
 from ..audio_io import QWEN_AUDIO_SAMPLING_RATE, load_audio
 from ..task_prompts import MAX_TIMESTAMP_SECONDS, QUESTION_TASKS, word_separator
-from .targets import TaskTags, build_pretraining_example, words_as_list
+from .targets import TaskTags, build_pretraining_example, first_reference, words_as_list
 
 
 logger = logging.getLogger(__name__)
@@ -304,10 +304,7 @@ def _to_mixture_rows(source: AudioDatasetSource, base_dir: str | None):
 def plain_transcript(source: AudioDatasetSource, row) -> str:
     """The words of a row in order, without timestamps: the text column, or the timestamped words joined."""
     if source.text_column and row.get(source.text_column):
-        text = row[source.text_column]
-        if isinstance(text, (list, tuple)):
-            text = next((item for item in text if isinstance(item, str) and item.strip()), "")
-        return str(text).strip()
+        return first_reference(row[source.text_column])
     words = words_as_list(row[source.words_column]) if source.words_column else []
     separator = word_separator(source.audio_language)
     return separator.join(str(word.get("text", word.get("word", ""))).strip() for word in words).strip()

@@ -71,6 +71,13 @@ def words_as_list(words) -> list[dict]:
     return list(words or [])
 
 
+def first_reference(text) -> str:
+    """A target text, stripped; of several references (Clotho has five captions a clip), the first non-empty one."""
+    if isinstance(text, (list, tuple)):
+        text = next((item for item in text if isinstance(item, str) and item.strip()), "")
+    return (text or "").strip()
+
+
 def build_pretraining_example(
     tags: TaskTags,
     text: str | None = None,
@@ -103,9 +110,7 @@ def build_pretraining_example(
         target = format_word_timestamps(words, end_time=end_time, word_prefix=word_separator(tags.audio_language))
         first = timestamp_token(0.0)  # already the last token of the prompt
         return {"prompt": prompt, "completion": target[len(first) :]}
-    if isinstance(text, (list, tuple)):  # several references (Clotho has five captions a clip): the first one
-        text = next((item for item in text if isinstance(item, str) and item.strip()), "")
-    return {"prompt": prompt, "completion": (text or "").strip()}
+    return {"prompt": prompt, "completion": first_reference(text)}
 
 
-__all__ = ["TaskTags", "build_pretraining_example", "words_as_list"]
+__all__ = ["TaskTags", "build_pretraining_example", "first_reference", "words_as_list"]
