@@ -9,7 +9,6 @@ import io
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,14 +21,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-import torch
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 openai = pytest.importorskip("openai")
 httpx = pytest.importorskip("httpx")
 
-from transformers import AutoModelForCausalLM, LogitsProcessor, LogitsProcessorList, pipeline  # noqa: E402
+from transformers import LogitsProcessor, LogitsProcessorList, pipeline  # noqa: E402
 
 from transformers_qwen_audio import register_pipeline, subtitles  # noqa: E402
 from transformers_qwen_audio.cli import main as cli_main  # noqa: E402
@@ -38,6 +36,8 @@ from transformers_qwen_audio.demo import build_released_checkpoint, chirp  # noq
 from transformers_qwen_audio.processing_qwen_audio import audio_span_length  # noqa: E402
 from transformers_qwen_audio.serving.app import BackgroundServer, build_app  # noqa: E402
 from transformers_qwen_audio.serving.protocol import ServerLimits  # noqa: E402
+
+from readable_checkpoints import limit_output_head  # noqa: E402
 
 MODEL_NAME = "tiny-chat"
 MAX_BODY_BYTES = 2 * 2**20
@@ -56,18 +56,7 @@ def build_text_speaking_checkpoint(folder: Path) -> Path:
     other rows are zeroed, so those tokens (end of text included) are chosen practically never.
     """
     build_released_checkpoint(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder)
-    with torch.no_grad():
-        head = model.lm_head.weight
-        keep = torch.zeros(head.shape[0], dtype=torch.bool)
-        keep[32:127] = True
-        head[~keep] = 0
-    staging = folder.parent / f"{folder.name}-weights"
-    model.save_pretrained(staging, save_original_format=True)
-    for weights in staging.glob("*.safetensors"):
-        shutil.copy(weights, folder / weights.name)
-    shutil.rmtree(staging)
-    return folder
+    return limit_output_head(folder, range(32, 127))
 
 
 @pytest.fixture(scope="module")

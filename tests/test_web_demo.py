@@ -23,7 +23,7 @@ import torch
 gr = pytest.importorskip("gradio", reason="the web demo needs the [web] extra (gradio)")
 gradio_client = pytest.importorskip("gradio_client")
 
-from transformers import AutoModelForCausalLM, AutoProcessor  # noqa: E402
+from transformers import AutoProcessor  # noqa: E402
 
 from transformers_qwen_audio import cli  # noqa: E402
 from transformers_qwen_audio.convert import convert  # noqa: E402
@@ -38,6 +38,8 @@ from transformers_qwen_audio.web_demo import (  # noqa: E402
     launch,
     load_clip,
 )
+
+from readable_checkpoints import limit_output_head  # noqa: E402
 
 
 SR = 16000
@@ -58,22 +60,11 @@ def build_readable_checkpoint(folder: Path) -> Path:
     nothing. The other rows are zeroed, so that those tokens (end of text included) are practically never chosen.
     """
     build_released_checkpoint(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder)
     tokenizer = AutoProcessor.from_pretrained(folder).tokenizer
     timestamps = [tokenizer.convert_tokens_to_ids(f"<|{hundredths / 100:.2f}|>")
                   for hundredths in range(0, 3001, TIMESTAMP_GRID)]
-    keep = torch.zeros(model.lm_head.weight.shape[0], dtype=torch.bool)
-    keep[32:127] = True
-    keep[[ord(digit) for digit in "0123456789"]] = False  # words that do not look like times
-    keep[timestamps] = True
-    with torch.no_grad():
-        model.lm_head.weight[~keep] = 0
-    staging = folder.parent / f"{folder.name}-weights"
-    model.save_pretrained(staging, save_original_format=True)
-    for weights in staging.glob("*.safetensors"):
-        shutil.copy(weights, folder / weights.name)
-    shutil.rmtree(staging)
-    return folder
+    digits = {ord(digit) for digit in "0123456789"}  # words that do not look like times
+    return limit_output_head(folder, [token for token in range(32, 127) if token not in digits] + timestamps)
 
 
 def tone(seconds: float, frequency: float = 440.0) -> np.ndarray:
