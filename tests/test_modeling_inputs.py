@@ -228,3 +228,47 @@ def test_hidden_states_and_attentions_are_returned():
                    output_attentions=True)
     assert len(output.hidden_states) == 3 and output.hidden_states[0].shape == (1, ids.shape[1], 32)
     assert len(output.attentions) == 2 and output.attentions[0].shape == (1, 4, ids.shape[1], ids.shape[1])
+
+
+def spec_augmented_model(**audio_overrides) -> QwenAudioForConditionalGeneration:
+    config = tiny_config()
+    for key, value in {"apply_spec_augment": True, **audio_overrides}.items():
+        setattr(config.audio_config, key, value)
+    torch.manual_seed(0)
+    return QwenAudioForConditionalGeneration(config)
+
+
+def test_spec_augment_masks_only_the_clips_own_frames_and_whole_mel_bins():
+    """Whisper's SpecAugment fields: time spans fall inside each clip's audio, bin spans cover every frame."""
+    encoder = spec_augmented_model(mask_time_prob=0.3, mask_feature_prob=0.3, mask_feature_min_masks=1).audio_tower
+    features, mask = clips(16000, 8000, frames=400)
+    features = features + 10.0  # no feature is 0 before masking
+    masked = encoder._mask_input_features(features, mask.sum(-1))
+    assert not (features == 0).any(), "the caller's features were changed in place"
+    zero = masked == 0
+    masked_bins = zero.all(dim=2)  # [clips, bins]: a frequency mask covers the whole clip
+    assert masked_bins.any(dim=1).all()
+    masked_frames = zero.all(dim=1)  # [clips, frames]: a time mask covers every bin
+    assert masked_frames[0, :100].any() and masked_frames[1, :50].any()
+    assert not masked_frames[1, 50:].any(), "a time mask fell in the second clip's padding"
+    assert set(masked[~zero].tolist()) <= set(features[~zero].tolist())
+
+
+def test_spec_augment_applies_in_training_only():
+    model = spec_augmented_model(mask_time_prob=0.3, mask_feature_prob=0.3)
+    features, mask = clips(16000, frames=3000)
+    audio_states = lambda: model.audio_tower(features, mask).last_hidden_state  # noqa: E731
+    model.eval()
+    reference = audio_states()
+    assert torch.equal(audio_states(), reference)
+    model.train()  # training mode alone moves the states by <1e-4 (other attention kernels); masking by far more
+    assert (audio_states() - reference).abs().max() > 1e-2
+    model.config.audio_config.apply_spec_augment = False  # off (the default): training sees the features unchanged
+    assert torch.allclose(audio_states(), reference, atol=1e-3)
+
+
+@pytest.mark.parametrize("field, value", [("mask_time_prob", 1.5), ("mask_feature_prob", -0.1), ("mask_time_length", 0)])
+def test_spec_augment_settings_are_checked(field, value):
+    with pytest.raises(Exception, match=field):
+        QwenAudioConfig(audio_config={"d_model": 16, "encoder_layers": 1, "encoder_attention_heads": 2,
+                                      "encoder_ffn_dim": 32, field: value})

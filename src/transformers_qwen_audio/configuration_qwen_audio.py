@@ -30,7 +30,23 @@ class QwenAudioEncoderConfig(Qwen2AudioEncoderConfig):
     r"""Whisper-style audio encoder of Qwen-Audio (defaults: Whisper-large-v2, 80 mel bins).
 
     Same fields as [`Qwen2AudioEncoderConfig`]; the projection to the decoder width and the audio bos/eos
-    embeddings live in [`QwenAudioModel`].
+    embeddings live in [`QwenAudioModel`]. Plus [`WhisperConfig`]'s SpecAugment options (same names, same defaults:
+    off), applied to the log-mel features in training only:
+
+    apply_spec_augment (`bool`, defaults to `False`):
+        Mask spans of the input features during training ([SpecAugment](https://huggingface.co/papers/1904.08779)).
+    mask_time_prob (`float`, defaults to 0.05):
+        About this share of each clip's frames is masked, in spans of `mask_time_length` frames (10 ms each).
+    mask_time_length (`int`, defaults to 10):
+        Length of a time mask, in mel frames.
+    mask_time_min_masks (`int`, defaults to 2):
+        Time masks per clip at least (fewer on a clip too short for them).
+    mask_feature_prob (`float`, defaults to 0.0):
+        About this share of the mel bins is masked, in spans of `mask_feature_length` bins.
+    mask_feature_length (`int`, defaults to 10):
+        Length of a frequency mask, in mel bins.
+    mask_feature_min_masks (`int`, defaults to 0):
+        Frequency masks per clip at least.
     """
 
     model_type = "qwen_audio_encoder"
@@ -41,6 +57,22 @@ class QwenAudioEncoderConfig(Qwen2AudioEncoderConfig):
     encoder_ffn_dim: int = 5120
     d_model: int = 1280
     max_source_positions: int = 1500
+    apply_spec_augment: bool = False
+    mask_time_prob: float = 0.05
+    mask_time_length: int = 10
+    mask_time_min_masks: int = 2
+    mask_feature_prob: float = 0.0
+    mask_feature_length: int = 10
+    mask_feature_min_masks: int = 0
+
+    def validate_architecture(self):
+        super().validate_architecture()
+        for name in ("mask_time_prob", "mask_feature_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1], got {getattr(self, name)}.")
+        for name in ("mask_time_length", "mask_feature_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
 
 
 @strict

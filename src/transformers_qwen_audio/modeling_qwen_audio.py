@@ -42,7 +42,7 @@ from transformers.models.qwen2.modeling_qwen2 import (
     eager_attention_forward,
 )
 from transformers.models.qwen2_audio.modeling_qwen2_audio import Qwen2AudioEncoder, Qwen2AudioMultiModalProjector
-from transformers.models.whisper.modeling_whisper import sinusoids
+from transformers.models.whisper.modeling_whisper import _compute_mask_indices, sinusoids
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
@@ -135,6 +135,8 @@ class QwenAudioEncoder(Qwen2AudioEncoder):
         batch_frames = int(trim_frames.max())
 
         hidden_states = input_features[:, :, :batch_frames].to(dtype=self.conv1.weight.dtype)
+        if self.training and self.config.apply_spec_augment:
+            hidden_states = self._mask_input_features(hidden_states, mel_lengths)
         if bool((trim_frames < batch_frames).any()):
             # Frames past a sequence's own trim length are what conv padding would see there: zeros.
             frame_index = torch.arange(batch_frames, device=device)
@@ -163,6 +165,24 @@ class QwenAudioEncoder(Qwen2AudioEncoder):
         hidden_states = self.avg_pooler(hidden_states.permute(0, 2, 1)).permute(0, 2, 1)
         hidden_states = self.layer_norm(hidden_states)
         return BaseModelOutput(last_hidden_state=hidden_states)
+
+    def _mask_input_features(self, features: torch.Tensor, mel_lengths: torch.Tensor) -> torch.Tensor:
+        """SpecAugment as `WhisperModel._mask_input_features` (its mask sampler, its config fields): time spans
+        within each clip's own frames and mel-bin spans are set to 0. Out of place: the caller's features stay."""
+        num_clips, num_bins, num_frames = features.shape
+        config = self.config
+        if config.mask_time_prob > 0:
+            frames = (torch.arange(num_frames, device=features.device)[None, :] < mel_lengths[:, None]).long()
+            time_mask = _compute_mask_indices((num_clips, num_frames), mask_prob=config.mask_time_prob,
+                                              mask_length=config.mask_time_length, attention_mask=frames,
+                                              min_masks=config.mask_time_min_masks)
+            features = features.masked_fill(torch.as_tensor(time_mask, device=features.device)[:, None, :], 0.0)
+        if config.mask_feature_prob > 0:
+            bin_mask = _compute_mask_indices((num_clips, num_bins), mask_prob=config.mask_feature_prob,
+                                             mask_length=config.mask_feature_length,
+                                             min_masks=config.mask_feature_min_masks)
+            features = features.masked_fill(torch.as_tensor(bin_mask, device=features.device)[:, :, None], 0.0)
+        return features
 
 
 # --------------------------------------------------------------------------------------------------------------
