@@ -164,3 +164,46 @@ def test_warmup_steps_train_the_encoder_and_head_alone(processor, clips, tmp_pat
     assert all(entry["loss"] == pytest.approx(entry["encoder_ctc_loss"], rel=1e-3) for entry in logged)
     changed, _ = train_steps(processor, clips, tmp_path / "joint", max_steps=2, warmup_steps=0)
     assert any(name.startswith("model.language_model.") for name in changed)
+
+
+def scheduled_learning_rates(tmp_path, steps, **config):
+
+    args = QwenAudioPretrainingConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", **config)
+    trainer = QwenAudioPretrainer(model=torch.nn.Linear(2, 2), args=args)
+    trainer.create_optimizer_and_scheduler(steps)
+    rates = []
+    for _ in range(steps):
+        rates.append(trainer.lr_scheduler.get_last_lr()[0])
+        trainer.optimizer.step()
+        trainer.lr_scheduler.step()
+    return rates
+
+
+def test_joint_learning_rate_restarts_the_schedule_after_the_encoder_warmup(tmp_path):
+    rates = scheduled_learning_rates(tmp_path, 300, learning_rate=2e-3, joint_learning_rate=5e-4,
+                                     encoder_ctc_warmup_steps=100, warmup_steps=0.1, lr_scheduler_type="linear")
+    # Warm-up phase: 10 linear warm-up steps to 2e-3, then linear decay to 0 at step 100.
+    assert rates[0] == 0 and rates[10] == pytest.approx(2e-3) and rates[55] == pytest.approx(1e-3)
+    assert max(rates[:100]) == pytest.approx(2e-3)
+    # Joint phase: its own 20 warm-up steps (10% of 200) to 5e-4, then linear decay to 0.
+    assert rates[100] == 0 and rates[120] == pytest.approx(5e-4) and max(rates[100:]) == pytest.approx(5e-4)
+    assert rates[210] == pytest.approx(2.5e-4)
+    # Without it: the one schedule of transformers over all steps.
+    single = scheduled_learning_rates(tmp_path, 300, learning_rate=2e-3, encoder_ctc_warmup_steps=100,
+                                      warmup_steps=0.1, lr_scheduler_type="linear")
+    assert single[30] == pytest.approx(2e-3) and single[165] == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"joint_learning_rate": 0.0, "encoder_ctc_warmup_steps": 10}, "must be > 0"),
+    ({"joint_learning_rate": 1e-3}, "encoder_ctc_warmup_steps"),
+])
+def test_joint_learning_rate_settings_are_checked(tmp_path, config, message):
+    with pytest.raises(ValueError, match=message):
+        QwenAudioPretrainingConfig(output_dir=str(tmp_path), **config)
+
+
+def test_joint_learning_rate_refuses_a_schedule_it_cannot_restart(tmp_path):
+    with pytest.raises(ValueError, match="reduce_lr_on_plateau"):
+        scheduled_learning_rates(tmp_path, 20, joint_learning_rate=1e-3, encoder_ctc_warmup_steps=10,
+                                 lr_scheduler_type="reduce_lr_on_plateau")

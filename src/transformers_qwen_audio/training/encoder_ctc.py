@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from transformers import Trainer, TrainingArguments
+from torch.optim.lr_scheduler import LambdaLR
+from transformers import Trainer, TrainingArguments, get_scheduler
 
 from ..modeling_qwen_audio import audio_token_lengths, clip_mel_lengths
 from .collators import IGNORE_INDEX, pad_ctc_labels, transcript_ctc_labels  # noqa: F401  (re-exported)
@@ -89,8 +90,20 @@ class QwenAudioPretrainingConfig(TrainingArguments):
                   "`ddp_find_unused_parameters: true` (the decoder has no gradient in those steps)."},
     )
 
+    joint_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Restart the learning-rate schedule when the encoder warm-up ends: the warm-up follows "
+                  "`lr_scheduler_type` (with its warm-up share) over its own steps from `learning_rate`, the joint "
+                  "steps follow it again over theirs, from this peak. None: one schedule over the whole run."},
+    )
+
     def __post_init__(self):
         super().__post_init__()
+        if self.joint_learning_rate is not None and self.joint_learning_rate <= 0:
+            raise ValueError(f"`joint_learning_rate` must be > 0, got {self.joint_learning_rate}.")
+        if self.joint_learning_rate is not None and not self.encoder_ctc_warmup_steps:
+            raise ValueError("`joint_learning_rate` restarts the schedule after the encoder warm-up: set "
+                             "`encoder_ctc_warmup_steps` too.")
         if self.encoder_ctc_weight < 0:
             raise ValueError(f"`encoder_ctc_weight` must be >= 0, got {self.encoder_ctc_weight}.")
         if self.encoder_ctc_warmup_steps < 0:
@@ -110,6 +123,31 @@ class QwenAudioPretrainer(Trainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._ctc_loss_sum, self._ctc_loss_count = None, 0
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        warmup_steps = getattr(self.args, "encoder_ctc_warmup_steps", 0)
+        joint_learning_rate = getattr(self.args, "joint_learning_rate", None)
+        if self.lr_scheduler is not None or joint_learning_rate is None or warmup_steps >= num_training_steps:
+            return super().create_scheduler(num_training_steps, optimizer)
+        optimizer = optimizer or self.optimizer
+        # Two runs of the configured schedule, as transformers builds it, joined at the end of the warm-up; the
+        # second is scaled to its own peak (LambdaLR multiplies the optimizer's `learning_rate`).
+        phases = [get_scheduler(self.args.lr_scheduler_type, optimizer=optimizer,
+                                num_warmup_steps=self.args.get_warmup_steps(steps), num_training_steps=steps,
+                                scheduler_specific_kwargs=self.args.lr_scheduler_kwargs)
+                  for steps in (warmup_steps, num_training_steps - warmup_steps)]
+        if not all(isinstance(phase, LambdaLR) for phase in phases):
+            raise ValueError(f"`joint_learning_rate` needs a step-wise schedule; `lr_scheduler_type="
+                             f"{self.args.lr_scheduler_type}` is not one (use e.g. cosine, linear, constant).")
+        phases = [phase.lr_lambdas[0] for phase in phases]
+        scale = joint_learning_rate / self.args.learning_rate
+
+        def factor(step: int) -> float:
+            return phases[0](step) if step < warmup_steps else scale * phases[1](step - warmup_steps)
+
+        self.lr_scheduler = LambdaLR(optimizer, factor)
+        self._created_lr_scheduler = True
+        return self.lr_scheduler
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         ctc_labels = inputs.pop("ctc_labels", None)
