@@ -99,6 +99,8 @@ def test_max_steps_keeps_the_share_of_the_encoder_warm_up():
     overrides = demo.step_overrides(recipe["max_steps"] // 3)
     assert overrides["max_steps"] == recipe["max_steps"] // 3
     assert overrides["encoder_ctc_warmup_steps"] == round(recipe["encoder_ctc_warmup_steps"] / 3)
+    assert "joint_learning_rate" not in overrides  # the recipe's restart stays
+    assert demo.step_overrides(1) == {"max_steps": 1, "encoder_ctc_warmup_steps": 0, "joint_learning_rate": None}
     assert demo.step_overrides(None) is None
     with pytest.raises(ValueError, match="--max-steps"):
         demo.step_overrides(-5)

@@ -63,6 +63,21 @@ def test_word_timings_are_exact_and_match_the_text(dataset_dir):
         assert np.sqrt(np.mean(before_first**2)) <= 0.011  # silence or a hiss of at most -40 dB
 
 
+def test_each_occurrence_of_a_rendering_is_played_at_its_own_speed(dataset_dir):
+    """`word_speed_range`: a voice's word recurs at several lengths (exact timings are checked above), within the
+    range of speeds around the rendering's own length."""
+    durations = {}
+    for row in read_rows(dataset_dir, "speech", "train"):
+        for word in row["words"]:
+            durations.setdefault((row["voice"], word["word"]), []).append(word["end"] - word["start"])
+    repeated = [lengths for lengths in durations.values() if len(lengths) >= 3]
+    assert repeated, "no rendering occurs three times in the small dataset"
+    for lengths in repeated:
+        assert len({round(length, 3) for length in lengths}) > 1, lengths
+        # Speeds within 1 +- 0.1: lengths within [1/1.1, 1/0.9] x the rendering's, so at most 1.1/0.9 apart.
+        assert max(lengths) / min(lengths) <= 1.1 / 0.9 + 0.01, lengths
+
+
 def test_held_out_renderings_and_sentences_do_not_occur_in_train(dataset_dir):
     train = read_rows(dataset_dir, "speech", "train")
     train_renderings = {(row["voice"], word["word"]) for row in train for word in row["words"]}

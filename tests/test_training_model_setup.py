@@ -9,7 +9,11 @@ import torch
 import yaml
 
 from transformers_qwen_audio import QwenAudioConfig, QwenAudioForConditionalGeneration
-from transformers_qwen_audio.training.model_setup import byte_level_processor, model_from_config
+from transformers_qwen_audio.training.model_setup import (
+    byte_level_processor,
+    encoder_position_sinusoids,
+    model_from_config,
+)
 
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
@@ -48,6 +52,24 @@ def test_from_scratch_timestamp_tokens_vary_smoothly_with_time():
         assert abs(similarity[3, 4]) < 0.5  # other tokens keep their random rows
         # At the scale of the other rows.
         assert 0.5 < matrix[ids[:3]].std().item() / matrix[ids[3:]].std().item() < 2.0
+
+
+def test_from_scratch_timestamp_rows_are_the_encoders_position_code_of_their_time():
+    """`<|t|>` is the encoder's sinusoidal position of the frame at t (50 frames/s after the convolutions): the
+    time an audio token carries and the timestamp that names it share one code (a linear map between them exists)."""
+    model_config = yaml.safe_load((RECIPES / "tiny" / "pretrain.yaml").read_text())["model_config"]
+    processor = byte_level_processor()
+    torch.manual_seed(0)
+    model = model_from_config(model_config, processor)
+    positions = model.model.audio_tower.embed_positions.weight
+    assert positions.shape[1] == model.config.text_config.hidden_size  # the tiny recipe's widths match
+    ids = processor.tokenizer.convert_tokens_to_ids(["<|0.00|>", "<|1.20|>", "<|7.38|>", "<|30.00|>"])
+    frames = [0, 60, 369, 1500]
+    for matrix in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
+        rows = torch.nn.functional.normalize(matrix[ids].detach(), dim=-1)
+        code = torch.nn.functional.normalize(
+            torch.cat([positions[frames[:3]], encoder_position_sinusoids(torch.tensor([1500.0]), 128)]), dim=-1)
+        torch.testing.assert_close(rows, code, atol=1e-5, rtol=1e-5)
 
 
 def test_tokenizer_words_are_one_token_alone_and_after_a_space(tmp_path):

@@ -78,7 +78,10 @@ def step_overrides(max_steps: int | None) -> dict | None:
         raise ValueError(f"--max-steps must be positive, got {max_steps}.")
     recipe = yaml.safe_load(TINY_RECIPE.read_text())
     warmup_share = recipe.get("encoder_ctc_warmup_steps", 0) / recipe["max_steps"]
-    return {"max_steps": max_steps, "encoder_ctc_warmup_steps": int(round(max_steps * warmup_share))}
+    overrides = {"max_steps": max_steps, "encoder_ctc_warmup_steps": int(round(max_steps * warmup_share))}
+    if not overrides["encoder_ctc_warmup_steps"]:
+        overrides["joint_learning_rate"] = None  # no warm-up left to restart the schedule after
+    return overrides
 
 
 def train(recipe: Path, threads: int | None = None) -> float:

@@ -7,6 +7,7 @@ Where a training run starts (a checkpoint, a `model_config` from scratch, option
 parts of the model it trains.
 """
 
+import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,27 +156,36 @@ def init_audio_front_end_for_training(model) -> None:
         torch.nn.init.zeros_(conv.bias)
 
 
+def encoder_position_sinusoids(positions: torch.Tensor, channels: int, max_timescale: float = 10000.0) -> torch.Tensor:
+    """Whisper's position table (`modeling_whisper.sinusoids`: log-spaced timescales, sines then cosines) at any,
+    also fractional, positions; transformers' function takes a length only."""
+    increment = math.log(max_timescale) / (channels // 2 - 1)
+    inverse_timescales = torch.exp(-increment * torch.arange(channels // 2, dtype=torch.float32))
+    scaled = positions.to(torch.float32)[:, None] * inverse_timescales[None, :]
+    table = torch.cat([torch.sin(scaled), torch.cos(scaled)], dim=1)
+    return torch.nn.functional.pad(table, (0, channels - table.shape[1]))  # an odd width: one zero column
+
+
 def init_timestamp_embeddings(model, tokenizer) -> None:
     """
-    Gives the timestamp tokens `<|0.00|>` ... `<|30.00|>` of a model trained from scratch sinusoidal embeddings of
-    their time (input embeddings and `lm_head`), at the scale of the other rows.
+    Gives the timestamp tokens `<|0.00|>` ... `<|30.00|>` of a model trained from scratch the encoder's own position
+    code of their time (input embeddings and `lm_head`), at the scale of the other rows.
 
     Independent random rows make the 3,001 timestamps unrelated classes, each learned from the few targets that name
     it; with rows that vary smoothly with time, what the model learns of `<|1.20|>` carries over to `<|1.21|>` and an
-    output near the right time scores better than a far one, which is what word timestamps need.
+    output near the right time scores better than a far one, which is what word timestamps need. The rows are the
+    encoder's sinusoids (Whisper's timescales, at `seconds` x its 50 frames/s after the convolutions), the position
+    signal its audio tokens carry: with the same frequencies a linear map reads a token's time into a timestamp row;
+    with other frequencies no linear map does.
     """
-    times = [index / 100 for index in range(3001)]
-    ids = tokenizer.convert_tokens_to_ids([timestamp_token(seconds) for seconds in times])
+    seconds = torch.arange(3001, dtype=torch.float32) / 100
+    ids = tokenizer.convert_tokens_to_ids([timestamp_token(float(s)) for s in (index / 100 for index in range(3001))])
     if any(token_id is None or token_id == tokenizer.unk_token_id for token_id in ids):
         return  # a vocabulary without the released timestamp tokens: nothing to initialise
     ids = torch.tensor(ids)
+    frames_per_second = 100 / 2  # 10 ms mel hop, stride-2 second convolution
     for matrix in {id(m): m for m in (model.get_input_embeddings().weight, model.get_output_embeddings().weight)}.values():
-        width = matrix.shape[1]
-        steps = torch.arange(len(times), dtype=torch.float32)[:, None]
-        frequencies = 1.0 / (10000 ** (torch.arange(0, width, 2, dtype=torch.float32) / width))
-        table = torch.zeros(len(times), width)
-        table[:, 0::2] = torch.sin(steps * frequencies)
-        table[:, 1::2] = torch.cos(steps * frequencies[: width // 2])
+        table = encoder_position_sinusoids(seconds * frames_per_second, matrix.shape[1])
         with torch.no_grad():
             scale = matrix.std() / table.std()
             matrix[ids] = (table * scale).to(matrix.dtype)
@@ -224,6 +234,7 @@ __all__ = [
     "TRAIN_MODULES",
     "byte_level_processor",
     "init_audio_front_end_for_training",
+    "encoder_position_sinusoids",
     "init_timestamp_embeddings",
     "load_model",
     "load_processor",
