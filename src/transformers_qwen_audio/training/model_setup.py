@@ -179,7 +179,7 @@ def init_timestamp_embeddings(model, tokenizer) -> None:
     with other frequencies no linear map does.
     """
     seconds = torch.arange(3001, dtype=torch.float32) / 100
-    ids = tokenizer.convert_tokens_to_ids([timestamp_token(float(s)) for s in (index / 100 for index in range(3001))])
+    ids = tokenizer.convert_tokens_to_ids([timestamp_token(index / 100) for index in range(3001)])
     if any(token_id is None or token_id == tokenizer.unk_token_id for token_id in ids):
         return  # a vocabulary without the released timestamp tokens: nothing to initialise
     ids = torch.tensor(ids)
