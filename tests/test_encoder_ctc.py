@@ -167,7 +167,6 @@ def test_warmup_steps_train_the_encoder_and_head_alone(processor, clips, tmp_pat
 
 
 def scheduled_learning_rates(tmp_path, steps, **config):
-
     args = QwenAudioPretrainingConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", **config)
     trainer = QwenAudioPretrainer(model=torch.nn.Linear(2, 2), args=args)
     trainer.create_optimizer_and_scheduler(steps)

@@ -132,14 +132,14 @@ class QwenAudioPretrainer(Trainer):
         optimizer = optimizer or self.optimizer
         # Two runs of the configured schedule, as transformers builds it, joined at the end of the warm-up; the
         # second is scaled to its own peak (LambdaLR multiplies the optimizer's `learning_rate`).
-        phases = [get_scheduler(self.args.lr_scheduler_type, optimizer=optimizer,
-                                num_warmup_steps=self.args.get_warmup_steps(steps), num_training_steps=steps,
-                                scheduler_specific_kwargs=self.args.lr_scheduler_kwargs)
-                  for steps in (warmup_steps, num_training_steps - warmup_steps)]
-        if not all(isinstance(phase, LambdaLR) for phase in phases):
+        schedules = [get_scheduler(self.args.lr_scheduler_type, optimizer=optimizer,
+                                   num_warmup_steps=self.args.get_warmup_steps(steps), num_training_steps=steps,
+                                   scheduler_specific_kwargs=self.args.lr_scheduler_kwargs)
+                     for steps in (warmup_steps, num_training_steps - warmup_steps)]
+        if not all(isinstance(schedule, LambdaLR) for schedule in schedules):
             raise ValueError(f"`joint_learning_rate` needs a step-wise schedule; `lr_scheduler_type="
                              f"{self.args.lr_scheduler_type}` is not one (use e.g. cosine, linear, constant).")
-        phases = [phase.lr_lambdas[0] for phase in phases]
+        phases = [schedule.lr_lambdas[0] for schedule in schedules]
         scale = joint_learning_rate / self.args.learning_rate
 
         def factor(step: int) -> float:
