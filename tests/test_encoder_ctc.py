@@ -206,3 +206,17 @@ def test_joint_learning_rate_refuses_a_schedule_it_cannot_restart(tmp_path):
     with pytest.raises(ValueError, match="reduce_lr_on_plateau"):
         scheduled_learning_rates(tmp_path, 20, joint_learning_rate=1e-3, encoder_ctc_warmup_steps=10,
                                  lr_scheduler_type="reduce_lr_on_plateau")
+
+
+def test_length_grouped_sampler_holds_the_lengths_as_a_list(tmp_path):
+    # `datasets` returns a column as a lazy `Column`; sorting by it fetched one row per index every epoch.
+    from datasets import Dataset
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    dataset = Dataset.from_dict({"length": [30, 10, 20, 40] * 8})
+    args = QwenAudioPretrainingConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none",
+                                      per_device_train_batch_size=4, train_sampling_strategy="group_by_length")
+    sampler = QwenAudioPretrainer(model=torch.nn.Linear(2, 2), args=args, train_dataset=dataset)._get_train_sampler()
+    assert isinstance(sampler, LengthGroupedSampler)
+    assert sampler.lengths == [30, 10, 20, 40] * 8 and isinstance(sampler.lengths, list)
+    assert sorted(sampler) == list(range(32))
