@@ -88,29 +88,6 @@ def test_held_out_renderings_and_sentences_do_not_occur_in_train(dataset_dir):
         assert not {row["text"] for row in held_out} & train_sentences
 
 
-def test_train_sentences_draw_from_as_few_words_of_their_voice_as_held_out_ones(dataset_dir):
-    """`train_sentence_pool`: a training sentence uses at most that many distinct words (a held-out one at most the
-    voice's `held_out_words_per_voice`), so words repeat in train as often as in the held-out splits."""
-    for split, pool in (("train", SMALL.train_sentence_pool), ("validation", SMALL.held_out_words_per_voice)):
-        assert all(len(set(row["text"].split())) <= pool for row in read_rows(dataset_dir, "speech", split))
-    sentences = [row["text"].split() for row in read_rows(dataset_dir, "speech", "train")]
-    assert any(len(set(words)) < len(words) for words in sentences)
-
-
-def test_held_out_splits_do_not_depend_on_how_train_is_drawn(tmp_path):
-    # The held-out splits are drawn first: changing the training sentences' pool leaves their sentences and voices as
-    # they were (times can move by a few ms within one process, see below).
-    other = ensure_tiny_multitask(tmp_path / "all-words", TinyMultitaskConfig(**{**asdict(SMALL), "train_sentence_pool": 0}))
-    small = ensure_tiny_multitask(tmp_path / "pool", SMALL)
-
-    def sentences(folder, split):
-        return [(row["voice"], row["text"]) for row in read_rows(folder, "speech", split)]
-
-    for split in ("validation", "test"):
-        assert sentences(other, split) == sentences(small, split)
-    assert sentences(other, "train") != sentences(small, "train")
-
-
 def test_build_is_cached_and_seeded(dataset_dir, tmp_path):
     assert ensure_tiny_multitask(dataset_dir, SMALL) == dataset_dir  # same settings, complete: reused, not rebuilt
     # Two fresh processes give the same files bit for bit. (Within one process eSpeak NG carries a little state
