@@ -105,3 +105,30 @@ def test_max_steps_keeps_the_share_of_the_encoder_warm_up():
     assert demo.step_overrides(None) is None
     with pytest.raises(ValueError, match="--max-steps"):
         demo.step_overrides(-5)
+
+
+def test_busy_cpu_share_is_a_fraction_and_sees_a_busy_core():
+    import multiprocessing
+    import time
+
+    idle_share = demo.busy_cpu_share(0.2)
+    if idle_share is None:
+        pytest.skip("no /proc/stat on this system")
+    assert 0.0 <= idle_share <= 1.0
+    spinner = multiprocessing.get_context("spawn").Process(target=_spin, args=(3.0,))
+    spinner.start()
+    try:
+        time.sleep(0.5)
+        # One core of the machine's is fully busy: at least a share of 1 / cores (less a little for timing).
+        import os
+        assert demo.busy_cpu_share(0.5) >= 0.8 / os.cpu_count()
+    finally:
+        spinner.join()
+
+
+def _spin(seconds):
+    import time
+
+    end = time.time() + seconds
+    while time.time() < end:
+        pass
