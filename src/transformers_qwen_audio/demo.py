@@ -114,7 +114,8 @@ def busy_cpu_share(seconds: float = 0.5) -> float | None:
         return sum(fields), fields[3] + fields[4]  # all, idle + iowait
 
     try:
-        (total_before, idle_before), _ = totals(), time.sleep(seconds)
+        total_before, idle_before = totals()
+        time.sleep(seconds)
         total_after, idle_after = totals()
     except (OSError, ValueError, IndexError):
         return None
