@@ -29,6 +29,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from ..modeling_qwen_audio import audio_token_lengths, clip_mel_lengths
 from .collators import IGNORE_INDEX, pad_ctc_labels, transcript_ctc_labels  # noqa: F401  (re-exported)
 from .label_positions import keep_logits_at_labels
+from .timestamp_noise import perturb_timestamp_inputs, timestamp_token_ids
 
 
 CTC_VOCAB_SIZE = 257  # the blank (0, see collators.transcript_ctc_labels) + 256 byte values
@@ -99,8 +100,18 @@ class QwenAudioPretrainingConfig(TrainingArguments):
                   "steps follow it again over theirs, from this peak. None: one schedule over the whole run."},
     )
 
+    timestamp_input_noise: float = field(
+        default=0.0,
+        metadata={"help": "Standard deviation in seconds of Gaussian noise on the target timestamps the decoder "
+                  "reads in training steps (word-timestamp targets); their labels stay exact. Makes the model place "
+                  "each boundary from the audio rather than from the previous one (see `training.timestamp_noise`). "
+                  "0 disables it."},
+    )
+
     def __post_init__(self):
         super().__post_init__()
+        if self.timestamp_input_noise < 0:
+            raise ValueError(f"`timestamp_input_noise` must be >= 0 seconds, got {self.timestamp_input_noise}.")
         if self.joint_learning_rate is not None and self.joint_learning_rate <= 0:
             raise ValueError(f"`joint_learning_rate` must be > 0, got {self.joint_learning_rate}.")
         if self.joint_learning_rate is not None and not self.encoder_ctc_warmup_steps:
@@ -122,11 +133,19 @@ class QwenAudioPretrainer(Trainer):
     collator's `encoder_ctc_labels=True`). The encoder output is read with a forward hook, so the model runs once.
     During the first `encoder_ctc_warmup_steps` steps only the encoder and the CTC head run and learn. Training
     steps project only the labelled positions onto the vocabulary (`label_positions`: the same loss, far fewer
-    logits); evaluation keeps every position's logits."""
+    logits); evaluation keeps every position's logits. With `timestamp_input_noise`, training steps read noisy copies
+    of the target timestamps (`timestamp_noise`)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._ctc_loss_sum, self._ctc_loss_count = None, 0
+        self._timestamp_ids = None
+        if getattr(self.args, "timestamp_input_noise", 0.0) > 0:
+            tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+            self._timestamp_ids = timestamp_token_ids(tokenizer) if tokenizer is not None else None
+            if self._timestamp_ids is None:
+                raise ValueError("`timestamp_input_noise` needs the processor's tokenizer (`processing_class`) with "
+                                 "the timestamp tokens <|0.00|> ... <|30.00|> as one block of ids.")
 
     def _get_train_sampler(self, train_dataset=None):
         sampler = super()._get_train_sampler(train_dataset)
@@ -163,6 +182,9 @@ class QwenAudioPretrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         ctc_labels = inputs.pop("ctc_labels", None)
+        if model.training and self._timestamp_ids is not None and "labels" in inputs:
+            inputs = {**inputs, "input_ids": perturb_timestamp_inputs(
+                inputs["input_ids"], inputs["labels"], self._timestamp_ids, self.args.timestamp_input_noise)}
         if model.training and self.label_smoother is None and self.compute_loss_func is None:
             inputs = keep_logits_at_labels(inputs)
         weight = getattr(self.args, "encoder_ctc_weight", 0.0)
