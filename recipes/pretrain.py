@@ -41,10 +41,11 @@ from transformers_qwen_audio.training import (
     QwenAudioPretrainer,
     QwenAudioPretrainingConfig,
     attach_encoder_ctc_head,
+    attach_encoder_position_head,
     load_audio_mixture,
     load_model,
     load_processor,
-    remove_encoder_ctc_head,
+    remove_training_heads,
     save_and_push,
     set_trainable_modules,
 )
@@ -101,6 +102,8 @@ def main(mixture_args, model_args, training_args):
     if training_args.uses_encoder_ctc:
         # Training-only: an auxiliary CTC head on the encoder (transformers_qwen_audio.training.encoder_ctc).
         attach_encoder_ctc_head(model)
+    if training_args.encoder_position_weight:
+        attach_encoder_position_head(model)  # training-only as well: encoder tokens predict their own position
 
     # Labels are -100 on the audio span, the task tags and padding: only the target and <|endoftext|> are learned.
     # The tags are given at inference (they are the instruction), and the audio positions hold encoder outputs, not
@@ -151,7 +154,7 @@ def main(mixture_args, model_args, training_args):
     # Save model, model card, push to hub
     ####################################
     logger.info("*** Save model ***")
-    remove_encoder_ctc_head(trainer.model)  # the final model is a plain QwenAudioForConditionalGeneration
+    remove_training_heads(trainer.model)  # the final model is a plain QwenAudioForConditionalGeneration
     save_and_push(
         trainer,
         {

@@ -14,11 +14,12 @@ from transformers_qwen_audio.training import (
     QwenAudioPretrainer,
     QwenAudioPretrainingConfig,
     attach_encoder_ctc_head,
+    attach_encoder_position_head,
     load_audio_mixture,
-    remove_encoder_ctc_head,
+    remove_training_heads,
 )
 from transformers_qwen_audio.training.collators import pad_ctc_labels, transcript_ctc_labels
-from transformers_qwen_audio.training.encoder_ctc import encoder_ctc_loss
+from transformers_qwen_audio.training.encoder_ctc import encoder_ctc_loss, encoder_position_loss
 from transformers_qwen_audio.training.model_setup import byte_level_processor, model_from_config
 from transformers_qwen_audio.training.toy_data import build_toy_pretraining_data
 
@@ -125,13 +126,68 @@ def test_trainer_adds_the_weighted_ctc_loss_of_the_encoder_output(processor, cli
     # Evaluation reports the language-model loss alone.
     model.eval()
     torch.testing.assert_close(trainer.compute_loss(model, {**batch, "ctc_labels": ctc_labels}), model(**batch).loss)
-    remove_encoder_ctc_head(model)
+    remove_training_heads(model)
     assert not any(name.startswith("encoder_ctc_head") for name in model.state_dict())
 
 
 def test_negative_weight_is_refused(tmp_path):
     with pytest.raises(ValueError, match="encoder_ctc_weight"):
         QwenAudioPretrainingConfig(output_dir=str(tmp_path), encoder_ctc_weight=-1.0)
+    with pytest.raises(ValueError, match="encoder_position_weight"):
+        QwenAudioPretrainingConfig(output_dir=str(tmp_path), encoder_position_weight=-1.0)
+
+
+def test_position_loss_asks_each_audio_token_of_a_clip_for_its_index(processor, clips):
+    torch.manual_seed(0)
+    model = model_from_config(TINY_CONFIG, processor)
+    head = attach_encoder_position_head(model)
+    assert attach_encoder_position_head(model) is head and head.out_features == 750  # 30 s at 25 tokens/s
+    batch = QwenAudioChatCollator(processor)([row(clips[0], "one"), row(clips[2], "two")])  # 1.0 s and 0.8 s
+    features, mask = batch["input_features"], batch["feature_attention_mask"]
+    states = torch.randn(2, 25, model.config.audio_config.d_model)
+    # A head that reads the index off a one-hot code of it scores (almost) zero; past a clip's end nothing counts.
+    with torch.no_grad():
+        head.weight.zero_(), head.bias.zero_()
+        head.weight[:25, :25] = 100 * torch.eye(25)
+    one_hot = torch.zeros(2, 25, model.config.audio_config.d_model)
+    one_hot[:, :, :25] = torch.eye(25)
+    one_hot[1, 20:] = 0  # the 0.8 s clip has 20 tokens: what lies beyond is padding
+    assert encoder_position_loss(head, one_hot, features, mask, model.config.audio_config) < 1e-6
+    shuffled = one_hot[:, torch.randperm(25)]
+    assert encoder_position_loss(head, shuffled, features, mask, model.config.audio_config) > 10
+    assert torch.isfinite(encoder_position_loss(head, states, features, mask, model.config.audio_config))
+
+
+def test_trainer_adds_the_weighted_position_loss_in_warmup_and_joint_steps(processor, clips, tmp_path):
+    torch.manual_seed(0)
+    model = model_from_config(TINY_CONFIG, processor)
+    ctc_head, position_head = attach_encoder_ctc_head(model), attach_encoder_position_head(model)
+    batch = QwenAudioChatCollator(processor, encoder_ctc_labels=True)(
+        [row(clips[0], "one two", "one two"), row(clips[1], "tone"), row(clips[2], "three", "three")]
+    )
+    config = dict(output_dir=str(tmp_path), use_cpu=True, report_to="none", encoder_position_weight=0.25)
+    ctc_labels = batch.pop("ctc_labels")
+    model.train()
+    states = model.model.audio_tower(batch["input_features"], batch["feature_attention_mask"], torch.arange(3)).last_hidden_state
+    ctc = encoder_ctc_loss(ctc_head, states, batch["input_features"], batch["feature_attention_mask"], ctc_labels,
+                           model.config.audio_config)
+    position = encoder_position_loss(position_head, states, batch["input_features"], batch["feature_attention_mask"],
+                                     model.config.audio_config)
+    # Joint step (no CTC weight): the language-model loss + 0.25 x the position loss.
+    joint = QwenAudioPretrainer(model=model, args=QwenAudioPretrainingConfig(**config))
+    torch.testing.assert_close(joint.compute_loss(model, {**batch, "ctc_labels": ctc_labels}),
+                               model(**batch).loss + 0.25 * position)
+    # Encoder warm-up step: CTC + 0.25 x position, the decoder not run.
+    trainer = QwenAudioPretrainer(model=model, args=QwenAudioPretrainingConfig(**config, encoder_ctc_warmup_steps=5))
+    loss = trainer.compute_loss(model, {**batch, "ctc_labels": ctc_labels})
+    torch.testing.assert_close(loss, ctc + 0.25 * position)
+    loss.backward()
+    assert position_head.weight.grad.abs().sum() > 0 and model.lm_head.weight.grad is None
+    # Missing head: a clear error; the final model loses both heads.
+    remove_training_heads(model)
+    assert not any(name.startswith(("encoder_ctc_head", "encoder_position_head")) for name in model.state_dict())
+    with pytest.raises(ValueError, match="attach_encoder_position_head"):
+        joint.compute_loss(model, {**batch, "ctc_labels": ctc_labels})
 
 
 def train_steps(processor, clips, tmp_path, max_steps, warmup_steps):

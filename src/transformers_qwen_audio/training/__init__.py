@@ -10,7 +10,8 @@ from .encoder_ctc import (
     QwenAudioPretrainer,
     QwenAudioPretrainingConfig,
     attach_encoder_ctc_head,
-    remove_encoder_ctc_head,
+    attach_encoder_position_head,
+    remove_training_heads,
 )
 from .mixture import AudioDatasetSource, AudioMixtureArguments, load_audio_mixture
 from .model_setup import QwenAudioModelArguments, load_model, load_processor, set_trainable_modules
@@ -29,12 +30,13 @@ __all__ = [
     "QwenAudioPretrainingConfig",
     "TaskTags",
     "attach_encoder_ctc_head",
+    "attach_encoder_position_head",
     "build_pretraining_example",
     "init_audio_encoder_from_whisper",
     "load_audio_mixture",
     "load_model",
     "load_processor",
-    "remove_encoder_ctc_head",
+    "remove_training_heads",
     "save_and_push",
     "set_trainable_modules",
 ]

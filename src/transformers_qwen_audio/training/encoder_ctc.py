@@ -15,7 +15,7 @@ already carry the words, in order. The same remedy as the joint CTC-attention tr
 The CTC vocabulary is the transcript's UTF-8 bytes (class 0 is the blank, byte b is class b + 1): it does not depend
 on the tokenizer, covers every language, and byte rates stay below the encoder's 25 tokens/s for speech. The head is
 a training-only submodule (`encoder_ctc_head`): intermediate checkpoints keep it, so training resumes exactly;
-`remove_encoder_ctc_head` takes it off before the final model is saved, which is a plain `QwenAudioForConditionalGeneration`.
+`remove_training_heads` takes it off before the final model is saved, which is a plain `QwenAudioForConditionalGeneration`.
 """
 
 from dataclasses import dataclass, field
@@ -34,6 +34,7 @@ from .timestamp_noise import perturb_timestamp_inputs, timestamp_token_ids
 
 CTC_VOCAB_SIZE = 257  # the blank (0, see collators.transcript_ctc_labels) + 256 byte values
 HEAD_NAME = "encoder_ctc_head"
+POSITION_HEAD_NAME = "encoder_position_head"
 
 
 def attach_encoder_ctc_head(model) -> nn.Linear:
@@ -50,10 +51,35 @@ def attach_encoder_ctc_head(model) -> nn.Linear:
     return head
 
 
-def remove_encoder_ctc_head(model) -> None:
-    """Takes the training-only head off `model` (before the final save)."""
-    if hasattr(model, HEAD_NAME):
-        delattr(model, HEAD_NAME)
+def attach_encoder_position_head(model) -> nn.Linear:
+    """Adds the training-only head of `encoder_position_weight` (encoder width -> the 750 token positions of a 30 s
+    window) to `model`; returns it. Idempotent."""
+    head = getattr(model, POSITION_HEAD_NAME, None)
+    if head is None:
+        audio_config = model.config.audio_config
+        head = nn.Linear(audio_config.d_model, audio_config.max_source_positions // 2)
+        nn.init.normal_(head.weight, std=audio_config.d_model**-0.5)
+        nn.init.zeros_(head.bias)
+        head.to(device=model.device, dtype=next(model.model.audio_tower.parameters()).dtype)
+        model.add_module(POSITION_HEAD_NAME, head)
+    return head
+
+
+def remove_training_heads(model) -> None:
+    """Takes the training-only heads (CTC, position) off `model` (before the final save)."""
+    for name in (HEAD_NAME, POSITION_HEAD_NAME):
+        if hasattr(model, name):
+            delattr(model, name)
+
+
+def encoder_position_loss(head: nn.Module, encoder_states: torch.Tensor, input_features, feature_attention_mask,
+                          audio_config) -> torch.Tensor:
+    """Mean cross-entropy of every audio token of every clip predicting its own index (its time, at 25 tokens/s)."""
+    lengths = audio_token_lengths(clip_mel_lengths(input_features, feature_attention_mask, audio_config))
+    positions = torch.arange(encoder_states.shape[1], device=encoder_states.device)
+    targets = torch.where(positions[None, :] < lengths.to(positions.device)[:, None], positions[None, :], IGNORE_INDEX)
+    logits = head(encoder_states).float()
+    return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
 
 
 def encoder_ctc_loss(head: nn.Module, encoder_states: torch.Tensor, input_features, feature_attention_mask,
@@ -100,6 +126,14 @@ class QwenAudioPretrainingConfig(TrainingArguments):
                   "steps follow it again over theirs, from this peak. None: one schedule over the whole run."},
     )
 
+    encoder_position_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight of an auxiliary loss on the audio encoder: each output token predicts its own "
+                  "position (a linear head over the 750 positions of 30 s). CTC alone lets the encoder forget where in "
+                  "the clip a token lies, which the decoder needs for word timestamps. Applies in the CTC warm-up and "
+                  "after it; 0 disables it. The head is dropped from the final model."},
+    )
+
     timestamp_input_noise: float = field(
         default=0.0,
         metadata={"help": "Standard deviation in seconds of Gaussian noise on the target timestamps the decoder "
@@ -117,6 +151,8 @@ class QwenAudioPretrainingConfig(TrainingArguments):
         if self.joint_learning_rate is not None and not self.encoder_ctc_warmup_steps:
             raise ValueError("`joint_learning_rate` restarts the schedule after the encoder warm-up: set "
                              "`encoder_ctc_warmup_steps` too.")
+        if self.encoder_position_weight < 0:
+            raise ValueError(f"`encoder_position_weight` must be >= 0, got {self.encoder_position_weight}.")
         if self.encoder_ctc_weight < 0:
             raise ValueError(f"`encoder_ctc_weight` must be >= 0, got {self.encoder_ctc_weight}.")
         if self.encoder_ctc_warmup_steps < 0:
@@ -138,7 +174,7 @@ class QwenAudioPretrainer(Trainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._ctc_loss_sum, self._ctc_loss_count = None, 0
+        self._auxiliary_losses = {}  # name -> (sum, count) since the last log
         self._timestamp_ids = None
         if getattr(self.args, "timestamp_input_noise", 0.0) > 0:
             tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
@@ -187,18 +223,34 @@ class QwenAudioPretrainer(Trainer):
                 inputs["input_ids"], inputs["labels"], self._timestamp_ids, self.args.timestamp_input_noise)}
         if model.training and self.label_smoother is None and self.compute_loss_func is None:
             inputs = keep_logits_at_labels(inputs)
-        weight = getattr(self.args, "encoder_ctc_weight", 0.0)
-        warming_up = self.state.global_step < getattr(self.args, "encoder_ctc_warmup_steps", 0)
-        # Evaluation reports the language-model loss alone, comparable between runs with and without the head.
-        if ctc_labels is None or not (weight or warming_up) or "input_features" not in inputs or not model.training:
+        ctc_weight = getattr(self.args, "encoder_ctc_weight", 0.0)
+        position_weight = getattr(self.args, "encoder_position_weight", 0.0)
+        warming_up = ctc_labels is not None and self.state.global_step < getattr(self.args, "encoder_ctc_warmup_steps", 0)
+        if ctc_labels is None:
+            ctc_weight = 0.0
+        # Evaluation reports the language-model loss alone, comparable between runs with and without the heads.
+        if not (ctc_weight or position_weight or warming_up) or "input_features" not in inputs or not model.training:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         unwrapped = self.accelerator.unwrap_model(model)
-        head = getattr(unwrapped, HEAD_NAME, None)
-        if head is None:
-            raise ValueError("The encoder CTC loss needs the head: call `attach_encoder_ctc_head(model)` "
-                             "before creating the trainer.")
+        heads = {}
+        for name, wanted in ((HEAD_NAME, ctc_weight or warming_up), (POSITION_HEAD_NAME, position_weight)):
+            if wanted:
+                heads[name] = getattr(unwrapped, name, None)
+                if heads[name] is None:
+                    attach = "attach_encoder_ctc_head" if name == HEAD_NAME else "attach_encoder_position_head"
+                    raise ValueError(f"The auxiliary encoder loss needs its head: call `{attach}(model)` before "
+                                     "creating the trainer.")
+        features, mask = inputs["input_features"], inputs.get("feature_attention_mask")
         if warming_up:
-            return self._encoder_only_loss(unwrapped, head, inputs, ctc_labels, num_items_in_batch, return_outputs)
+            # Each clip encoded with the clips of its own row, as the full forward does; the decoder is not run.
+            _, clip_rows, _, _ = unwrapped.model.audio_spans(*unwrapped.model.audio_boundaries(inputs["input_ids"], None))
+            states = unwrapped.model.audio_tower(features, mask, clip_rows).last_hidden_state
+            loss = self._encoder_losses(unwrapped, heads, states, features, mask, ctc_labels, 1.0, position_weight)
+            if loss is None:  # nothing to learn in this batch: a zero loss that still reaches every parameter
+                loss = 0.0 * states.sum() + 0.0 * sum(p.sum() for head in heads.values() for p in head.parameters())
+            else:
+                loss = self._scaled_for_accumulation(loss, num_items_in_batch)
+            return (loss, None) if return_outputs else loss
         captured = {}
 
         def keep_encoder_output(module, args, output):
@@ -209,25 +261,26 @@ class QwenAudioPretrainer(Trainer):
             loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
         finally:
             handle.remove()
-        ctc = encoder_ctc_loss(head, captured["states"], inputs["input_features"],
-                               inputs.get("feature_attention_mask"), ctc_labels, unwrapped.config.audio_config)
-        if ctc is not None:
-            loss = loss + weight * self._scaled_for_accumulation(ctc, num_items_in_batch).to(loss.dtype)
-            self._record(ctc)
+        auxiliary = self._encoder_losses(unwrapped, heads, captured["states"], features, mask, ctc_labels, ctc_weight,
+                                         position_weight)
+        if auxiliary is not None:
+            loss = loss + self._scaled_for_accumulation(auxiliary, num_items_in_batch).to(loss.dtype)
         return (loss, outputs) if return_outputs else loss
 
-    def _encoder_only_loss(self, unwrapped, head, inputs, ctc_labels, num_items_in_batch, return_outputs):
-        features, mask = inputs["input_features"], inputs.get("feature_attention_mask")
-        # Each clip encoded with the clips of its own row, as the full forward does.
-        _, clip_rows, _, _ = unwrapped.model.audio_spans(*unwrapped.model.audio_boundaries(inputs["input_ids"], None))
-        states = unwrapped.model.audio_tower(features, mask, clip_rows).last_hidden_state
-        ctc = encoder_ctc_loss(head, states, features, mask, ctc_labels, unwrapped.config.audio_config)
-        if ctc is None:  # no clip with a transcript in this batch: a zero loss that still reaches every parameter
-            loss = 0.0 * states.sum() + 0.0 * sum(parameter.sum() for parameter in head.parameters())
-        else:
-            self._record(ctc)
-            loss = self._scaled_for_accumulation(ctc, num_items_in_batch)
-        return (loss, None) if return_outputs else loss
+    def _encoder_losses(self, unwrapped, heads, states, features, mask, ctc_labels, ctc_weight, position_weight):
+        """`ctc_weight` x CTC + `position_weight` x position loss of the encoder output (each logged), or None."""
+        audio_config = unwrapped.config.audio_config
+        total = None
+        if ctc_weight:
+            ctc = encoder_ctc_loss(heads[HEAD_NAME], states, features, mask, ctc_labels, audio_config)
+            if ctc is not None:
+                self._record("encoder_ctc_loss", ctc)
+                total = ctc_weight * ctc
+        if position_weight:
+            position = encoder_position_loss(heads[POSITION_HEAD_NAME], states, features, mask, audio_config)
+            self._record("encoder_position_loss", position)
+            total = position_weight * position if total is None else total + position_weight * position
+        return total
 
     def _scaled_for_accumulation(self, loss, num_items_in_batch):
         """A per-batch mean, scaled as `training_step` expects: when the language-model loss is normalised by
@@ -239,16 +292,16 @@ class QwenAudioPretrainer(Trainer):
         steps = getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
         return loss / steps if scaled else loss
 
-    def _record(self, ctc: torch.Tensor) -> None:
+    def _record(self, name: str, loss: torch.Tensor) -> None:
         # Summed on the device: read once per logging step, not synchronised every step.
-        ctc = ctc.detach()
-        self._ctc_loss_sum = ctc if self._ctc_loss_sum is None else self._ctc_loss_sum + ctc
-        self._ctc_loss_count += 1
+        total, count = self._auxiliary_losses.get(name, (0.0, 0))
+        self._auxiliary_losses[name] = (total + loss.detach(), count + 1)
 
     def log(self, logs: dict, *args, **kwargs):
-        if self._ctc_loss_count and "loss" in logs:
-            logs["encoder_ctc_loss"] = round(float(self._ctc_loss_sum) / self._ctc_loss_count, 4)
-            self._ctc_loss_sum, self._ctc_loss_count = None, 0
+        if self._auxiliary_losses and "loss" in logs:
+            for name, (total, count) in self._auxiliary_losses.items():
+                logs[name] = round(float(total) / count, 4)
+            self._auxiliary_losses = {}
         super().log(logs, *args, **kwargs)
 
 
@@ -256,8 +309,10 @@ __all__ = [
     "QwenAudioPretrainer",
     "QwenAudioPretrainingConfig",
     "attach_encoder_ctc_head",
+    "attach_encoder_position_head",
     "encoder_ctc_loss",
+    "encoder_position_loss",
     "pad_ctc_labels",
-    "remove_encoder_ctc_head",
+    "remove_training_heads",
     "transcript_ctc_labels",
 ]
