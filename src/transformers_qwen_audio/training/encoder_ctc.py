@@ -16,6 +16,10 @@ The CTC vocabulary is the transcript's UTF-8 bytes (class 0 is the blank, byte b
 on the tokenizer, covers every language, and byte rates stay below the encoder's 25 tokens/s for speech. The head is
 a training-only submodule (`encoder_ctc_head`): intermediate checkpoints keep it, so training resumes exactly;
 `remove_training_heads` takes it off before the final model is saved, which is a plain `QwenAudioForConditionalGeneration`.
+
+CTC is indifferent to where in the clip a token lies, and an encoder trained with it forgets its input's positions,
+which the decoder needs to place word timestamps. A second training-only head (`encoder_position_head`,
+`encoder_position_weight`) asks every audio token for its own index, so the position stays readable.
 """
 
 from dataclasses import dataclass, field
@@ -166,8 +170,8 @@ class QwenAudioPretrainingConfig(TrainingArguments):
 
 class QwenAudioPretrainer(Trainer):
     """`Trainer` that adds `encoder_ctc_weight` x the encoder CTC loss when the batch carries `ctc_labels` (the
-    collator's `encoder_ctc_labels=True`). The encoder output is read with a forward hook, so the model runs once.
-    During the first `encoder_ctc_warmup_steps` steps only the encoder and the CTC head run and learn. Training
+    collator's `encoder_ctc_labels=True`), and `encoder_position_weight` x the position loss. The encoder output is
+    read with a forward hook, so the model runs once. During the first `encoder_ctc_warmup_steps` steps only the encoder and the CTC head run and learn. Training
     steps project only the labelled positions onto the vocabulary (`label_positions`: the same loss, far fewer
     logits); evaluation keeps every position's logits. With `timestamp_input_noise`, training steps read noisy copies
     of the target timestamps (`timestamp_noise`)."""
