@@ -41,32 +41,29 @@ HEAD_NAME = "encoder_ctc_head"
 POSITION_HEAD_NAME = "encoder_position_head"
 
 
-def attach_encoder_ctc_head(model) -> nn.Linear:
-    """Adds the training-only head (encoder width -> bytes + blank) to `model`, so the optimizer and checkpoints see
-    it; returns it. Idempotent."""
-    head = getattr(model, HEAD_NAME, None)
+def _attach_head(model, name: str, outputs: int) -> nn.Linear:
+    """A linear training-only head (encoder width -> `outputs`) added to `model` as `name`, so the optimizer and
+    checkpoints see it; the existing one if it has it already."""
+    head = getattr(model, name, None)
     if head is None:
         audio_config = model.config.audio_config
-        head = nn.Linear(audio_config.d_model, CTC_VOCAB_SIZE)
+        head = nn.Linear(audio_config.d_model, outputs)
         nn.init.normal_(head.weight, std=audio_config.d_model**-0.5)
         nn.init.zeros_(head.bias)
         head.to(device=model.device, dtype=next(model.model.audio_tower.parameters()).dtype)
-        model.add_module(HEAD_NAME, head)
+        model.add_module(name, head)
     return head
+
+
+def attach_encoder_ctc_head(model) -> nn.Linear:
+    """Adds the training-only CTC head (encoder width -> bytes + blank) to `model`; returns it. Idempotent."""
+    return _attach_head(model, HEAD_NAME, CTC_VOCAB_SIZE)
 
 
 def attach_encoder_position_head(model) -> nn.Linear:
     """Adds the training-only head of `encoder_position_weight` (encoder width -> the 750 token positions of a 30 s
     window) to `model`; returns it. Idempotent."""
-    head = getattr(model, POSITION_HEAD_NAME, None)
-    if head is None:
-        audio_config = model.config.audio_config
-        head = nn.Linear(audio_config.d_model, audio_config.max_source_positions // 2)
-        nn.init.normal_(head.weight, std=audio_config.d_model**-0.5)
-        nn.init.zeros_(head.bias)
-        head.to(device=model.device, dtype=next(model.model.audio_tower.parameters()).dtype)
-        model.add_module(POSITION_HEAD_NAME, head)
-    return head
+    return _attach_head(model, POSITION_HEAD_NAME, model.config.audio_config.max_source_positions // 2)
 
 
 def remove_training_heads(model) -> None:
