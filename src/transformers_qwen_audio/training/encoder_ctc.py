@@ -168,7 +168,8 @@ class QwenAudioPretrainingConfig(TrainingArguments):
 class QwenAudioPretrainer(Trainer):
     """`Trainer` that adds `encoder_ctc_weight` x the encoder CTC loss when the batch carries `ctc_labels` (the
     collator's `encoder_ctc_labels=True`), and `encoder_position_weight` x the position loss. The encoder output is
-    read with a forward hook, so the model runs once. During the first `encoder_ctc_warmup_steps` steps only the encoder and the CTC head run and learn. Training
+    read with a forward hook, so the model runs once. During the first `encoder_ctc_warmup_steps` steps only the
+    encoder and its heads run and learn. Training
     steps project only the labelled positions onto the vocabulary (`label_positions`: the same loss, far fewer
     logits); evaluation keeps every position's logits. With `timestamp_input_noise`, training steps read noisy copies
     of the target timestamps (`timestamp_noise`)."""
