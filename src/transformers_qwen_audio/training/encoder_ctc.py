@@ -235,13 +235,13 @@ class QwenAudioPretrainer(Trainer):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         unwrapped = self.accelerator.unwrap_model(model)
         heads = {}
-        for name, wanted in ((HEAD_NAME, ctc_weight or warming_up), (POSITION_HEAD_NAME, position_weight)):
+        for name, attach, wanted in ((HEAD_NAME, attach_encoder_ctc_head, ctc_weight or warming_up),
+                                     (POSITION_HEAD_NAME, attach_encoder_position_head, position_weight)):
             if wanted:
                 heads[name] = getattr(unwrapped, name, None)
                 if heads[name] is None:
-                    attach = "attach_encoder_ctc_head" if name == HEAD_NAME else "attach_encoder_position_head"
-                    raise ValueError(f"The auxiliary encoder loss needs its head: call `{attach}(model)` before "
-                                     "creating the trainer.")
+                    raise ValueError(f"The auxiliary encoder loss needs its head: call `{attach.__name__}(model)` "
+                                     "before creating the trainer.")
         features, mask = inputs["input_features"], inputs.get("feature_attention_mask")
         if warming_up:
             # Each clip encoded with the clips of its own row, as the full forward does; the decoder is not run.

@@ -47,7 +47,9 @@ def perturb_timestamp_inputs(
     is_timestamp = (labels >= timestamp_ids.start) & (labels < timestamp_ids.stop) & (labels != IGNORE_INDEX)
     if std_seconds <= 0 or not bool(is_timestamp.any()):
         return input_ids
-    noise = torch.randn(input_ids.shape, generator=generator, device="cpu").to(input_ids.device)
+    # Drawn where the ids are (no host-to-device copy each step); a given generator decides the device.
+    device = generator.device if generator is not None else input_ids.device
+    noise = torch.randn(input_ids.shape, generator=generator, device=device).to(input_ids.device)
     shift = torch.round(noise * (std_seconds / TIMESTAMP_STEP_SECONDS)).long()
     moved = (input_ids + shift).clamp(timestamp_ids.start, timestamp_ids.stop - 1)
     return torch.where(is_timestamp, moved, input_ids)
