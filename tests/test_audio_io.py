@@ -201,3 +201,156 @@ def test_dict_without_audio():
 def test_dict_array_without_sampling_rate():
     with pytest.raises(ValueError, match="sampling_rate"):
         load_audio({"array": np.zeros(10)})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Bounded work before decoding: hostile headers cost nothing (tracemalloc follows numpy's allocations)
+# ----------------------------------------------------------------------------------------------------------------
+import struct  # noqa: E402
+import tracemalloc  # noqa: E402
+
+from transformers_qwen_audio import audio_io  # noqa: E402
+from transformers_qwen_audio.audio_io import AudioTooLongError, DecoderMissingError, NotAudioError  # noqa: E402
+
+
+def _peak_bytes(function, *args, **kwargs):
+    tracemalloc.start()
+    try:
+        try:
+            function(*args, **kwargs)
+            outcome = None
+        except Exception as error:  # noqa: BLE001 - returned to the test, which checks its kind
+            outcome = error
+        return outcome, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _wav_claiming_rate(rate: int, samples: int = 25_000) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros(samples, dtype=np.int16), 16000, format="WAV", subtype="PCM_16")
+    data = bytearray(buffer.getvalue())
+    data[24:32] = struct.pack("<II", rate, rate * 2)  # fmt chunk: sample rate, byte rate
+    return bytes(data)
+
+
+def test_wav_header_claiming_1_hz_is_refused_before_decoding(tmp_path):
+    # 50 KB of 16-bit samples at "1 Hz" are 7 hours: resampled to 16 kHz that was 1.75 GB for one request.
+    path = tmp_path / "one_hertz.wav"
+    path.write_bytes(_wav_claiming_rate(1))
+    error, peak = _peak_bytes(load_audio, path)
+    assert isinstance(error, ValueError) and "1 Hz" in str(error) and "4000" in str(error)
+    assert peak < 2 * 1024 * 1024, peak
+    with pytest.raises(ValueError, match="1 Hz"):
+        load_audio(_wav_claiming_rate(1))
+
+
+def test_long_file_is_refused_from_its_header(tmp_path):
+    # 10 minutes of silence compress to a few KB of FLAC; only the header is read before refusing.
+    path = tmp_path / "silence.flac"
+    with soundfile.SoundFile(path, "w", 16000, 1, format="FLAC") as sound_file:
+        for _ in range(10):
+            sound_file.write(np.zeros(16000 * 60, dtype=np.int16))
+    assert path.stat().st_size < 200_000
+    error, peak = _peak_bytes(load_audio, path, max_seconds=30)
+    assert isinstance(error, AudioTooLongError), error
+    assert (error.seconds, error.max_seconds) == (600, 30) and "600.0 s" in str(error)
+    assert peak < 2 * 1024 * 1024, peak
+    assert load_audio(path, max_seconds=600).shape == (16000 * 600,)
+
+
+def test_default_limit_applies_without_max_seconds(tmp_path, monkeypatch):
+    monkeypatch.setattr(audio_io, "DEFAULT_MAX_SECONDS", 1)
+    path = tmp_path / "two_seconds.wav"
+    soundfile.write(path, np.zeros(32000, dtype=np.float32), 16000)
+    with pytest.raises(AudioTooLongError, match="over the limit of 1 s"):
+        load_audio(path)
+    assert load_audio(path, max_seconds=float("inf")).shape == (32000,)
+
+
+def test_arrays_are_bounded_before_resampling():
+    with pytest.raises(ValueError, match="1000 Hz"):
+        load_audio(np.zeros(50_000, dtype=np.float32), sampling_rate=1000)
+    error, peak = _peak_bytes(load_audio, np.zeros(48000 * 60, dtype=np.float32), sampling_rate=48000, max_seconds=30)
+    assert isinstance(error, AudioTooLongError) and peak < 1024 * 1024
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), "30", True])
+def test_bad_max_seconds(bad):
+    with pytest.raises(ValueError, match="max_seconds"):
+        load_audio(np.zeros(16000, dtype=np.float32), max_seconds=bad)
+
+
+class _LyingSoundFile:
+    """A decoder whose header said little and whose reads never end (as a damaged or forged stream can)."""
+
+    samplerate, channels, frames_read = 16000, 2, 0
+
+    def read(self, frames, dtype, always_2d):
+        self.frames_read += frames
+        return np.zeros((frames, self.channels), dtype=np.float32)
+
+
+def test_reading_stops_when_the_samples_outrun_the_header():
+    lying = _LyingSoundFile()
+    with pytest.raises(AudioTooLongError):
+        audio_io._read_mono_blocks(lying, max_frames=16000 * 30, source="test")
+    assert lying.frames_read <= 16000 * 30 + audio_io.DECODE_BLOCK_FRAMES
+
+
+def test_multichannel_files_are_averaged_block_by_block(tmp_path):
+    rng = np.random.default_rng(0)
+    stereo = rng.uniform(-0.5, 0.5, size=(audio_io.DECODE_BLOCK_FRAMES * 2 + 123, 2)).astype(np.float32)
+    path = tmp_path / "stereo.wav"
+    soundfile.write(path, stereo, 16000, subtype="FLOAT")
+    np.testing.assert_array_equal(load_audio(path), stereo.mean(axis=1))
+
+
+def _m4a_like_bytes() -> bytes:
+    return b"\x00\x00\x00\x18ftypM4A \x00\x00\x02\x00" + b"\x00" * 64
+
+
+def test_container_that_needs_ffmpeg_says_so_without_one(monkeypatch):
+    monkeypatch.setattr(audio_io, "ffmpeg_executable", lambda: None)
+    with pytest.raises(DecoderMissingError, match="MP4/M4A, which needs ffmpeg.*imageio-ffmpeg"):
+        load_audio(_m4a_like_bytes())
+    with pytest.raises(NotAudioError, match="not an audio file"):
+        load_audio(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+
+
+def _ffmpeg_or_skip() -> str:
+    executable = audio_io.ffmpeg_executable()
+    if executable is None:
+        pytest.skip("no ffmpeg: neither the imageio-ffmpeg wheel nor ffmpeg on the PATH")
+    return executable
+
+
+def _encode_with_ffmpeg(tmp_path, seconds: float, suffix: str) -> "os.PathLike":
+    import subprocess
+
+    source = tmp_path / "tone.wav"
+    time = np.arange(int(16000 * seconds)) / 16000
+    soundfile.write(source, (0.3 * np.sin(2 * np.pi * 440 * time)).astype(np.float32), 16000)
+    encoded = tmp_path / f"tone{suffix}"
+    subprocess.run([_ffmpeg_or_skip(), "-nostdin", "-loglevel", "error", "-i", str(source), "-c:a", "aac",
+                    str(encoded)], check=True)
+    return encoded
+
+
+def test_m4a_is_decoded_through_ffmpeg_and_bounded(tmp_path):
+    encoded = _encode_with_ffmpeg(tmp_path, 3.0, ".m4a")
+    waveform = load_audio(encoded)
+    assert abs(len(waveform) / 16000 - 3.0) < 0.1 and 0.1 < np.abs(waveform).max() < 0.5
+    with pytest.raises(AudioTooLongError, match="over the limit of 1 s"):
+        load_audio(encoded, max_seconds=1)
+    assert abs(len(load_audio(encoded.read_bytes())) / 16000 - 3.0) < 0.1
+
+
+def test_non_audio_is_called_that_with_ffmpeg(tmp_path):
+    _ffmpeg_or_skip()
+    with pytest.raises(NotAudioError, match="not an audio file"):
+        load_audio(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio at all\n")
+    with pytest.raises(NotAudioError, match="not an audio file"):
+        load_audio(text)

@@ -16,13 +16,24 @@ decodes through `load_audio`: an http(s) URL is fetched only when the caller opt
 as soon as it exceeds `URL_MAX_BYTES`. Only regular files are opened: a FIFO, a device or a socket given as a path
 is refused before it is opened (reading one could block forever or never end). A WAV whose header announces more
 audio than the file holds (a truncated download or copy) is decoded with a warning.
+
+The work is bounded before a sample is decoded, so a small hostile file cannot cost gigabytes: the duration is read
+from the container's header (`soundfile.info`) and checked against the caller's `max_seconds` (by default
+`DEFAULT_MAX_SECONDS`), rates below `MIN_SAMPLING_RATE` are refused (a 50 KB WAV whose header says 1 Hz would
+otherwise resample to 14 hours of 16 kHz audio), channels are averaged block by block as they are read, and the
+decoded length is checked again while reading in case the header lied. What libsndfile cannot read (M4A, WebM, MP4,
+AAC, ...) is decoded by ffmpeg when one is available (the `imageio-ffmpeg` wheel of the `web`/`serve` extras, or
+`ffmpeg` on the PATH), asked for at most `max_seconds` plus a little, at 16 kHz mono: a bounded probe.
 """
 
 import io
 import numbers
 import os
 import re
+import shutil
 import stat
+import subprocess
+import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -41,6 +52,44 @@ URL_TIMEOUT_SECONDS = 60
 URL_MAX_BYTES = 100 * 1024 * 1024
 # libsndfile's log line for a WAV data chunk longer than the file: "data : 64000 (should be 21304)".
 TRUNCATED_CHUNK_LOG = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+# Telephone audio is 8 kHz; below 4 kHz nothing of speech is left, and a tiny rate in a header is how a small file
+# claims hours of audio.
+MIN_SAMPLING_RATE = 4000
+# Above the highest studio rates: a larger header value is a forgery, and it would multiply the decoded size.
+MAX_SAMPLING_RATE = 384000
+# What `load_audio` decodes when the caller sets no limit: 4 h of 16 kHz float32 is 0.9 GB. Callers that serve
+# untrusted input pass their own, much smaller `max_seconds`; `float("inf")` lifts it.
+DEFAULT_MAX_SECONDS = 4 * 3600
+# Frames read (and averaged to mono) at a time, so a many-channel file never sits in memory whole.
+DECODE_BLOCK_FRAMES = 1 << 16
+# ffmpeg is asked for this much more than the limit, so "longer than the limit" can be told from "exactly the limit".
+FFMPEG_PROBE_MARGIN_SECONDS = 1.0
+FFMPEG_TIMEOUT_SECONDS = 120
+# Containers libsndfile cannot read but ffmpeg can, by their first bytes: they need a decoder, they are not "not audio".
+FFMPEG_ONLY_CONTAINERS = (
+    (4, b"ftyp", "MP4/M4A"),
+    (0, b"\x1a\x45\xdf\xa3", "WebM/Matroska"),
+    (0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", "ASF/WMA"),
+    (0, b"#!AMR", "AMR"),
+    (0, b"\xff\xf1", "AAC"),
+    (0, b"\xff\xf9", "AAC"),
+)
+
+
+class AudioTooLongError(ValueError):
+    """The audio lasts longer than the caller's limit; raised before its samples are decoded."""
+
+    def __init__(self, source: str, seconds: float, max_seconds: float):
+        self.seconds, self.max_seconds = seconds, max_seconds
+        super().__init__(f"Audio {source} lasts {seconds:.1f} s, over the limit of {max_seconds:g} s.")
+
+
+class NotAudioError(ValueError):
+    """The input is not audio any available decoder can read."""
+
+
+class DecoderMissingError(ValueError):
+    """The input looks like audio in a container that only ffmpeg decodes, and no ffmpeg is available."""
 
 
 
@@ -112,21 +161,106 @@ def resample(waveform: np.ndarray, orig_sampling_rate: float, target_sampling_ra
     return np.ascontiguousarray(resampled, dtype=np.float32)
 
 
-def _decode_file_like(file_like, source: str) -> tuple[np.ndarray, int]:
+def check_audio_rate(sampling_rate: float, source: str) -> None:
+    """Refuses rates outside [MIN_SAMPLING_RATE, MAX_SAMPLING_RATE]: in a file header they are forgeries or damage."""
+    if not MIN_SAMPLING_RATE <= sampling_rate <= MAX_SAMPLING_RATE:
+        raise ValueError(
+            f"Audio {source} is sampled at {sampling_rate:g} Hz; only rates from {MIN_SAMPLING_RATE} to "
+            f"{MAX_SAMPLING_RATE} Hz are accepted."
+        )
+
+
+def check_duration(seconds: float, max_seconds: float, source: str) -> None:
+    if seconds > max_seconds:
+        raise AudioTooLongError(source, seconds, max_seconds)
+
+
+def _decode_file_like(file_like, source: str, max_seconds: float) -> tuple[np.ndarray, int]:
+    """Mono float32 samples and their rate. libsndfile first: the header's rate and length are checked before any
+    sample is read, and the length again while reading; then ffmpeg, when libsndfile cannot read the container."""
     import soundfile
 
     try:
         with soundfile.SoundFile(file_like) as sound_file:
-            _warn_if_truncated(sound_file, source)
-            waveform = sound_file.read(dtype="float32", always_2d=False)
             sampling_rate = sound_file.samplerate
+            check_audio_rate(sampling_rate, source)
+            check_duration(sound_file.frames / sampling_rate, max_seconds, source)
+            _warn_if_truncated(sound_file, source)
+            max_frames = int(max_seconds * sampling_rate) if np.isfinite(max_seconds) else None
+            return _read_mono_blocks(sound_file, max_frames, source), sampling_rate
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
         reason = getattr(error, "error_string", None) or error  # without soundfile's repr of the file object
-        raise ValueError(
-            f"Could not decode {source} as audio ({reason}). Supported formats are those of libsndfile: "
-            "WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF."
-        ) from None
-    return waveform, sampling_rate
+    return _decode_with_ffmpeg(file_like, source, max_seconds, reason), QWEN_AUDIO_SAMPLING_RATE
+
+
+def ffmpeg_executable() -> str | None:
+    """The ffmpeg of the `imageio-ffmpeg` wheel (no system package needed), else one on the PATH, else None."""
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        return shutil.which("ffmpeg")
+
+
+def _container_name(file_like) -> str | None:
+    file_like.seek(0)
+    head = file_like.read(16)
+    return next((name for offset, magic, name in FFMPEG_ONLY_CONTAINERS if head[offset:offset + len(magic)] == magic),
+                None)
+
+
+def _decode_with_ffmpeg(file_like, source: str, max_seconds: float, libsndfile_reason) -> np.ndarray:
+    """16 kHz mono float32 through ffmpeg, asked for at most `max_seconds` + a margin, so the work is bounded whatever
+    the container claims."""
+    container = _container_name(file_like)
+    executable = ffmpeg_executable()
+    if executable is None:
+        if container is not None:
+            raise DecoderMissingError(
+                f"Audio {source} is {container}, which needs ffmpeg to decode: `pip install imageio-ffmpeg` (part of "
+                "the web and serve extras) or install ffmpeg. WAV, FLAC, OGG/Vorbis/Opus, MP3 and AIFF need nothing."
+            )
+        raise NotAudioError(
+            f"Could not decode {source} as audio: not an audio file (libsndfile: {libsndfile_reason}). Supported "
+            "formats: WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF (and M4A, WebM, MP4, AAC, ... with ffmpeg)."
+        )
+    file_like.seek(0)
+    limit = [] if not np.isfinite(max_seconds) else ["-t", f"{max_seconds + FFMPEG_PROBE_MARGIN_SECONDS:.3f}"]
+    # A temporary file rather than a pipe: MP4 keeps its index at the end, which ffmpeg must seek to.
+    with tempfile.NamedTemporaryFile(suffix=".audio") as copy:
+        shutil.copyfileobj(file_like, copy)
+        copy.flush()
+        command = [executable, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", copy.name, "-map", "0:a:0",
+                   *limit, "-ac", "1", "-ar", str(QWEN_AUDIO_SAMPLING_RATE), "-f", "f32le", "pipe:1"]
+        try:
+            result = subprocess.run(command, capture_output=True, timeout=FFMPEG_TIMEOUT_SECONDS, check=False)
+        except subprocess.TimeoutExpired:
+            raise ValueError(f"Decoding {source} with ffmpeg took over {FFMPEG_TIMEOUT_SECONDS} s.") from None
+    if result.returncode != 0 or not result.stdout:
+        what = "" if container is None else f" ({container} without a decodable audio stream)"
+        raise NotAudioError(f"Could not decode {source} as audio: not an audio file{what}; neither libsndfile nor "
+                            "ffmpeg could read an audio stream from it.")
+    waveform = np.frombuffer(result.stdout[: len(result.stdout) // 4 * 4], dtype="<f4").astype(np.float32)
+    check_duration(len(waveform) / QWEN_AUDIO_SAMPLING_RATE, max_seconds, source)
+    return waveform
+
+
+def _read_mono_blocks(sound_file, max_frames: int | None, source: str) -> np.ndarray:
+    """Reads block by block, averaging the channels of each block as it goes (row by row, the same float32 average
+    as over the whole array), and stops as soon as more than `max_frames` frames arrived."""
+    if sound_file.channels > MAX_CHANNELS:
+        raise ValueError(f"Audio {source} has {sound_file.channels} channels; at most {MAX_CHANNELS} are accepted.")
+    blocks, frames = [], 0
+    while True:
+        block = sound_file.read(DECODE_BLOCK_FRAMES, dtype="float32", always_2d=True)
+        if block.shape[0] == 0:
+            break
+        frames += block.shape[0]
+        if max_frames is not None and frames > max_frames:
+            check_duration(frames / sound_file.samplerate, max_frames / sound_file.samplerate, source)
+        blocks.append(block[:, 0] if sound_file.channels == 1 else block.mean(axis=1, dtype=np.float32))
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
 
 
 def _warn_if_truncated(sound_file, source: str) -> None:
@@ -159,7 +293,7 @@ def _looks_like_path(text: str) -> bool:
     )
 
 
-def _read_path(path: str, base_dir: str | os.PathLike | None) -> tuple[np.ndarray, int]:
+def _read_path(path: str, base_dir: str | os.PathLike | None, max_seconds: float) -> tuple[np.ndarray, int]:
     if base_dir is not None and not os.path.isabs(path):
         candidate = os.path.join(base_dir, path)
         if os.path.exists(candidate):
@@ -180,10 +314,10 @@ def _read_path(path: str, base_dir: str | os.PathLike | None) -> tuple[np.ndarra
     if hasattr(os, "set_blocking"):
         os.set_blocking(descriptor, True)
     with os.fdopen(descriptor, "rb") as file:
-        return _decode_file_like(file, f"file {path}")
+        return _decode_file_like(file, f"file {path}", max_seconds)
 
 
-def _read_url(url: str) -> tuple[np.ndarray, int]:
+def _read_url(url: str, max_seconds: float) -> tuple[np.ndarray, int]:
     # httpx (already required by huggingface_hub) streams the body, so the size cap holds without reading it whole,
     # and its timeouts cover connecting and each read; the overall deadline stops a server that trickles bytes.
     import httpx
@@ -209,7 +343,7 @@ def _read_url(url: str) -> tuple[np.ndarray, int]:
         raise ValueError(f"Could not download audio from {url}: {error}") from None
     if not body:
         raise ValueError(f"Downloaded audio from {url} is empty.")
-    return _decode_file_like(io.BytesIO(bytes(body)), f"the content of {url}")
+    return _decode_file_like(io.BytesIO(bytes(body)), f"the content of {url}", max_seconds)
 
 
 def load_audio(
@@ -218,6 +352,7 @@ def load_audio(
     target_sampling_rate: int = QWEN_AUDIO_SAMPLING_RATE,
     allow_urls: bool = False,
     base_dir: str | os.PathLike | None = None,
+    max_seconds: float | None = None,
 ) -> np.ndarray:
     """
     Decodes one audio clip to a mono float32 waveform at `target_sampling_rate` (16 kHz by default).
@@ -242,14 +377,19 @@ def load_audio(
             the processor issue network requests. Downloads are capped at `URL_MAX_BYTES` and `URL_TIMEOUT_SECONDS`.
         base_dir (`str`, *optional*):
             Folder that relative paths are resolved against first.
+        max_seconds (`float`, *optional*, defaults to `DEFAULT_MAX_SECONDS`, 4 hours):
+            Longest audio accepted. Checked against the file's header before any sample is decoded (and against the
+            samples as they are read), so a small file that claims hours costs nothing. `float("inf")` lifts it.
 
     Returns:
         `np.ndarray`: float32, shape `(num_samples,)`.
 
     Raises:
         `TypeError`: unsupported input type, object/complex/non-numeric arrays, non-numeric sampling rate.
-        `ValueError`: empty, non-finite or wrongly shaped audio, undecodable files, bad sampling rates, strings
-            that are neither paths nor URLs, URLs without `allow_urls=True`.
+        `ValueError`: empty, non-finite or wrongly shaped audio, undecodable files (`NotAudioError`; a container
+            only ffmpeg reads, without ffmpeg: `DecoderMissingError`), bad sampling rates (and rates under
+            `MIN_SAMPLING_RATE`), audio over `max_seconds` (`AudioTooLongError`), strings that are neither paths nor
+            URLs, URLs without `allow_urls=True`.
         `FileNotFoundError`: a path that does not exist.
 
     Warns (`TruncatedAudioWarning`) when a WAV file holds less audio than its header announces.
@@ -257,17 +397,19 @@ def load_audio(
     target_sampling_rate = validate_sampling_rate(target_sampling_rate)
     if sampling_rate is not None:
         sampling_rate = validate_sampling_rate(sampling_rate)
+    max_seconds = _validate_max_seconds(max_seconds)
 
     if isinstance(audio, Mapping):
         if "array" in audio:
             if "sampling_rate" not in audio:
                 raise ValueError("An audio dict with an `array` must also give its `sampling_rate`.")
-            return load_audio(audio["array"], audio["sampling_rate"], target_sampling_rate, allow_urls, base_dir)
+            return load_audio(audio["array"], audio["sampling_rate"], target_sampling_rate, allow_urls, base_dir,
+                              max_seconds)
         if audio.get("bytes") is not None:
-            return load_audio(bytes(audio["bytes"]), None, target_sampling_rate, allow_urls, base_dir)
+            return load_audio(bytes(audio["bytes"]), None, target_sampling_rate, allow_urls, base_dir, max_seconds)
         for key in ("path", "url", "audio", "audio_url"):
             if audio.get(key) is not None:
-                return load_audio(audio[key], None, target_sampling_rate, allow_urls, base_dir)
+                return load_audio(audio[key], None, target_sampling_rate, allow_urls, base_dir, max_seconds)
         raise ValueError(
             f"Audio dict must have `array` and `sampling_rate`, `bytes`, or `path`; got keys {sorted(audio)}."
         )
@@ -282,12 +424,12 @@ def load_audio(
                     f"Refusing to download audio from {text}: pass `allow_urls=True` (command line: --allow-urls) to fetch "
                     "http(s) URLs."
                 )
-            waveform, file_sampling_rate = _read_url(text)
+            waveform, file_sampling_rate = _read_url(text, max_seconds)
             source = text
         elif "://" in text:
             raise ValueError(f"Unsupported URL scheme in {text!r}: only http:// and https:// can be fetched.")
         elif isinstance(audio, os.PathLike) or os.path.exists(text) or _looks_like_path(text):
-            waveform, file_sampling_rate = _read_path(text, base_dir)
+            waveform, file_sampling_rate = _read_path(text, base_dir, max_seconds)
             source = f"file {text}"
         else:
             raise ValueError(
@@ -299,13 +441,25 @@ def load_audio(
     if isinstance(audio, (bytes, bytearray, memoryview)):
         if len(audio) == 0:
             raise ValueError("Audio bytes are empty.")
-        waveform, file_sampling_rate = _decode_file_like(io.BytesIO(bytes(audio)), "the given bytes")
+        waveform, file_sampling_rate = _decode_file_like(io.BytesIO(bytes(audio)), "the given bytes", max_seconds)
         waveform = _to_mono_float32(waveform, "decoded from bytes")
         return resample(waveform, float(file_sampling_rate), target_sampling_rate)
 
     waveform = _as_numpy(audio)
+    rate = sampling_rate or target_sampling_rate
+    check_audio_rate(rate, "array")
+    if waveform.ndim >= 1:  # the longest axis is the samples' whatever the layout: checked before any copy
+        check_duration(max(waveform.shape) / rate, max_seconds, "array")
     waveform = _to_mono_float32(waveform, "array")
-    return resample(waveform, sampling_rate or target_sampling_rate, target_sampling_rate)
+    return resample(waveform, rate, target_sampling_rate)
+
+
+def _validate_max_seconds(max_seconds) -> float:
+    if max_seconds is None:
+        return float(DEFAULT_MAX_SECONDS)
+    if isinstance(max_seconds, bool) or not isinstance(max_seconds, numbers.Real) or not max_seconds > 0:
+        raise ValueError(f"`max_seconds` must be a positive number of seconds, got {max_seconds!r}.")
+    return float(max_seconds)
 
 
 def _as_numpy(audio) -> np.ndarray:
@@ -334,4 +488,14 @@ def _as_numpy(audio) -> np.ndarray:
     )
 
 
-__all__ = ["QWEN_AUDIO_SAMPLING_RATE", "TruncatedAudioWarning", "load_audio", "resample", "validate_sampling_rate"]
+__all__ = [
+    "QWEN_AUDIO_SAMPLING_RATE",
+    "AudioTooLongError",
+    "DecoderMissingError",
+    "NotAudioError",
+    "TruncatedAudioWarning",
+    "ffmpeg_executable",
+    "load_audio",
+    "resample",
+    "validate_sampling_rate",
+]
