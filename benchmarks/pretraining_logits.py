@@ -21,12 +21,13 @@ import torch
 import yaml
 
 from transformers_qwen_audio.modeling_qwen_audio import audio_token_lengths
+from transformers_qwen_audio.recipes import recipe_path
 from transformers_qwen_audio.training import QwenAudioPretrainer, QwenAudioPretrainingConfig
 from transformers_qwen_audio.training.label_positions import keep_logits_at_labels
 from transformers_qwen_audio.training.model_setup import byte_level_processor, model_from_config
 
 
-TINY_RECIPE = "recipes/tiny/pretrain.yaml"
+TINY_RECIPE = recipe_path("tiny/pretrain.yaml")
 PROMPT = "<|startoftranscript|><|en|><|transcribe|><|en|><|notimestamps|><|wo_itn|>"
 
 
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
 
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     processor = byte_level_processor()
-    model_config = yaml.safe_load(open(TINY_RECIPE))["model_config"]
+    model_config = yaml.safe_load(TINY_RECIPE.read_text())["model_config"]
     if args.vocab_size:
         model_config = {**model_config, "text_config": {**model_config["text_config"], "vocab_size": args.vocab_size}}
     torch.manual_seed(0)

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from transformers_qwen_audio.training import QwenAudioChatCollator
+from transformers_qwen_audio.training import QwenAudioCollator
 from transformers_qwen_audio.training.model_setup import byte_level_processor
 
 
@@ -42,7 +42,7 @@ def main():
     torch.set_num_threads(args.threads)
 
     processor = byte_level_processor()
-    collators = {mode: QwenAudioChatCollator(processor, feature_padding=mode) for mode in ("max_length", "longest")}
+    collators = {mode: QwenAudioCollator(processor, feature_padding=mode) for mode in ("max_length", "longest")}
     rng = np.random.default_rng(0)
     batches = [examples(rng, args.batch_size) for _ in range(args.repeats)]
     times = {mode: [] for mode in collators}

@@ -14,7 +14,7 @@ from transformers_qwen_audio.conversation import (
     validate_conversation,
 )
 from transformers_qwen_audio.demo import chirp
-from transformers_qwen_audio.training import IGNORE_INDEX, QwenAudioChatCollator
+from transformers_qwen_audio.training import IGNORE_INDEX, QwenAudioCollator
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_typeless_path_part_is_not_dropped_anywhere(processor, wav_path):
     inputs = processor.apply_chat_template(messages, tokenize=True, return_dict=True, return_tensors="pt")
     assert inputs["input_features"].shape[0] == 1
     assert int((inputs["input_ids"] == processor.audio_start_token_id).sum()) == 1
-    batch = QwenAudioChatCollator(processor)([{"messages": messages}])
+    batch = QwenAudioCollator(processor)([{"messages": messages}])
     assert torch.equal(batch["input_ids"][0, : inputs["input_ids"].shape[1]], inputs["input_ids"][0])
     # The collator pads the features only past the batch's longest clip (feature_padding="longest"): a prefix.
     assert torch.equal(batch["input_features"], inputs["input_features"][..., : batch["input_features"].shape[-1]])
@@ -141,7 +141,7 @@ def test_errors_name_the_conversation_of_a_batch(processor):
     with pytest.raises(ValueError, match="Conversation 1, message 0 has unknown role 'human'"):
         processor.apply_chat_template([good, bad, good])
     with pytest.raises(ValueError, match="Conversation 1, message 0 has unknown role"):
-        QwenAudioChatCollator(processor)([{"messages": good + [{"role": "assistant", "content": "x"}]}, {"messages": bad}])
+        QwenAudioCollator(processor)([{"messages": good + [{"role": "assistant", "content": "x"}]}, {"messages": bad}])
 
 
 def test_audio_paths_in_text_only_on_opt_in(processor, wav_path):
@@ -218,7 +218,7 @@ def test_collator_labels_equal_the_processors_assistant_mask(processor, wav_path
     reference = processor.apply_chat_template(
         messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True, return_tensors="pt"
     )
-    batch = QwenAudioChatCollator(processor)([{"messages": messages}])
+    batch = QwenAudioCollator(processor)([{"messages": messages}])
     assert torch.equal(batch["input_ids"], reference["input_ids"])
     expected = torch.where(reference["assistant_masks"].bool(), reference["input_ids"], IGNORE_INDEX)
     assert torch.equal(batch["labels"], expected)

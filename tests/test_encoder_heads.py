@@ -10,7 +10,7 @@ import torch
 from transformers_qwen_audio.training import (
     IGNORE_INDEX,
     AudioMixtureArguments,
-    QwenAudioChatCollator,
+    QwenAudioCollator,
     QwenAudioPretrainer,
     QwenAudioPretrainingConfig,
     attach_encoder_ctc_head,
@@ -19,7 +19,7 @@ from transformers_qwen_audio.training import (
     remove_training_heads,
 )
 from transformers_qwen_audio.training.collators import pad_ctc_labels, transcript_ctc_labels
-from transformers_qwen_audio.training.encoder_ctc import encoder_ctc_loss, encoder_position_loss
+from transformers_qwen_audio.training.encoder_heads import encoder_ctc_loss, encoder_position_loss
 from transformers_qwen_audio.training.model_setup import byte_level_processor, model_from_config
 from transformers_qwen_audio.training.toy_data import build_toy_pretraining_data
 
@@ -84,17 +84,17 @@ def test_mixture_rows_carry_transcripts_of_transcription_sources_only(tmp_path):
 
 def test_collator_puts_one_label_row_per_clip_and_drops_those_of_cut_clips(processor, clips):
     rows = [row(clips[0], "one two", "one two"), row(clips[1], "tone"), row(clips[2], "three", "three")]
-    batch = QwenAudioChatCollator(processor, encoder_ctc_labels=True)(rows)
+    batch = QwenAudioCollator(processor, encoder_ctc_labels=True)(rows)
     assert batch["ctc_labels"].shape[0] == batch["input_features"].shape[0] == 3
     assert batch["ctc_labels"][0, :7].tolist() == transcript_ctc_labels("one two")
     assert (batch["ctc_labels"][1] == IGNORE_INDEX).all()
-    assert "ctc_labels" not in QwenAudioChatCollator(processor)(rows)
+    assert "ctc_labels" not in QwenAudioCollator(processor)(rows)
     # Two clips in one row: no per-clip transcript, so no CTC target.
     two_clips = {**row(clips[0], "one", "one"), "audio": [{"path": clips[0], "bytes": None},
                                                         {"path": clips[2], "bytes": None}]}
-    assert (QwenAudioChatCollator(processor, encoder_ctc_labels=True)([two_clips])["ctc_labels"] == IGNORE_INDEX).all()
+    assert (QwenAudioCollator(processor, encoder_ctc_labels=True)([two_clips])["ctc_labels"] == IGNORE_INDEX).all()
     # A cut that removes the second clip of a row removes its label row with it.
-    short = QwenAudioChatCollator(processor, encoder_ctc_labels=True, max_length=30)
+    short = QwenAudioCollator(processor, encoder_ctc_labels=True, max_length=30)
     cut = short([{**two_clips, "audio": [{"path": clips[2], "bytes": None}, {"path": clips[0], "bytes": None}]}])
     assert cut["ctc_labels"].shape[0] == cut["input_features"].shape[0] == 1
 
@@ -104,7 +104,7 @@ def test_trainer_adds_the_weighted_ctc_loss_of_the_encoder_output(processor, cli
     model = model_from_config(TINY_CONFIG, processor)
     head = attach_encoder_ctc_head(model)
     assert attach_encoder_ctc_head(model) is head
-    batch = QwenAudioChatCollator(processor, encoder_ctc_labels=True)(
+    batch = QwenAudioCollator(processor, encoder_ctc_labels=True)(
         [row(clips[0], "one two", "one two"), row(clips[1], "tone"), row(clips[2], "three", "three")]
     )
     args = QwenAudioPretrainingConfig(output_dir=str(tmp_path), encoder_ctc_weight=0.5, use_cpu=True, report_to="none")
@@ -142,7 +142,7 @@ def test_position_loss_asks_each_audio_token_of_a_clip_for_its_index(processor, 
     model = model_from_config(TINY_CONFIG, processor)
     head = attach_encoder_position_head(model)
     assert attach_encoder_position_head(model) is head and head.out_features == 750  # 30 s at 25 tokens/s
-    batch = QwenAudioChatCollator(processor)([row(clips[0], "one"), row(clips[2], "two")])  # 1.0 s and 0.8 s
+    batch = QwenAudioCollator(processor)([row(clips[0], "one"), row(clips[2], "two")])  # 1.0 s and 0.8 s
     features, mask = batch["input_features"], batch["feature_attention_mask"]
     states = torch.randn(2, 25, model.config.audio_config.d_model)
     # A head that reads the index off a one-hot code of it scores (almost) zero; past a clip's end nothing counts.
@@ -162,7 +162,7 @@ def test_trainer_adds_the_weighted_position_loss_in_warmup_and_joint_steps(proce
     torch.manual_seed(0)
     model = model_from_config(TINY_CONFIG, processor)
     ctc_head, position_head = attach_encoder_ctc_head(model), attach_encoder_position_head(model)
-    batch = QwenAudioChatCollator(processor, encoder_ctc_labels=True)(
+    batch = QwenAudioCollator(processor, encoder_ctc_labels=True)(
         [row(clips[0], "one two", "one two"), row(clips[1], "tone"), row(clips[2], "three", "three")]
     )
     config = dict(output_dir=str(tmp_path), use_cpu=True, report_to="none", encoder_position_weight=0.25)
@@ -204,7 +204,7 @@ def train_steps(processor, clips, tmp_path, max_steps, warmup_steps):
         save_strategy="no", remove_unused_columns=False, logging_steps=1,
     )
     trainer = QwenAudioPretrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                                  data_collator=QwenAudioChatCollator(processor, encoder_ctc_labels=True))
+                                  data_collator=QwenAudioCollator(processor, encoder_ctc_labels=True))
     trainer.train()
     changed = {name for name, parameter in model.named_parameters() if not torch.equal(parameter, before[name])}
     logged = [entry for entry in trainer.state.log_history if "loss" in entry]

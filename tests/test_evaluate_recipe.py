@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from transformers_qwen_audio.data import TinyMultitaskConfig, ensure_tiny_multitask
-from transformers_qwen_audio.demo import build_released_checkpoint
+from transformers_qwen_audio.tiny_checkpoint import build_released_checkpoint
 
 
 REPOSITORY = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from transformers_qwen_audio.data.sounds import SOUND_LABELS, generate_sound
 from transformers_qwen_audio.data.speech_synthesis import ESpeakSynthesizer, Voice
 from transformers_qwen_audio.modeling_qwen_audio import conv_output_lengths
 from transformers_qwen_audio.processing_qwen_audio import MAX_MEL_FRAMES, feature_window_samples
-from transformers_qwen_audio.training import QwenAudioChatCollator
+from transformers_qwen_audio.training import QwenAudioCollator
 from transformers_qwen_audio.training.model_setup import byte_level_processor, model_from_config
 
 
@@ -85,7 +85,7 @@ def test_bad_feature_padding_is_refused(processor, clips):
     with pytest.raises(ValueError, match="feature_padding"):
         features(processor, clips[:1], "shortest")
     with pytest.raises(ValueError, match="feature_padding"):
-        QwenAudioChatCollator(processor, feature_padding="none")
+        QwenAudioCollator(processor, feature_padding="none")
 
 
 def test_the_model_gives_the_same_loss_with_both_paddings(processor, clips):
@@ -100,8 +100,8 @@ def test_the_model_gives_the_same_loss_with_both_paddings(processor, clips):
     ).eval()
     examples = [{"audio": clips[0], "prompt": TRANSCRIBE_PROMPT, "completion": "open the blue door please"}]
     examples += [{"audio": clip, "prompt": EVENT_PROMPT, "completion": label} for clip, label in zip(clips[1:], SOUND_LABELS)]
-    short = QwenAudioChatCollator(processor)(examples)  # the training default: "longest"
-    full = QwenAudioChatCollator(processor, feature_padding="max_length")(examples)
+    short = QwenAudioCollator(processor)(examples)  # the training default: "longest"
+    full = QwenAudioCollator(processor, feature_padding="max_length")(examples)
     assert short["input_features"].shape[-1] < full["input_features"].shape[-1] == MAX_MEL_FRAMES
     for key in ("input_ids", "attention_mask", "labels", "feature_attention_mask"):
         assert torch.equal(short[key], full[key][:, : short[key].shape[1]])

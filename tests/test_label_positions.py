@@ -6,7 +6,7 @@ import pytest
 import soundfile
 import torch
 
-from transformers_qwen_audio.training import QwenAudioChatCollator, QwenAudioPretrainer, QwenAudioPretrainingConfig
+from transformers_qwen_audio.training import QwenAudioCollator, QwenAudioPretrainer, QwenAudioPretrainingConfig
 from transformers_qwen_audio.training.label_positions import keep_logits_at_labels
 from transformers_qwen_audio.training.model_setup import byte_level_processor, model_from_config
 
@@ -27,7 +27,7 @@ def batch(tmp_path_factory):
         time_axis = np.arange(int(seconds * 16000)) / 16000
         soundfile.write(path, (0.3 * np.sin(2 * np.pi * (300 + 200 * index) * time_axis)).astype(np.float32), 16000)
         rows.append({"audio": {"path": str(path), "bytes": None}, "prompt": TRANSCRIBE, "completion": completion})
-    return QwenAudioChatCollator(byte_level_processor(), completion_only_loss=True)(rows)
+    return QwenAudioCollator(byte_level_processor(), completion_only_loss=True)(rows)
 
 
 def gradients(model):

@@ -197,7 +197,7 @@ def test_decode_word_and_segment_timestamps_round_trip(processor):
 
 
 def test_segments_are_cut_at_windows():
-    from transformers_qwen_audio.task_prompts import parse_segment_timestamps
+    from transformers_qwen_audio.word_timestamps import parse_segment_timestamps
 
     windows = ["<|0.00|>one<|1.00|> two<|30.00|>", "<|0.00|>three<|1.00|>"]
     assert parse_segment_timestamps(windows) == [

@@ -13,10 +13,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from transformers_qwen_audio.recipes import recipe_path
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RECIPE = REPO_ROOT / "recipes" / "pretrain.py"
-CONFIG = REPO_ROOT / "recipes" / "tiny" / "pretrain_smoke.yaml"
+CONFIG = recipe_path("tiny/pretrain_smoke.yaml")
 # Four steps of a global batch of 4, random (seeded) order, checkpoints at step 2, no evaluation.
 COMMON = ["--config", str(CONFIG), "--max_steps", "4", "--save_steps", "2", "--eval_strategy", "no",
           "--do_eval", "false", "--train_sampling_strategy", "random", "--logging_steps", "1",

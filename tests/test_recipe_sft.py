@@ -1,6 +1,5 @@
-"""recipes/sft.py end to end on a tiny Qwen-Audio-Chat (CPU, seconds): LoRA + resume, and a real learning check."""
+"""The fine-tuning recipe (`transformers_qwen_audio.recipes.sft`) end to end on a tiny Qwen-Audio-Chat (CPU, seconds): LoRA + resume, and a real learning check."""
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -10,21 +9,22 @@ import pytest
 import soundfile
 import torch
 from safetensors.torch import load_file
+from trl import SFTTrainer
 
-from transformers_qwen_audio.demo import build_released_checkpoint, chirp
+from transformers_qwen_audio.tiny_checkpoint import build_released_checkpoint, chirp
+from transformers_qwen_audio.recipes import recipe_path
+from transformers_qwen_audio.recipes import sft as sft_recipe
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-RECIPES = REPO_ROOT / "recipes"
+RECIPES = REPO_ROOT / "recipes"  # the real-scale recipes; the tiny ones are package data
+TINY_SFT = recipe_path("tiny/sft.yaml")
 TINY_DATASET = REPO_ROOT / "examples" / "data" / "tiny_sft.jsonl"
 SAMPLING_RATE = 16000
 
 
 def load_recipe():
-    spec = importlib.util.spec_from_file_location("recipe_sft", RECIPES / "sft.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return sft_recipe
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +46,18 @@ def tiny_setup(tmp_path_factory):
     return model_dir, root
 
 
-def parse(recipe, config: Path, *overrides: str):
-    return recipe.make_parser().parse_args_and_config(args=["--config", str(config), *map(str, overrides)])
+def argv(config: Path, *overrides) -> list[str]:
+    return ["--config", str(config), *map(str, overrides)]
 
 
-def tiny_args(recipe, tiny_setup, output_dir, *overrides):
+def parse(recipe, config: Path, *overrides):
+    return recipe.make_parser().parse_args_and_config(args=argv(config, *overrides))
+
+
+def tiny_args(tiny_setup, output_dir, *overrides) -> list[str]:
     model_dir, audio_dir = tiny_setup
-    return parse(
-        recipe,
-        RECIPES / "tiny" / "sft.yaml",
+    return argv(
+        TINY_SFT,
         "--model_name_or_path", model_dir,
         "--dataset_name", TINY_DATASET,
         "--audio_base_dir", audio_dir,
@@ -69,7 +72,7 @@ def logged_losses(trainer) -> list[float]:
 
 def test_lora_recipe_trains_saves_adapters_and_resumes(recipe, tiny_setup, tmp_path, monkeypatch):
     output_dir = tmp_path / "lora"
-    trainer = recipe.main(*tiny_args(recipe, tiny_setup, output_dir))
+    trainer = recipe.main(tiny_args(tiny_setup, output_dir))
     losses = logged_losses(trainer)
     assert trainer.state.global_step == 3 and len(losses) == 3
     assert all(math.isfinite(loss) for loss in losses)
@@ -87,14 +90,14 @@ def test_lora_recipe_trains_saves_adapters_and_resumes(recipe, tiny_setup, tmp_p
 
     # Running again with more steps picks up the last checkpoint instead of starting over.
     resumed_from = []
-    original_train = recipe.SFTTrainer.train
+    original_train = SFTTrainer.train
 
     def spy_train(self, *args, **kwargs):
         resumed_from.append(kwargs.get("resume_from_checkpoint"))
         return original_train(self, *args, **kwargs)
 
-    monkeypatch.setattr(recipe.SFTTrainer, "train", spy_train)
-    trainer = recipe.main(*tiny_args(recipe, tiny_setup, output_dir, "--max_steps", "5"))
+    monkeypatch.setattr(SFTTrainer, "train", spy_train)
+    trainer = recipe.main(tiny_args(tiny_setup, output_dir, "--max_steps", "5"))
     assert resumed_from == [str(output_dir / "checkpoint-3")]
     assert trainer.state.global_step == 5
     assert [entry["step"] for entry in trainer.state.log_history if "loss" in entry] == [1, 2, 3, 4, 5]
@@ -106,8 +109,8 @@ def test_full_fine_tuning_learns_a_repeated_batch(recipe, tiny_setup, tmp_path):
 
     model_dir, _ = tiny_setup
     trainer = recipe.main(
-        *tiny_args(
-            recipe, tiny_setup, tmp_path / "full",
+        tiny_args(
+            tiny_setup, tmp_path / "full",
             # The whole 4-example dataset is one batch, seen at every step.
             "--use_peft", "false", "--max_steps", "10", "--per_device_train_batch_size", "4",
             "--learning_rate", "1e-2", "--save_strategy", "no",
@@ -117,11 +120,16 @@ def test_full_fine_tuning_learns_a_repeated_batch(recipe, tiny_setup, tmp_path):
     assert len(losses) == 10 and all(math.isfinite(loss) for loss in losses)
     assert losses[-1] < 0.5 * losses[0], losses
 
-    # `freeze_audio_encoder` (default) left the encoder as it was.
+    # `freeze_audio_encoder` (default) left the encoder as it was: the audio encoder as pre-training's
+    # `train_modules` defines it (tower, projection and the <audio>/</audio> embeddings).
     initial = AutoModelForCausalLM.from_pretrained(model_dir)
     trained = trainer.model
-    for name, parameter in initial.model.audio_tower.named_parameters():
-        assert torch.equal(parameter, trained.model.audio_tower.get_parameter(name)), name
+    encoder = ("model.audio_tower.", "model.multi_modal_projector.", "model.audio_boundary_embeddings.")
+    encoder_parameters = [(name, p) for name, p in initial.named_parameters() if name.startswith(encoder)]
+    assert any(name.startswith("model.audio_boundary_embeddings.") for name, _ in encoder_parameters)
+    for name, parameter in encoder_parameters:
+        assert not trained.get_parameter(name).requires_grad, name
+        assert torch.equal(parameter, trained.get_parameter(name)), name
     assert not torch.equal(
         initial.model.language_model.layers[0].self_attn.q_proj.weight,
         trained.model.language_model.layers[0].self_attn.q_proj.weight,
@@ -138,6 +146,6 @@ def test_recipe_yamls_parse(recipe):
     assert training_args.assistant_only_loss
     # Command-line values override the YAML.
     _, training_args, model_args, _, _ = parse(
-        recipe, RECIPES / "tiny" / "sft.yaml", "--learning_rate", "0.5", "--lora_r", "4"
+        recipe, TINY_SFT, "--learning_rate", "0.5", "--lora_r", "4"
     )
     assert training_args.learning_rate == 0.5 and model_args.lora_r == 4

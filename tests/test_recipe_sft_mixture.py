@@ -1,4 +1,4 @@
-"""recipes/sft.py with a weighted mixture of audio-chat and pure-text chat sources (held-out loss drops), and
+"""The fine-tuning recipe with a weighted mixture of audio-chat and pure-text chat sources (held-out loss drops), and
 `qwen-audio merge-lora` (merged logits equal base + adapter; the adapter loads with PEFT on the released layout)."""
 
 import json
@@ -9,7 +9,7 @@ import pytest
 import soundfile
 import torch
 
-from test_recipe_sft import RECIPES, TINY_DATASET, load_recipe, parse, tiny_setup  # noqa: F401  (fixture)
+from test_recipe_sft import TINY_DATASET, TINY_SFT, argv, load_recipe, tiny_setup  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_weighted_audio_and_text_chat_mixture_lowers_held_out_loss(recipe, tiny_
     model_dir, _ = tiny_setup
     config = tmp_path / "mixture.yaml"
     config.write_text(
-        (RECIPES / "tiny" / "sft.yaml").read_text().replace("dataset_name: examples/data/tiny_sft.jsonl", "")
+        TINY_SFT.read_text().replace("dataset_name: examples/data/tiny_sft.jsonl", "")
         + f"""
 chat_datasets:
   - path: json
@@ -66,8 +66,8 @@ chat_datasets:
     weight: 1.0
 """
     )
-    trainer = recipe.main(*parse(
-        recipe, config, "--model_name_or_path", model_dir, "--output_dir", tmp_path / "out", "--audio_base_dir", "",
+    trainer = recipe.main(argv(
+        config, "--model_name_or_path", model_dir, "--output_dir", tmp_path / "out", "--audio_base_dir", "",
         "--use_peft", "false", "--max_steps", "12", "--per_device_train_batch_size", "4", "--learning_rate", "3e-3",
         "--eval_strategy", "steps", "--eval_steps", "12", "--eval_on_start", "true", "--save_strategy", "no",
     ))
@@ -87,8 +87,8 @@ def test_merge_lora_gives_the_logits_of_base_plus_adapter(recipe, tiny_setup, tm
 
     model_dir, audio_dir = tiny_setup
     adapter_dir = tmp_path / "adapter"
-    recipe.main(*parse(
-        recipe, RECIPES / "tiny" / "sft.yaml", "--model_name_or_path", model_dir, "--dataset_name", TINY_DATASET,
+    recipe.main(argv(
+        TINY_SFT, "--model_name_or_path", model_dir, "--dataset_name", TINY_DATASET,
         "--audio_base_dir", audio_dir, "--output_dir", adapter_dir, "--save_strategy", "no",
         # A large learning rate so that the adapter really moves the logits.
         "--learning_rate", "5e-2", "--max_steps", "2",

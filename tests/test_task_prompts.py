@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from transformers_qwen_audio.task_prompts import build_task_prompt, parse_word_timestamps, supported_tasks
+from transformers_qwen_audio.task_prompts import build_task_prompt, supported_tasks
+from transformers_qwen_audio.word_timestamps import parse_word_timestamps
 
 
 PROMPT_SETTINGS = [

@@ -6,8 +6,9 @@ import pytest
 import soundfile
 import torch
 
-from transformers_qwen_audio.task_prompts import build_task_prompt, format_word_timestamps
-from transformers_qwen_audio.training import QwenAudioChatCollator, QwenAudioPretrainer, QwenAudioPretrainingConfig
+from transformers_qwen_audio.task_prompts import build_task_prompt
+from transformers_qwen_audio.word_timestamps import format_word_timestamps
+from transformers_qwen_audio.training import QwenAudioCollator, QwenAudioPretrainer, QwenAudioPretrainingConfig
 from transformers_qwen_audio.training.model_setup import byte_level_processor, model_from_config
 from transformers_qwen_audio.training.timestamp_noise import perturb_timestamp_inputs, timestamp_token_ids
 
@@ -41,7 +42,7 @@ def batch(processor, tmp_path_factory):
         time_axis = np.arange(16000) / 16000
         soundfile.write(path, (0.3 * np.sin(2 * np.pi * 400 * time_axis)).astype(np.float32), 16000)
         rows.append({"audio": {"path": str(path), "bytes": None}, "prompt": prompt, "completion": completion})
-    return QwenAudioChatCollator(processor, completion_only_loss=True)(rows)
+    return QwenAudioCollator(processor, completion_only_loss=True)(rows)
 
 
 def test_timestamp_ids_are_the_block_of_3001_tokens(processor):

@@ -1,4 +1,4 @@
-"""QwenAudioChatCollator: label masking, clips in span order, right padding, dataset formats, malformed examples."""
+"""QwenAudioCollator: label masking, clips in span order, right padding, dataset formats, malformed examples."""
 
 import io
 
@@ -8,9 +8,9 @@ import soundfile
 import torch
 from processor_fixtures import decoded_runs
 
-from transformers_qwen_audio.demo import chirp
+from transformers_qwen_audio.tiny_checkpoint import chirp
 from transformers_qwen_audio.processing_qwen_audio import audio_span_length
-from transformers_qwen_audio.training import IGNORE_INDEX, QwenAudioChatCollator
+from transformers_qwen_audio.training import IGNORE_INDEX, QwenAudioCollator
 
 
 SAMPLING_RATE = 16000
@@ -29,7 +29,7 @@ def processor(tiny_processor):
 
 @pytest.fixture(scope="module")
 def collator(processor):
-    return QwenAudioChatCollator(processor)
+    return QwenAudioCollator(processor)
 
 
 def tone(seconds: float, frequency: float = 440.0, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
@@ -78,7 +78,7 @@ def test_only_assistant_replies_and_their_im_end_are_trained(processor, collator
 
 
 def test_full_sequence_loss_trains_everything_but_audio_and_padding(processor):
-    collator = QwenAudioChatCollator(processor, completion_only_loss=False)
+    collator = QwenAudioCollator(processor, completion_only_loss=False)
     batch = collator([audio_chat(chirp(0.5)), {"messages": [{"role": "user", "content": "x"}]}])
     input_ids, labels, attention_mask = batch["input_ids"], batch["labels"], batch["attention_mask"]
     audio_ids = {processor.audio_start_token_id, processor.audio_token_id, processor.audio_end_token_id}
@@ -151,7 +151,7 @@ def test_audio_sources_paths_bytes_and_datasets_dicts(tmp_path, processor, colla
         {"messages": [{"role": "user", "content": [{"type": "audio", "path": "tone.wav"}]},
                       {"role": "assistant", "content": "A tone."}]},
     ]
-    batch = QwenAudioChatCollator(processor, audio_base_dir=tmp_path)(examples)
+    batch = QwenAudioCollator(processor, audio_base_dir=tmp_path)(examples)
     assert batch["feature_attention_mask"].sum(-1).tolist() == [len(waveform) // 160] * 5
     assert torch.allclose(batch["input_features"][0], batch["input_features"][2])
 
@@ -219,7 +219,7 @@ def test_max_length_never_splits_an_audio_span(processor, collator):
     uncut = collator([long_example])["input_ids"][0].tolist()
     span_start = uncut.index(processor.audio_start_token_id)
     max_length = span_start + 5  # inside the first row's audio span
-    batch = QwenAudioChatCollator(processor, max_length=max_length, pad_to_multiple_of=8)([long_example, short_example])
+    batch = QwenAudioCollator(processor, max_length=max_length, pad_to_multiple_of=8)([long_example, short_example])
     lengths = batch["attention_mask"].sum(-1).tolist()
     # The cut moved to the start of the span and the clip it held is dropped; the other row keeps its clip.
     assert lengths[0] == span_start and batch["input_ids"].shape[1] % 8 == 0
@@ -273,7 +273,7 @@ def chat_prompt_completion():
 
 
 def test_completion_only_loss_trains_the_rendered_completion(processor):
-    collator = QwenAudioChatCollator(processor, completion_only_loss=True, assistant_only_loss=False)
+    collator = QwenAudioCollator(processor, completion_only_loss=True, assistant_only_loss=False)
     batch = collator([chat_prompt_completion()])
     # TRL renders the prompt with the generation prompt: the completion is what follows it.
     assert trained_segments(processor.tokenizer, batch["input_ids"][0], batch["labels"][0]) == ["Now this.<|im_end|>\n"]
@@ -284,7 +284,7 @@ def test_completion_only_loss_trains_the_rendered_completion(processor):
 
 
 def test_assistant_only_loss_without_completion_only_loss(processor):
-    collator = QwenAudioChatCollator(processor, completion_only_loss=False, assistant_only_loss=True)
+    collator = QwenAudioCollator(processor, completion_only_loss=False, assistant_only_loss=True)
     batch = collator([chat_prompt_completion(), audio_chat(tone(0.4))])
     assert [trained_segments(processor.tokenizer, ids, labels) for ids, labels in zip(batch["input_ids"], batch["labels"])] == [
         ["Earlier reply.<|im_end|>", "Now this.<|im_end|>"],
@@ -293,7 +293,7 @@ def test_assistant_only_loss_without_completion_only_loss(processor):
 
 
 def test_neither_option_trains_every_token_of_a_prompt_completion_example(processor):
-    collator = QwenAudioChatCollator(processor, completion_only_loss=False, assistant_only_loss=False)
+    collator = QwenAudioCollator(processor, completion_only_loss=False, assistant_only_loss=False)
     batch = collator([chat_prompt_completion()])
     decoded = processor.tokenizer.decode(batch["input_ids"][0][batch["labels"][0] != IGNORE_INDEX])
     assert decoded.startswith("<|im_start|>system") and decoded.endswith("Now this.<|im_end|>\n")
@@ -305,6 +305,6 @@ def test_typeless_audio_part_and_clips_column_in_prompt_completion(processor):
         "completion": [{"role": "assistant", "content": "A tone."}],
         "audios": [tone(0.5)],
     }
-    batch = QwenAudioChatCollator(processor)([example])
+    batch = QwenAudioCollator(processor)([example])
     assert batch["feature_attention_mask"].sum(-1).tolist() == [50]
     assert trained_segments(processor.tokenizer, batch["input_ids"][0], batch["labels"][0]) == ["A tone.<|im_end|>"]

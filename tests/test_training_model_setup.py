@@ -2,13 +2,12 @@
 content reaches the encoder at the scale of the sinusoidal positions added to it (with transformers' std 0.02 it
 arrives about 30x smaller, and the encoder starts out reading positions only)."""
 
-from pathlib import Path
-
 import pytest
 import torch
 import yaml
 
 from transformers_qwen_audio import QwenAudioConfig, QwenAudioForConditionalGeneration
+from transformers_qwen_audio.recipes import recipe_path
 from transformers_qwen_audio.training.model_setup import (
     byte_level_processor,
     encoder_position_sinusoids,
@@ -16,7 +15,7 @@ from transformers_qwen_audio.training.model_setup import (
 )
 
 
-RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+TINY_PRETRAIN = recipe_path("tiny/pretrain.yaml")
 
 
 def front_end_and_positions(model, mel: torch.Tensor) -> tuple[float, float]:
@@ -26,7 +25,7 @@ def front_end_and_positions(model, mel: torch.Tensor) -> tuple[float, float]:
 
 
 def test_from_scratch_audio_content_enters_at_the_scale_of_the_positions():
-    model_config = yaml.safe_load((RECIPES / "tiny" / "pretrain.yaml").read_text())["model_config"]
+    model_config = yaml.safe_load(TINY_PRETRAIN.read_text())["model_config"]
     processor = byte_level_processor()
     torch.manual_seed(0)
     mel = torch.randn(4, 80, 400) * 0.64 - 0.42  # the spread of the tiny dataset's normalised log-mel
@@ -40,7 +39,7 @@ def test_from_scratch_audio_content_enters_at_the_scale_of_the_positions():
 
 
 def test_from_scratch_timestamp_tokens_vary_smoothly_with_time():
-    model_config = yaml.safe_load((RECIPES / "tiny" / "pretrain.yaml").read_text())["model_config"]
+    model_config = yaml.safe_load(TINY_PRETRAIN.read_text())["model_config"]
     processor = byte_level_processor()
     torch.manual_seed(0)
     model = model_from_config(model_config, processor)
@@ -57,7 +56,7 @@ def test_from_scratch_timestamp_tokens_vary_smoothly_with_time():
 def test_from_scratch_timestamp_rows_are_the_encoders_position_code_of_their_time():
     """`<|t|>` is the encoder's sinusoidal position of the frame at t (50 frames/s after the convolutions): the
     time an audio token carries and the timestamp that names it share one code (a linear map between them exists)."""
-    model_config = yaml.safe_load((RECIPES / "tiny" / "pretrain.yaml").read_text())["model_config"]
+    model_config = yaml.safe_load(TINY_PRETRAIN.read_text())["model_config"]
     processor = byte_level_processor()
     torch.manual_seed(0)
     model = model_from_config(model_config, processor)
@@ -89,3 +88,20 @@ def test_tokenizer_words_are_one_token_alone_and_after_a_space(tmp_path):
     assert reloaded.tokenizer("white noise")["input_ids"] == tokenizer("white noise")["input_ids"]
     with pytest.raises(ValueError, match="surrounding spaces"):
         byte_level_processor([" five"])
+
+
+def test_frozen_modules_pattern_keeps_lora_off_what_set_trainable_modules_freezes():
+    import re
+
+    from transformers_qwen_audio.training.model_setup import frozen_modules_pattern
+
+    pattern = frozen_modules_pattern("language_model")
+    for frozen in ("model.audio_tower.layers.0.self_attn.q_proj", "model.multi_modal_projector",
+                   "model.audio_boundary_embeddings", "base_model.model.model.audio_tower.conv1"):
+        assert re.fullmatch(pattern, frozen), frozen
+    for trained in ("model.language_model.layers.0.self_attn.q_proj", "lm_head"):
+        assert not re.fullmatch(pattern, trained), trained
+    assert re.fullmatch(frozen_modules_pattern("audio_encoder"), "lm_head")
+    assert frozen_modules_pattern("all") is None
+    with pytest.raises(ValueError, match="train_modules"):
+        frozen_modules_pattern("decoder")

@@ -7,7 +7,7 @@ import soundfile
 import torch
 
 from transformers_qwen_audio import format_word_timestamps, parse_word_timestamps
-from transformers_qwen_audio.training import IGNORE_INDEX, QwenAudioChatCollator, TaskTags, build_pretraining_example
+from transformers_qwen_audio.training import IGNORE_INDEX, QwenAudioCollator, TaskTags, build_pretraining_example
 from transformers_qwen_audio.training.model_setup import byte_level_processor
 
 
@@ -115,7 +115,7 @@ def test_labels_are_exactly_the_target_and_endoftext(tmp_path):
         duration=1.0,
     )
     rows = [{"audio": {"path": str(clip), "bytes": None}, **example}]
-    batch = QwenAudioChatCollator(processor)(rows)
+    batch = QwenAudioCollator(processor)(rows)
 
     target_ids = tokenizer("<|sil|><|0.10|> hi<|0.50|><|sil|><|1.00|><|endoftext|>")["input_ids"]
     labels, input_ids = batch["labels"][0], batch["input_ids"][0]

@@ -29,7 +29,8 @@ register_model_auto_classes()
 # --- processor (tokenizer, feature extractor, processor, task prompts) ---
 from .audio_io import load_audio  # noqa: E402
 from .processing_qwen_audio import QwenAudioProcessor, register_processor_auto_classes  # noqa: E402
-from .task_prompts import build_task_prompt, format_word_timestamps, parse_word_timestamps  # noqa: E402
+from .task_prompts import build_task_prompt  # noqa: E402
+from .word_timestamps import format_word_timestamps, parse_word_timestamps  # noqa: E402
 from .tokenization_qwen_audio import QwenAudioTokenizerFast  # noqa: E402
 
 register_processor_auto_classes()

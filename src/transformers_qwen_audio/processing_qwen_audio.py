@@ -33,15 +33,8 @@ from .conversation import (
     validate_conversation,
 )
 from .modeling_qwen_audio import audio_token_lengths
-from .task_prompts import (
-    QUESTION_TASKS,
-    SPEECH_TASKS,
-    build_task_prompt,
-    chat_task_instruction,
-    parse_segment_timestamps,
-    parse_word_timestamps,
-    timestamp_token,
-)
+from .task_prompts import QUESTION_TASKS, SPEECH_TASKS, build_task_prompt, chat_task_instruction
+from .word_timestamps import parse_segment_timestamps, parse_word_timestamps, timestamp_token
 from .tokenization_qwen_audio import (
     AUDIO_END_TOKEN,
     AUDIO_PAD_TOKEN,

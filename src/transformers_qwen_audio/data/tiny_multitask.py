@@ -334,7 +334,7 @@ def ensure_tiny_multitask(
     return build_tiny_multitask(output_dir, config)
 
 
-# Where the tiny recipes (`recipes/tiny/pretrain.yaml`, the demo, the tiny benchmarks) expect the data, relative to
+# Where the tiny recipes (the packaged `recipes/tiny/pretrain.yaml`, the demo, the tiny benchmarks) expect the data, relative to
 # the working directory, as the recipes' other local paths are.
 RECIPE_DATA_DIR = Path("data") / "tiny-multitask"
 

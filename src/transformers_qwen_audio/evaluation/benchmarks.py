@@ -3,7 +3,8 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 """
-Benchmarks declared in YAML (`recipes/benchmarks/*.yaml`), one file per benchmark:
+Benchmarks declared in YAML (the packaged `recipes/benchmarks/*.yaml` of `transformers_qwen_audio`), one file per
+benchmark:
 
 ```yaml
 name: librispeech_test_clean
@@ -31,6 +32,8 @@ from pathlib import Path
 
 import yaml
 
+from ..recipes import recipe_path
+
 
 TASK_METRICS = {
     "asr": ("wer",),
@@ -45,7 +48,7 @@ TASK_METRICS = {
 OPTIONAL_METRICS = {"bi_accuracy", "wer_whisper_basic", "SPICE", "METEOR"}
 # Metrics where lower is better (the table marks the direction).
 LOWER_IS_BETTER = {"wer", "average_shift", "boundary_mae", "wer_whisper_basic"}
-BENCHMARKS_DIR = Path(__file__).resolve().parents[3] / "recipes" / "benchmarks"
+BENCHMARKS_DIR = recipe_path("benchmarks")  # package data: there in a wheel as in a checkout
 
 
 @dataclass
@@ -106,14 +109,14 @@ class BenchmarkSpec:
 
 
 def resolve_benchmark(name_or_path: str) -> Path:
-    """A YAML path, or the name of one shipped in `recipes/benchmarks/` (`tiny_asr`, `librispeech_test_clean`...)."""
+    """A YAML path, or the name of one shipped in the package (`tiny_asr`, `librispeech_test_clean`, ...)."""
     path = Path(name_or_path)
     if path.is_file():
         return path
     shipped = BENCHMARKS_DIR / f"{name_or_path}.yaml"
     if shipped.is_file():
         return shipped
-    available = sorted(p.stem for p in BENCHMARKS_DIR.glob("*.yaml")) if BENCHMARKS_DIR.is_dir() else []
+    available = sorted(p.stem for p in BENCHMARKS_DIR.glob("*.yaml"))
     raise FileNotFoundError(f"No benchmark {name_or_path!r}: not a file, and not one of {available}.")
 
 

@@ -21,7 +21,7 @@ import unicodedata
 
 import jiwer
 
-from ..task_prompts import parse_word_timestamps
+from ..word_timestamps import parse_word_timestamps
 
 
 PUNCTUATION = "!,.?;:"
@@ -138,7 +138,7 @@ def word_boundary_errors(reference_words: list[list[dict]], hypothesis_texts: li
     Timing of the words both sides agree on (aligned by edit distance, as the original's `AverageShiftCalculator`).
 
     `reference_words[i]` is `[{"word", "start", "end"}, ...]`; `hypothesis_texts[i]` the raw timestamped output,
-    starting with the prompt's first timestamp (`<|0.00|>`), parsed by `task_prompts.parse_word_timestamps`.
+    starting with the prompt's first timestamp (`<|0.00|>`), parsed by `word_timestamps.parse_word_timestamps`.
 
     Returns `average_shift` (the original's figure: |start error| + |end error| summed over matched words, divided
     by their number, in seconds), `boundary_mae` (the mean absolute error of one boundary: half of it),

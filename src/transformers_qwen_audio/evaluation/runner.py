@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..audio_io import load_audio
-from ..training.targets import words_as_list  # one reading of a word-timestamp cell (list of dicts or dict of lists)
+from ..word_timestamps import words_as_list  # a word-timestamp cell: list of dicts or dict of lists
 from . import metrics
 from .benchmarks import BenchmarkSpec, build_prompt, load_benchmark_rows
 
@@ -159,10 +159,10 @@ def evaluate_checkpoint(
     progress: bool = True,
 ) -> list[dict] | None:
     """
-    Loads a checkpoint, runs the benchmarks (names of `recipes/benchmarks/*.yaml`, YAML paths or `BenchmarkSpec`s),
-    and on the main
-    process writes `results.json`, `predictions.json`, `results.md` and `model_index.yaml` to `output_dir`
-    (default: `<checkpoint>/eval`) and, with `update_model_card`, the `model-index` into the checkpoint's README.md.
+    Loads a checkpoint, runs the benchmarks (names of the packaged benchmark YAMLs, YAML paths or `BenchmarkSpec`s),
+    and on the main process writes `results.json`, `predictions.json`, `results.md` and `model_index.yaml` to
+    `output_dir` (default: `<checkpoint>/eval`) and, with `update_model_card`, the `model-index` into the checkpoint's
+    README.md.
     Under `accelerate launch` every process evaluates a shard. Returns the results (None on other processes).
     """
     from accelerate import Accelerator

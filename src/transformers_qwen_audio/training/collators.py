@@ -3,10 +3,11 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 """
-Data collators for fine-tuning Qwen-Audio and Qwen-Audio-Chat.
+The data collator of both training stages: chat and prompt-completion rows (fine-tuning Qwen-Audio-Chat) and
+base-model rows (pre-training Qwen-Audio, its task tags + target).
 
 TRL's `SFTTrainer` has no audio support, so training datasets stay raw (`remove_unused_columns=False`,
-`dataset_kwargs={"skip_prepare_dataset": True}`) and [`QwenAudioChatCollator`] does everything on the fly: it decodes
+`dataset_kwargs={"skip_prepare_dataset": True}`) and [`QwenAudioCollator`] does everything on the fly: it decodes
 the clips with `audio_io.load_audio` (never torchcodec), renders the conversations with the processor's chat template,
 tokenizes them with the audio spans expanded, pads on the right and builds the labels.
 """
@@ -41,7 +42,7 @@ def _as_clip_list(audio) -> list:
 
 
 def transcript_ctc_labels(transcript: str | None) -> list[int]:
-    """The encoder CTC target of one clip (`encoder_ctc.py`): its transcript's UTF-8 bytes shifted past the blank,
+    """The encoder CTC target of one clip (`encoder_heads.py`): its transcript's UTF-8 bytes shifted past the blank,
     class 0 (empty: no target)."""
     return [byte + 1 for byte in (transcript or "").strip().encode("utf-8")]
 
@@ -66,7 +67,7 @@ class _Example:
 
 
 @dataclass
-class QwenAudioChatCollator:
+class QwenAudioCollator:
     r"""
     Collates raw examples into a right-padded training batch for [`QwenAudioForConditionalGeneration`]:
     `input_ids`, `attention_mask`, `labels` and, when the batch holds audio, `input_features`
@@ -367,4 +368,4 @@ class QwenAudioChatCollator:
         return collated
 
 
-__all__ = ["IGNORE_INDEX", "QwenAudioChatCollator", "pad_ctc_labels", "transcript_ctc_labels"]
+__all__ = ["IGNORE_INDEX", "QwenAudioCollator", "pad_ctc_labels", "transcript_ctc_labels"]

@@ -22,8 +22,9 @@ import datasets
 from datasets import Audio, Features, Value, concatenate_datasets, interleave_datasets, load_dataset
 
 from ..audio_io import QWEN_AUDIO_SAMPLING_RATE, load_audio
-from ..task_prompts import MAX_TIMESTAMP_SECONDS, QUESTION_TASKS, word_separator
-from .targets import TaskTags, build_pretraining_example, first_reference, words_as_list
+from ..task_prompts import QUESTION_TASKS
+from ..word_timestamps import MAX_TIMESTAMP_SECONDS, word_separator, words_as_list
+from .targets import TaskTags, build_pretraining_example, first_reference
 
 
 logger = logging.getLogger(__name__)

@@ -8,6 +8,7 @@ parts of the model it trains.
 """
 
 import math
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,9 @@ from transformers.utils import logging
 from ..configuration_qwen_audio import QwenAudioConfig
 from ..modeling_qwen_audio import QwenAudioForConditionalGeneration
 from ..processing_qwen_audio import QwenAudioProcessor
-from ..task_prompts import timestamp_token
+from ..tiny_checkpoint import write_byte_level_tiktoken
 from ..tokenization_qwen_audio import QwenAudioTokenizerFast
+from ..word_timestamps import timestamp_token
 from .whisper_init import init_audio_encoder_from_whisper
 
 
@@ -88,16 +90,13 @@ class QwenAudioModelArguments:
         if (self.model_name_or_path is None) == (self.model_config is None):
             raise ValueError("Set exactly one of `model_name_or_path` (start from a checkpoint) and `model_config` "
                              "(train from scratch).")
-        if self.train_modules not in TRAIN_MODULES:
-            raise ValueError(f"`train_modules` must be one of {list(TRAIN_MODULES)}, got {self.train_modules!r}.")
+        trained_prefixes(self.train_modules)  # a clear error for an unknown name, before any data is read
 
 
 def byte_level_processor(words=()) -> QwenAudioProcessor:
     """A processor whose tokenizer has the 256 byte tokens, one token per word of `words` (alone and after a space)
     and Qwen-Audio's special tokens: enough for a model trained from scratch on a small corpus, and written out with
     the checkpoint like any other."""
-    from ..demo import write_byte_level_tiktoken
-
     with tempfile.TemporaryDirectory() as folder:
         vocab_file = Path(folder) / "qwen.tiktoken"
         write_byte_level_tiktoken(vocab_file, words)
@@ -214,13 +213,25 @@ def load_model(args: QwenAudioModelArguments, processor, **from_pretrained_kwarg
     return model
 
 
+def trained_prefixes(train_modules: str) -> tuple[str, ...]:
+    """The parameter-name prefixes `train_modules` trains (`TRAIN_MODULES`), with a clear error for another name."""
+    if train_modules not in TRAIN_MODULES:
+        raise ValueError(f"`train_modules` must be one of {list(TRAIN_MODULES)}, got {train_modules!r}.")
+    return TRAIN_MODULES[train_modules]
+
+
 def set_trainable_modules(model, train_modules: str) -> dict:
-    """Freezes everything outside `TRAIN_MODULES[train_modules]`; returns trainable / total parameter counts."""
-    prefixes = TRAIN_MODULES[train_modules]
+    """
+    Freezes everything outside `TRAIN_MODULES[train_modules]` (`audio_encoder`, `language_model` or `all`): the one
+    definition of what pre-training and fine-tuning (`freeze_audio_encoder`) train. Returns trainable / total
+    parameter counts.
+    """
+    prefixes = trained_prefixes(train_modules)
     trainable = total = 0
     for name, parameter in model.named_parameters():
-        # Whisper's sinusoidal position table is a constant, never trained.
-        wanted = name.startswith(prefixes) and "embed_positions" not in name
+        # Whisper's sinusoidal position table is a constant, never trained; k-bit weights (a quantized model under
+        # LoRA) cannot be: only floating-point tensors take gradients.
+        wanted = name.startswith(prefixes) and "embed_positions" not in name and parameter.is_floating_point()
         parameter.requires_grad_(wanted)
         total += parameter.numel()
         trainable += parameter.numel() if wanted else 0
@@ -229,12 +240,23 @@ def set_trainable_modules(model, train_modules: str) -> dict:
     return {"trainable_parameters": trainable, "total_parameters": total}
 
 
+def frozen_modules_pattern(train_modules: str) -> str | None:
+    """A regular expression (peft's `exclude_modules`) that matches the modules `set_trainable_modules` freezes, so
+    that LoRA puts no adapter on them: the audio encoder's attention has `q/k/v_proj` too."""
+    trained = trained_prefixes(train_modules)
+    frozen = [prefix for prefix in AUDIO_ENCODER_PREFIXES + LANGUAGE_MODEL_PREFIXES if prefix not in trained]
+    if not frozen:
+        return None
+    return r"(?:.*\.)?(?:" + "|".join(re.escape(prefix.rstrip(".")) for prefix in frozen) + r")(?:\..*)?"
+
+
 __all__ = [
     "QwenAudioModelArguments",
     "TRAIN_MODULES",
     "byte_level_processor",
     "init_audio_front_end_for_training",
     "encoder_position_sinusoids",
+    "frozen_modules_pattern",
     "init_timestamp_embeddings",
     "load_model",
     "load_processor",

@@ -10,20 +10,20 @@ A pre-training example of the base Qwen-Audio model is
     <audio>...</audio> <hierarchical task tags> TARGET <|endoftext|>
 
 with the tags from `task_prompts.build_task_prompt` (the one definition of the tag chains) and, for word-level
-timestamps (SRWT), a target from `task_prompts.format_word_timestamps`:
+timestamps (SRWT), a target from `word_timestamps.format_word_timestamps`:
 `<|0.00|><|sil|><|0.54|> word<|0.86|> word<|1.17|>...` (each word after a space, except in languages written
 without spaces: `<|0.54|>面<|0.86|>条<|1.17|>`). The released timestamp prompt already ends with the first
 timestamp (`...<|timestamps|><|0.00|>`), as at inference, so the target starts with what the model has to predict
 after it.
 
-`build_pretraining_example` returns `{"prompt", "completion"}`; the collator (`QwenAudioChatCollator`, base-model
+`build_pretraining_example` returns `{"prompt", "completion"}`; the collator (`QwenAudioCollator`, base-model
 format) puts the audio span in front, appends `<|endoftext|>` and learns only the completion and `<|endoftext|>`.
 """
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..task_prompts import QUESTION_TASKS, build_task_prompt, format_word_timestamps, timestamp_token, word_separator
+from ..task_prompts import QUESTION_TASKS, build_task_prompt
+from ..word_timestamps import format_word_timestamps, timestamp_token, word_separator, words_as_list
 
 
 @dataclass
@@ -60,15 +60,6 @@ class TaskTags:
             raise ValueError("With `timestamps: true` leave `itn` and `caption_style` unset: the released timestamp "
                              "prompts end with `<|timestamps|><|0.00|>`.")
         self.prompt(question="?" if self.task in QUESTION_TASKS else None)
-
-
-def words_as_list(words) -> list[dict]:
-    """A word-timestamp cell as a list of dicts: `datasets` stores a list of structs either as a list of dicts or,
-    for a `Sequence` feature, as a dict of lists."""
-    if isinstance(words, Mapping):
-        keys = list(words)
-        return [dict(zip(keys, values)) for values in zip(*(words[key] for key in keys))]
-    return list(words or [])
 
 
 def first_reference(text) -> str:
@@ -113,4 +104,4 @@ def build_pretraining_example(
     return {"prompt": prompt, "completion": first_reference(text)}
 
 
-__all__ = ["TaskTags", "build_pretraining_example", "first_reference", "words_as_list"]
+__all__ = ["TaskTags", "build_pretraining_example", "first_reference"]

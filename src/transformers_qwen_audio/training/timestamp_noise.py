@@ -15,7 +15,7 @@ exposure bias short of scheduled sampling (which would need a generation step pe
 
 import torch
 
-from ..task_prompts import timestamp_token
+from ..word_timestamps import timestamp_token
 from .collators import IGNORE_INDEX
 
 

@@ -3,7 +3,7 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 """
-A small synthetic pre-training set, written on first use by `recipes/tiny/pretrain_smoke.yaml` and by the tests, in the
+A small synthetic pre-training set, written on first use by the packaged `recipes/tiny/pretrain_smoke.yaml` and by the tests, in the
 two local layouts users have most: an `audiofolder` (clips + `metadata.jsonl`) and a Hub-like parquet folder (a
 `README.md` with `configs:`, audio stored as bytes).
 
