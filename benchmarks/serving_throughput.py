@@ -3,8 +3,8 @@
 
     python benchmarks/serving_throughput.py [MODEL] [--requests 16] [--max-batch-size 8] [--max-tokens 32]
 
-MODEL defaults to the embedded tiny Qwen-Audio-Chat (`demo.build_released_checkpoint`, random weights, built in a
-temporary folder). Two servers run in this process on 127.0.0.1 over the same pipeline: one with
+MODEL defaults to the embedded tiny Qwen-Audio-Chat (`tiny_checkpoint.build_released_checkpoint`, random weights,
+built in a temporary folder). Two servers run in this process on 127.0.0.1 over the same pipeline: one with
 `--max-batch-size N`, one with 1. Each gets the same `--requests` greedy chat requests (a 2.5 s clip or text only,
 different lengths) sent at once through the official `openai` client; the script checks that both give the same
 replies, then prints the wall time of each and the throughput ratio, with the batch sizes the batcher ran.
@@ -25,7 +25,7 @@ from openai import OpenAI
 from transformers import pipeline
 
 from transformers_qwen_audio import register_pipeline
-from transformers_qwen_audio.demo import build_released_checkpoint, chirp
+from transformers_qwen_audio.tiny_checkpoint import build_released_checkpoint, chirp
 from transformers_qwen_audio.serving.app import BackgroundServer, build_app
 from transformers_qwen_audio.serving.protocol import ServerLimits
 

@@ -1,5 +1,6 @@
 """`qwen-audio` subcommands, called in-process with `main([...])`."""
 
+import importlib
 import io
 import json
 
@@ -8,6 +9,7 @@ from transformers import pipeline
 
 import transformers_qwen_audio  # noqa: F401
 from transformers_qwen_audio import cli
+from transformers_qwen_audio.cli import chat, transcribe
 
 RELEASED_FOLDER = "tiny_real_vocab_original_layout"
 SPEECH = "1272-128104-0000.flac"
@@ -27,7 +29,8 @@ def shared_pipe(released_dir):
 @pytest.fixture
 def loaded_once(monkeypatch, shared_pipe):
     """Every subcommand gets the module's pipeline instead of loading the checkpoint again."""
-    monkeypatch.setattr(cli, "load_pipeline", lambda model, **kwargs: shared_pipe)
+    for command in (chat, transcribe):
+        monkeypatch.setattr(command, "load_pipeline", lambda model, **kwargs: shared_pipe)
     return shared_pipe
 
 
@@ -109,3 +112,31 @@ def test_missing_subcommand_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main([])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("command", ["pretrain", "sft", "evaluate"])
+def test_recipe_commands_forward_every_argument(command, monkeypatch):
+    """`qwen-audio pretrain|sft|evaluate ARGS...` is `transformers_qwen_audio.recipes.<command>.main(ARGS)`: options
+    the CLI does not know (`--help` included) reach the recipe's own parser, in order."""
+    recipe = importlib.import_module(f"transformers_qwen_audio.recipes.{command}")
+    seen = []
+    monkeypatch.setattr(recipe, "main", lambda argv: seen.append(argv))
+    arguments = ["--config", "recipe.yaml", "--max_steps", "3", "extra", "--help"]
+    assert cli.main([command, *arguments]) == 0
+    assert seen == [arguments]
+    monkeypatch.setattr(recipe, "main", lambda argv: 5)
+    assert cli.main([command]) == 5
+
+
+def test_recipe_help_is_the_recipe_s(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["pretrain", "--help"])
+    assert exit_info.value.code == 0
+    assert "--output_dir" in capsys.readouterr().out  # an option of the recipe's parser, not of qwen-audio's
+
+
+def test_unknown_options_of_other_commands_stay_usage_errors(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["convert", "src", "dst", "--no-such-option"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err

@@ -15,9 +15,11 @@ import torch
 
 from transformers_qwen_audio import __version__
 from transformers_qwen_audio import cli
-from transformers_qwen_audio.cli import CliError, output_paths
-from transformers_qwen_audio.convert import convert, dtype_argument
-from transformers_qwen_audio.demo import build_released_checkpoint
+from transformers_qwen_audio.cli import chat
+from transformers_qwen_audio.cli.common import CliError, dtype_argument
+from transformers_qwen_audio.cli.transcribe import output_paths
+from transformers_qwen_audio.convert import convert
+from transformers_qwen_audio.tiny_checkpoint import build_released_checkpoint
 from cli_subprocess import assert_one_line_error, error_lines, run_cli
 
 FAST = ["--max-new-tokens", "3", "--greedy"]
@@ -143,7 +145,7 @@ def test_interactive_chat_suggests_reset_only_when_earlier_turns_can_be_the_caus
                 raise ValueError("the conversation is longer than the context window")
             yield "hello"
 
-    monkeypatch.setattr(cli, "load_pipeline", lambda *args, **kwargs: LongConversationFails())
+    monkeypatch.setattr(chat, "load_pipeline", lambda *args, **kwargs: LongConversationFails())
     monkeypatch.setattr("sys.stdin", io.StringIO("hi\nand now?\nstill there?\n/reset\nhi again\n/quit\n"))
     assert cli.main(["chat", str(model)]) == 0
     captured = capsys.readouterr()

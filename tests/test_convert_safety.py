@@ -20,10 +20,11 @@ from huggingface_hub.repocard import metadata_load
 from transformers import AutoModelForCausalLM
 from transformers.testing_utils import CaptureLogger
 
+from transformers_qwen_audio import checkpoint_files
 from transformers_qwen_audio import convert as convert_module
 from transformers_qwen_audio.checkpoint_files import verify_weight_files
 from transformers_qwen_audio.convert import ConversionError, convert, converted_by_us
-from transformers_qwen_audio.demo import build_released_checkpoint
+from transformers_qwen_audio.tiny_checkpoint import build_released_checkpoint
 from hostile_files import write_code_running_pickle
 from cli_subprocess import assert_one_line_error, folder_digest, run_cli
 
@@ -114,8 +115,7 @@ def test_stale_staging_folders_are_removed_and_reported(released, tmp_path):
     partial = tmp_path / ".out.partial-abc123"
     partial.mkdir()
     (partial / "model-00001-of-00003.safetensors").write_bytes(b"\0" * 1000)
-    logger = convert_module.logger
-    with CaptureLogger(logger) as captured:
+    with CaptureLogger(checkpoint_files.logger) as captured:
         convert(released, tmp_path / "out")
     assert f"removed {partial}, left by an interrupted conversion" in captured.out
     assert not partial.exists() and not list(tmp_path.glob(".out.*"))
@@ -128,7 +128,7 @@ def test_dst_moved_aside_by_an_interrupted_swap_is_restored(released, tmp_path):
     previous.mkdir()
     complete.rename(previous / "out")
     (previous / "out" / "notes.txt").write_text("added by the user")  # not ours any more: must not be replaced
-    with CaptureLogger(convert_module.logger) as captured:
+    with CaptureLogger(checkpoint_files.logger) as captured:
         with pytest.raises(ConversionError, match="holds files convert did not write"):
             convert(released, tmp_path / "out", overwrite=True)
     assert "restored" in captured.out and (tmp_path / "out" / "notes.txt").read_text() == "added by the user"
@@ -139,13 +139,13 @@ def test_dst_moved_aside_by_an_interrupted_swap_is_restored(released, tmp_path):
 def test_refuses_to_run_beside_a_live_conversion_into_the_same_dst(released, tmp_path):
     live = tmp_path / ".out.partial-live"
     live.mkdir()
-    lock = convert_module._lock(live)  # as the running conversion holds it
+    lock = checkpoint_files._lock(live)  # as the running conversion holds it
     try:
-        with pytest.raises(ConversionError, match="another conversion into .*out is running"):
+        with pytest.raises(checkpoint_files.OutputInUseError, match="another conversion into .*out is running"):
             convert(released, tmp_path / "out")
         assert live.exists()
     finally:
-        convert_module._unlock(lock)
+        checkpoint_files._unlock(lock)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -71,7 +72,7 @@ def test_batch_of_eight_scores_what_batch_of_one_scores(demo_run):
     root, report = demo_run
     model = AutoModelForCausalLM.from_pretrained(root / "out" / "model").eval()
     processor = AutoProcessor.from_pretrained(root / "out" / "model")
-    for spec in demo.tiny_benchmarks(demo.Path(report["data_dir"]), max_samples=8):
+    for spec in demo.tiny_benchmarks(Path(report["data_dir"]), max_samples=8):
         if spec.name == "tiny_srwt":
             continue  # same generation path as tiny_asr, with longer outputs
         rows, base_dir = load_benchmark_rows(spec)
@@ -89,6 +90,15 @@ def test_a_second_run_reuses_the_finished_checkpoint(demo_run):
         patch.setenv("QWEN_AUDIO_CACHE", str(root / "cache"))
         report = demo.run(root / "out", seed=1, data_config=SMALL_DATA, max_eval_samples=1, cli=False)
     assert report["training"] == "reused"
+
+
+def test_the_main_job_needs_no_source_checkout():
+    """The tiny recipe is package data and training runs the recipe's module, so `pip install .` (not editable) runs
+    the demo from any folder."""
+    import importlib.util
+
+    assert demo.TINY_RECIPE.is_relative_to(Path(demo.__file__).parent / "recipes") and demo.TINY_RECIPE.is_file()
+    assert importlib.util.find_spec(demo.PRETRAIN_MODULE) is not None
 
 
 def test_max_steps_keeps_the_share_of_the_encoder_warm_up():

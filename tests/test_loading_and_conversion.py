@@ -11,7 +11,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelF
 
 import transformers_qwen_audio  # noqa: F401
 from transformers_qwen_audio import QwenAudioConfig, QwenAudioForConditionalGeneration, QwenAudioModel
-from transformers_qwen_audio.convert import convert, main as convert_main
+from transformers_qwen_audio.cli.convert import main as convert_main
+from transformers_qwen_audio.convert import convert
 from hostile_files import write_code_running_pickle
 from reference_cases import clip_inputs, manifest, model_outputs, require_reference
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from transformers_qwen_audio.serving.batcher import DynamicBatcher, QueueFullError
+from transformers_qwen_audio.batching import DynamicBatcher, QueueFullError
 from transformers_qwen_audio.serving.protocol import (
     RequestError,
     ServerLimits,

@@ -26,8 +26,9 @@ gradio_client = pytest.importorskip("gradio_client")
 from transformers import AutoProcessor  # noqa: E402
 
 from transformers_qwen_audio import cli  # noqa: E402
+from transformers_qwen_audio.cli.common import EXIT_USAGE_ERROR, load_pipeline  # noqa: E402
 from transformers_qwen_audio.convert import convert  # noqa: E402
-from transformers_qwen_audio.demo import build_released_checkpoint, chirp  # noqa: E402
+from transformers_qwen_audio.tiny_checkpoint import build_released_checkpoint, chirp  # noqa: E402
 from transformers_qwen_audio.web_demo import (  # noqa: E402
     WORD_TABLE_HEADERS,
     InputError,
@@ -105,7 +106,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def app(checkpoint):
-    pipe = cli.load_pipeline(str(checkpoint))
+    pipe = load_pipeline(str(checkpoint))
     demo = build_demo(pipe, WebDemoLimits(**LIMITS), dict(GENERATION), title="Qwen-Audio (tiny test model)")
     port = free_port()
     launch(demo, port=port, prevent_thread_lock=True, quiet=True)
@@ -217,7 +218,7 @@ def test_limits_are_checked():
     (["web", "--tiny", "--max-batch-size", "0"], "max_batch_size must be at least 1"),
 ])
 def test_command_line_errors_are_one_line(argv, message, capsys):
-    assert cli.main(argv) == cli.EXIT_USAGE_ERROR
+    assert cli.main(argv) == EXIT_USAGE_ERROR
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
 

@@ -3,12 +3,13 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 """
-A small dynamic batcher: requests that arrive while the model is busy, or within a short window of each other, run as
+The dynamic batcher shared by the server and the web demo: requests that arrive while the model is busy, or within a short window of each other, run as
 one batch. Written by hand because transformers' continuous batching needs paged attention over text-only inputs
 (no audio features), and the serving frameworks that batch (vLLM, TGI) cannot run on these machines; the pipeline's
 batch == alone guarantee is what makes grouping unrelated requests safe.
 
 One worker thread owns the model: generation never runs concurrently, and the event loop never blocks on it.
+`StopWhenCancelled` ends a streamed generation (which runs beside the batcher) once its reader has gone.
 """
 
 import logging
@@ -20,6 +21,9 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
+
+import torch
+from transformers import StoppingCriteria
 
 
 logger = logging.getLogger(__name__)
@@ -170,3 +174,14 @@ class DynamicBatcher:
             return
         for job, result in zip(jobs, results):
             job.future.set_result(result)
+
+
+class StopWhenCancelled(StoppingCriteria):
+    """Ends a streamed generation whose reader went away (the server's clients, the web demo's page): every row stops
+    once `event` is set."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs):
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)

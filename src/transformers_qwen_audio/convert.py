@@ -11,45 +11,41 @@ model card.
 
 Nothing is lost on a crash or a kill: DST is written to a staging folder `.DST.partial-*` beside it and renamed into
 place only once complete; an existing DST is moved aside (`.DST.previous-*`) and deleted only after the new one is
-in place. A later run removes the staging folders an interrupted run left (or restores a DST it had moved aside).
+in place. A later run removes the staging folders an interrupted run left (or restores a DST it had moved aside);
+see `checkpoint_files.staged_output`.
 DST may not be SRC, contain it, or lie inside it. An existing DST is replaced only with `--overwrite`, and only if
 convert wrote it (its model card says `converted_with: transformers-qwen-audio` and it holds no other files);
 `--overwrite-any-folder` replaces any other folder (never the home folder, the root, or one holding the current
 directory).
 """
 
-import argparse
-import contextlib
-import errno
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 from importlib import resources
 from pathlib import Path
 
-import torch
 import transformers
 from transformers import AutoModelForCausalLM
-from transformers.utils import logging
 
 from . import __version__
-from .checkpoint_files import explain_load_error, verify_weight_files
+from .checkpoint_files import (
+    DTYPES,
+    clean_stale_staging,
+    dtype_name,
+    explain_load_error,
+    staged_output,
+    verify_weight_files,
+)
 
 
-logger = logging.get_logger(__name__)
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
-DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16", "float": "float32"}
 # The `url` of setup.cfg; a test checks that both agree.
 PROJECT_URL = "https://github.com/transformers-qwen-audio/transformers-qwen-audio"
 CONVERTER_NAME = "transformers-qwen-audio"
 # Model card metadata that marks a folder written by `convert` (and lists its files): such a folder may be replaced.
 CONVERTED_WITH_KEY = "converted_with"
 CONVERTED_FILES_KEY = "converted_files"
-STAGING_KINDS = ("partial", "previous")
 HUB_CACHE_SNAPSHOT = re.compile(r"(?:^|/)(?:models|datasets|spaces)--([^/]+?)--([^/]+)/snapshots/[0-9a-f]{40}/?$")
 HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Data files of a Hub source; its `.py` files are never downloaded (they would never be run either).
@@ -167,137 +163,6 @@ def check_destination(dst: Path, overwrite: bool, overwrite_any_folder: bool) ->
                               "--overwrite-any-folder (overwrite_any_folder=True) to replace it anyway")
 
 
-def _lock(folder: Path):
-    """An exclusive lock on `folder` held while this process lives (the kernel drops it when the process dies, even
-    killed): a staging folder whose lock can be taken belongs to no running conversion. None where flock is
-    missing (Windows)."""
-    try:
-        import fcntl
-    except ImportError:
-        return None
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(descriptor)
-        raise
-    return descriptor
-
-
-def _unlock(descriptor) -> None:
-    if descriptor is not None:
-        os.close(descriptor)
-
-
-def staging_folders(dst: Path) -> list[Path]:
-    return sorted(path for kind in STAGING_KINDS for path in dst.parent.glob(f".{dst.name}.{kind}-*") if path.is_dir())
-
-
-def clean_stale_staging(dst: Path) -> list[str]:
-    """Removes the staging folders interrupted conversions into `dst` left, or restores a DST one had moved aside
-    (`.DST.previous-*` while DST is missing). Refuses to run beside a live conversion into the same DST. Returns
-    what was done, one line each (also logged as warnings)."""
-    report = []
-    for folder in staging_folders(dst):
-        try:
-            descriptor = _lock(folder)
-        except BlockingIOError:
-            raise ConversionError(f"another conversion into {dst} is running (its staging folder {folder} is in use)") from None
-        except OSError as error:
-            report.append(f"could not inspect the staging folder {folder} of an earlier conversion ({error.strerror}): remove it by hand")
-            continue
-        if descriptor is None:  # no locks: cannot tell whether a conversion is running, so only report
-            report.append(f"staging folder {folder} of an earlier or running conversion into {dst}: remove it if none is running")
-            continue
-        try:
-            moved_aside = folder / dst.name
-            if folder.name.startswith(f".{dst.name}.previous-") and moved_aside.is_dir() and not dst.exists():
-                os.replace(moved_aside, dst)
-                report.append(f"restored {dst} from {folder}, where an interrupted conversion had moved it aside")
-            shutil.rmtree(folder)
-            report.append(f"removed {folder}, left by an interrupted conversion into {dst}")
-        except OSError as error:
-            report.append(f"could not remove {folder}, left by an interrupted conversion ({error}): remove it by hand")
-        finally:
-            _unlock(descriptor)
-    for line in report:
-        logger.warning(line)
-    return report
-
-
-def _make_staging(dst: Path, kind: str) -> Path:
-    try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{dst.name}.{kind}-", dir=dst.parent))
-    except OSError as error:
-        if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise PermissionError(f"cannot write into {dst.parent} ({error.strerror}): choose a writable DST") from None
-        raise
-
-
-def _publish_permissions_and_sync(folder: Path) -> None:
-    """Files get the permissions the umask gives (safetensors writes 0600), and reach the disk before the rename
-    that makes the folder visible as DST."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)  # mkdtemp creates 0700
-    for path in folder.iterdir():
-        path.chmod(0o666 & ~umask)
-        descriptor = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass  # some file systems cannot sync folders
-    finally:
-        os.close(descriptor)
-
-
-@contextlib.contextmanager
-def staged_output(dst: Path):
-    """Yields a locked staging folder beside DST; on success its files are synced and it replaces DST, on any failure
-    (KeyboardInterrupt included) it is removed and DST stays as it was. Every writer of a checkpoint folder uses it."""
-    staging = _make_staging(dst, "partial")
-    lock = _lock(staging)
-    try:
-        yield staging
-        _publish_permissions_and_sync(staging)
-        replace_directory(staging, dst)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    finally:
-        _unlock(lock)
-
-
-def replace_directory(staging: Path, dst: Path) -> None:
-    """Moves the complete `staging` folder to `dst`; an existing `dst` is moved aside first and deleted only once the
-    new one is in place (a kill in between leaves it in `.DST.previous-*`, which the next run restores)."""
-    if not dst.exists():
-        os.replace(staging, dst)
-        _fsync_folder(dst.parent)
-        return
-    previous = _make_staging(dst, "previous")
-    lock = _lock(previous)
-    try:
-        os.replace(dst, previous / dst.name)
-        os.replace(staging, dst)
-        _fsync_folder(dst.parent)
-        shutil.rmtree(previous, ignore_errors=True)
-    finally:
-        _unlock(lock)
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Conversion
 # ----------------------------------------------------------------------------------------------------------------
@@ -342,14 +207,12 @@ def convert(
     """Convert SRC to a native checkpoint in DST; returns DST. See the module docstring.
 
     Raises:
-        `ConversionError` (a `ValueError`): DST would destroy SRC or an unrelated folder; `FileExistsError`: DST
-        exists without `overwrite`; `PermissionError`: DST cannot be written; `CorruptCheckpointError` (a
-        `ValueError`): a truncated/corrupted weight file (named) or a refused pickle; `PushToHubError`: DST is
-        complete but the upload failed.
+        `ConversionError` (a `ValueError`): DST would destroy SRC or an unrelated folder; `OutputInUseError` (a
+        `ValueError`): another conversion into DST is running; `FileExistsError`: DST exists without `overwrite`;
+        `PermissionError`: DST cannot be written; `CorruptCheckpointError` (a `ValueError`): a truncated/corrupted
+        weight file (named) or a refused pickle; `PushToHubError`: DST is complete but the upload failed.
     """
-    dtype = DTYPE_ALIASES.get(dtype, dtype)
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    dtype = dtype_name(dtype)
     dst = Path(dst).expanduser()
     local_src = Path(src).expanduser()
     if local_src.exists():
@@ -357,7 +220,7 @@ def convert(
     src, hub_id = resolve_source(src)
     check_paths(src, dst)
     base_model = base_model_id(src, hub_id, base_model)
-    clean_stale_staging(dst)
+    clean_stale_staging(dst, job="conversion")
     check_destination(dst, overwrite, overwrite_any_folder)
     verify_weight_files(src)
 
@@ -405,60 +268,7 @@ def upload(folder: Path, repo_id: str, private: bool | None = None) -> None:
         ) from None
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Command line
-# ----------------------------------------------------------------------------------------------------------------
-def dtype_argument(value: str) -> str:
-    """`--dtype` value: one of `DTYPES` (or an alias such as fp16); argparse reports anything else."""
-    name = DTYPE_ALIASES.get(value.lower(), value.lower())
-    if name not in DTYPES:
-        raise argparse.ArgumentTypeError(f"invalid choice {value!r} (choose from {', '.join(DTYPES)})")
-    return name
-
-
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    if parser is None:
-        from .cli import OneLineErrorParser
-
-        parser = OneLineErrorParser(prog="python -m transformers_qwen_audio.convert", description=__doc__,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("src", help="released (or native) Qwen-Audio checkpoint folder, or a Hub repo id")
-    parser.add_argument("dst", help="output folder for the native checkpoint")
-    parser.add_argument("--dtype", default="auto", type=dtype_argument, metavar="{" + ",".join(DTYPES) + "}",
-                        help="weights dtype (default: as stored)")
-    parser.add_argument("--max-shard-size", default="5GB", help="largest safetensors shard (default 5GB)")
-    parser.add_argument("--overwrite", action="store_true", help="replace DST if convert wrote it")
-    parser.add_argument("--overwrite-any-folder", action="store_true",
-                        help="replace DST even if it is not a checkpoint convert wrote (its files are deleted)")
-    parser.add_argument("--base-model", metavar="REPO_ID",
-                        help="Hub id of the source model for the model card (default: from SRC when known)")
-    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload DST to this Hub repository")
-    parser.add_argument("--private", action="store_true", default=None, help="create the Hub repository as private")
-    parser.set_defaults(run=run_from_args)
-    return parser
-
-
-def add_parser(subcommands) -> argparse.ArgumentParser:
-    """Registers `convert` on the `qwen-audio` command line."""
-    parser = subcommands.add_parser("convert", help="convert a released checkpoint to the native layout",
-                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    return build_parser(parser)
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    dst = convert(args.src, args.dst, dtype=args.dtype, max_shard_size=args.max_shard_size, overwrite=args.overwrite,
-                  push_to_hub=args.push_to_hub, private=args.private, base_model=args.base_model,
-                  overwrite_any_folder=args.overwrite_any_folder)
-    files = sorted(p.name for p in dst.iterdir())
-    print(json.dumps({"converted": str(dst), "files": files}, indent=1))
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    from .cli import run_command
-
-    return run_command(build_parser(), argv)
-
-
 if __name__ == "__main__":
+    from transformers_qwen_audio.cli.convert import main
+
     sys.exit(main())

@@ -1,26 +1,22 @@
 """
-The main job, from the repository alone: build a small multitask dataset, train a tiny Qwen-Audio from scratch with
-`recipes/pretrain.py`, evaluate it on the held-out split, then use it through `pipeline("audio-chat")` and the CLI.
+The main job, from the installed package alone: build a small multitask dataset, train a tiny Qwen-Audio from scratch
+with the pre-training recipe, evaluate it on the held-out split, then use it through `pipeline("audio-chat")` and the
+CLI.
 
     python -m transformers_qwen_audio.demo [--output-dir DIR] [--seed N] [--retrain]     (also: qwen-audio demo)
 
 1. Data: English utterances of 2-6 words from a 40-word vocabulary, synthesised word by word with eSpeak NG (the
    `espeakng-loader` wheel) with exact word times, and five synthetic sound classes (`transformers_qwen_audio.data`);
    built once (about a minute) and cached.
-2. Training: `recipes/tiny/pretrain.yaml` (multitask: transcription, transcription with word timestamps, sound
+2. Training: the packaged `tiny/pretrain.yaml` recipe (multitask: transcription, transcription with word timestamps, sound
    events, with the hierarchical task tags) on the CPU, with progress bars; `DIR/model` keeps the checkpoint (native
    layout, processor files, a model card with the metrics). A second run reuses a finished checkpoint (and resumes an
    unfinished one) unless `--retrain`.
-3. Evaluation on the held-out split (`recipes/benchmarks/tiny_*.yaml`): WER, word-boundary error, sound accuracy.
+3. Evaluation on the held-out split (the packaged `benchmarks/tiny_*.yaml`): WER, word-boundary error, sound accuracy.
 4. Use: a held-out clip transcribed with word timestamps and a sound classified, through
    `pipeline("audio-chat")` and `qwen-audio transcribe`.
-
-The module also holds `build_released_checkpoint`: a tiny Qwen-Audio-Chat in the *released* layout with seeded random
-weights, used by the tests, benchmarks and recipe examples that need a checkpoint without a download.
 """
 
-import argparse
-import base64
 import json
 import math
 import os
@@ -30,17 +26,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
 import yaml
 
-from .configuration_qwen_audio import QwenAudioConfig
-from .modeling_qwen_audio import QwenAudioForConditionalGeneration
-from .tokenization_qwen_audio import qwen_audio_special_tokens
+from .recipes import recipe_path
 
-REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-TINY_RECIPE = REPOSITORY_ROOT / "recipes" / "tiny" / "pretrain.yaml"
-PRETRAIN_SCRIPT = REPOSITORY_ROOT / "recipes" / "pretrain.py"
+
+TINY_RECIPE = recipe_path("tiny/pretrain.yaml")
+PRETRAIN_MODULE = "transformers_qwen_audio.recipes.pretrain"
 TINY_BENCHMARKS = ("tiny_asr", "tiny_srwt", "tiny_sounds")
 DEFAULT_OUTPUT_DIR = Path("qwen-audio-demo")
 # The issue's targets on the held-out split.
@@ -54,11 +46,6 @@ TARGETS = {"tiny_asr/wer": ("<=", 0.10), "tiny_srwt/boundary_mae": ("<=", 0.10),
 
 def write_recipe(output_dir: Path, data_dir: Path, seed: int, overrides: dict | None = None) -> Path:
     """The tiny recipe with the dataset, output folder and seed of this run: `DIR/pretrain.yaml`."""
-    if not TINY_RECIPE.is_file() or not PRETRAIN_SCRIPT.is_file():
-        raise FileNotFoundError(
-            f"The demo trains with the repository's recipes ({TINY_RECIPE}); run it from a source checkout "
-            "(pip install -e .)."
-        )
     recipe = yaml.safe_load(TINY_RECIPE.read_text())
     recipe.pop("build_local_data", None)  # the demo builds (or reuses) the data itself
     for source in recipe["datasets"]:
@@ -85,7 +72,8 @@ def step_overrides(max_steps: int | None) -> dict | None:
 
 
 def train(recipe: Path, threads: int | None = None) -> float:
-    """Runs `recipes/pretrain.py --config RECIPE` (progress bars on the terminal); returns the wall time in seconds."""
+    """Runs the pre-training recipe with `--config RECIPE` (progress bars on the terminal); returns the wall time in
+    seconds."""
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
@@ -101,7 +89,7 @@ def train(recipe: Path, threads: int | None = None) -> float:
         else:
             env["OMP_WAIT_POLICY"] = "PASSIVE"
     started = time.perf_counter()
-    subprocess.run([sys.executable, str(PRETRAIN_SCRIPT), "--config", str(recipe)], check=True, env=env)
+    subprocess.run([sys.executable, "-m", PRETRAIN_MODULE, "--config", str(recipe)], check=True, env=env)
     return time.perf_counter() - started
 
 
@@ -244,103 +232,7 @@ def run(
     return report
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="python -m transformers_qwen_audio.demo")
-    parser.description = "Train a tiny Qwen-Audio on synthetic data on the CPU, evaluate it, and use it."
-    parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR,
-                        help=f"keeps the data recipe, the checkpoint (DIR/model) and the results (default: {DEFAULT_OUTPUT_DIR})")
-    parser.add_argument("--seed", type=int, default=42, help="training seed (the dataset is fixed: seed 0)")
-    parser.add_argument("--retrain", action="store_true", help="train again even if DIR/model holds a finished checkpoint")
-    parser.add_argument("--max-steps", type=int,
-                        help="override the recipe's number of training steps (the encoder warm-up keeps its share)")
-    parser.add_argument("--threads", type=int, help="CPU threads for training (default: torch's choice)")
-    return parser
-
-
-def add_parser(subcommands) -> argparse.ArgumentParser:
-    """Registers `demo` on the `qwen-audio` command line."""
-    parser = subcommands.add_parser("demo", help="train a tiny Qwen-Audio on synthetic data, evaluate it, use it")
-    build_parser(parser)
-    parser.set_defaults(run=run_from_args)
-    return parser
-
-
-def run_from_args(args) -> int:
-    overrides = step_overrides(args.max_steps)
-    started = time.perf_counter()
-    report = run(args.output_dir, seed=args.seed, retrain=args.retrain, recipe_overrides=overrides, threads=args.threads)
-    print(f"done in {time.perf_counter() - started:.0f} s; report: {Path(args.output_dir) / 'report.json'}")
-    for key, verdict in report["targets"].items():
-        print(f"   {key}: {verdict['value']} (target {verdict['target']}) {'reached' if verdict['reached'] else 'NOT reached'}")
-    return 0
-
-
-def main(argv=None) -> int:
-    return run_from_args(build_parser().parse_args(argv))
-
-
-# --------------------------------------------------------------------------------------------------------------
-# An embedded tiny checkpoint in the released layout (random weights), for tests and examples without a download
-# --------------------------------------------------------------------------------------------------------------
-
-SAMPLING_RATE = 16000
-
-
-def write_byte_level_tiktoken(path: Path, words=()) -> int:
-    """
-    A `qwen.tiktoken` with the 256 byte tokens and, for each of `words`, one token for the word and one for the word
-    after a space (as a BPE trained on a corpus of those words would learn them; Qwen's own vocabulary has " five" as
-    one token). tiktoken merges by rank, so every prefix of a word gets a rank before the word. Returns the number of
-    ranks: the special tokens start at that id.
-    """
-    tokens = [bytes([value]) for value in range(256)]
-    known = set(tokens)
-    for word in words:
-        if not isinstance(word, str) or not word.strip() or word != word.strip():
-            raise ValueError(f"Vocabulary words must be non-empty strings without surrounding spaces, got {word!r}.")
-        for form in (word.encode("utf-8"), b" " + word.encode("utf-8")):
-            for end in range(2, len(form) + 1):
-                if form[:end] not in known:
-                    known.add(form[:end])
-                    tokens.append(form[:end])
-    lines = [f"{base64.b64encode(token).decode()} {rank}" for rank, token in enumerate(tokens)]
-    path.write_text("\n".join(lines) + "\n")
-    return len(tokens)
-
-
-def build_released_checkpoint(folder: Path, seed: int = 0) -> Path:
-    """A tiny Qwen-Audio-Chat in the released layout, weights seeded at random."""
-    folder.mkdir(parents=True, exist_ok=True)
-    num_ranks = write_byte_level_tiktoken(folder / "qwen.tiktoken")
-    special = qwen_audio_special_tokens()
-    audio_start_id = num_ranks + special.index("<audio>")
-    vocab_size = num_ranks + len(special)
-    released_config = {
-        "architectures": ["QWenLMHeadModel"],
-        "auto_map": {"AutoConfig": "configuration_qwen.QWenConfig",
-                     "AutoModelForCausalLM": "modeling_qwen.QWenLMHeadModel"},
-        "model_type": "qwen", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
-        "intermediate_size": 256, "kv_channels": 16, "layer_norm_epsilon": 1e-6, "max_position_embeddings": 8192,
-        "rotary_emb_base": 10000, "rotary_pct": 1.0, "seq_length": 2048, "use_dynamic_ntk": True,
-        "use_logn_attn": True, "vocab_size": vocab_size, "no_bias": True, "tie_word_embeddings": False,
-        "bf16": False, "fp16": False, "fp32": True,
-        "audio": {"n_mels": 80, "n_ctx": 1500, "n_state": 64, "n_head": 4, "n_layer": 2, "output_dim": 64,
-                  "avg_pool": True, "add_audio_bos_eos_token": True, "audio_start_id": audio_start_id},
-    }
-    torch.manual_seed(seed)
-    model = QwenAudioForConditionalGeneration(QwenAudioConfig.from_released_config_dict(released_config))
-    model.save_pretrained(folder, save_original_format=True)  # `transformer.*` keys, as released
-    (folder / "config.json").write_text(json.dumps(released_config, indent=2))
-    (folder / "tokenizer_config.json").write_text(json.dumps(
-        {"tokenizer_class": "QWenTokenizer", "auto_map": {"AutoTokenizer": ["tokenization_qwen.QWenTokenizer", None]}}
-    ))
-    return folder
-
-
-def chirp(seconds: float = 2.5) -> np.ndarray:
-    time_axis = np.arange(int(seconds * SAMPLING_RATE)) / SAMPLING_RATE
-    return (0.3 * np.sin(2 * np.pi * (200 + 400 * time_axis) * time_axis)).astype(np.float32)
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from transformers_qwen_audio.cli.demo import main
+
+    sys.exit(main())

@@ -26,10 +26,8 @@ stream concurrently. The same endpoints serve `gradio_client` (`/chat`, `/transc
 From Python: `build_demo(pipeline("audio-chat", model=...)).launch()`.
 """
 
-import argparse
 import functools
 import os
-import sys
 import tempfile
 import threading
 from collections.abc import Hashable
@@ -39,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio_io import load_audio
+from .batching import DynamicBatcher, StopWhenCancelled
 from .subtitles import group_into_cues, render
 from .task_prompts import LANGUAGE_NAMES, OUTPUT_LANGUAGES, QUESTION_TASKS, SPEECH_TASKS, supported_tasks
 from .tokenization_qwen_audio import AUDIO_LANGUAGES
@@ -229,8 +228,6 @@ class WebDemo:
 
     def __init__(self, pipe, limits: WebDemoLimits | None = None, generate_kwargs: dict | None = None,
                  title: str = "Qwen-Audio"):
-        from .serving.batcher import DynamicBatcher
-
         self.pipe = pipe
         self.limits = limits or WebDemoLimits()
         self.generate_kwargs = dict(generate_kwargs or {})
@@ -271,9 +268,6 @@ class WebDemo:
         except InputError as error:
             raise _page_error(error, "Cannot send this message") from None
         from transformers import StoppingCriteriaList
-
-        # serve's criterion that ends a generation whose reader went away (fastapi comes with gradio)
-        from .serving.app import StopWhenCancelled
 
         cancelled = threading.Event()
         kwargs = self._generation(max_new_tokens, greedy)
@@ -482,89 +476,4 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = DEFAULT_PORT, share
                        footer_links=["api"], max_file_size="1gb", **kwargs)
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Command line
-# ----------------------------------------------------------------------------------------------------------------
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Registers `web` on the `qwen-audio` command line."""
-    from .cli import add_model_loading_arguments
-
-    parser = subparsers.add_parser("web", help="Gradio web demo: audio chat, transcription, sound questions",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", nargs="?", help="checkpoint folder (native or released layout) or Hub repo id")
-    parser.add_argument("--tiny", action="store_true",
-                        help="the embedded tiny Qwen-Audio-Chat (random weights, built offline in a temporary folder)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
-    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
-    add_model_loading_arguments(parser)
-    defaults = WebDemoLimits()
-    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens,
-                        help=f"default reply length in tokens (default: {defaults.max_new_tokens})")
-    parser.add_argument("--min-new-tokens", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--max-chat-seconds", type=float, default=defaults.chat_audio_seconds,
-                        help=f"longest clip in chat and sound questions (default: {defaults.chat_audio_seconds:g} s)")
-    parser.add_argument("--max-transcribe-seconds", type=float, default=defaults.transcribe_audio_seconds,
-                        help=f"longest recording to transcribe (default: {defaults.transcribe_audio_seconds:g} s)")
-    parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size,
-                        help=f"transcriptions / sound questions run as one batch (default: {defaults.max_batch_size})")
-    parser.add_argument("--batch-wait-ms", type=float, default=defaults.batch_wait_s * 1000,
-                        help="how long a request waits for others to batch with (default: %(default)g ms)")
-    parser.add_argument("--chat-concurrency", type=int, default=defaults.chat_concurrency,
-                        help=f"chat replies streamed at the same time (default: {defaults.chat_concurrency})")
-    parser.set_defaults(run=run_web)
-    return parser
-
-
-def run_web(args, out=None) -> int:
-    """Runs the demo until interrupted."""
-    from .cli import CliError, check_model, load_pipeline
-
-    out = out or sys.stdout
-    if args.tiny == (args.model is not None):
-        raise CliError("give MODEL (a checkpoint folder or Hub repo id) or --tiny, not both" if args.tiny
-                       else "give MODEL (a checkpoint folder or Hub repo id), or --tiny for the embedded tiny model")
-    if not 0 <= args.port <= 65535:
-        raise CliError(f"--port must be between 0 and 65535, got {args.port}")
-    try:
-        limits = WebDemoLimits(chat_audio_seconds=args.max_chat_seconds,
-                               transcribe_audio_seconds=args.max_transcribe_seconds,
-                               max_new_tokens=args.max_new_tokens,
-                               max_new_tokens_limit=max(args.max_new_tokens, WebDemoLimits.max_new_tokens_limit),
-                               max_batch_size=args.max_batch_size, batch_wait_s=args.batch_wait_ms / 1000,
-                               chat_concurrency=args.chat_concurrency)
-    except ValueError as error:
-        raise CliError(str(error).replace("`", "")) from None
-    if args.model is not None:
-        check_model(args.model)
-    try:
-        import gradio  # noqa: F401
-    except ImportError as error:
-        raise CliError(f"qwen-audio web needs the [web] extra ({error.name} is missing): "
-                       "pip install 'transformers-qwen-audio[web]'") from None
-
-    with tempfile.TemporaryDirectory(prefix="qwen-audio-tiny-") as tiny_dir:
-        model, title = args.model, f"Qwen-Audio: {args.model}"
-        if args.tiny:
-            from .demo import build_released_checkpoint
-
-            model = os.fspath(build_released_checkpoint(Path(tiny_dir) / "released"))
-            title = "Qwen-Audio: embedded tiny model (random weights)"
-        pipe = load_pipeline(model, device=args.device, dtype=args.dtype)
-        generate_kwargs = {} if args.min_new_tokens is None else {"min_new_tokens": args.min_new_tokens}
-        demo = build_demo(pipe, limits, generate_kwargs, title=title)
-        try:
-            print(f"Starting the web demo of {model} (Ctrl+C stops)", file=out, flush=True)
-            launch(demo, host=args.host, port=args.port or None, share=args.share)
-        except OSError as error:
-            raise CliError(f"cannot start the web demo on {args.host}:{args.port}: {error}") from None
-        except KeyboardInterrupt:
-            pass
-        finally:
-            demo.close()
-            demo.web_demo.close()
-    return 0
-
-
-__all__ = ["WebDemo", "WebDemoLimits", "add_parser", "build_demo", "history_to_messages", "launch", "load_clip",
-           "run_web"]
+__all__ = ["WebDemo", "WebDemoLimits", "build_demo", "history_to_messages", "launch", "load_clip"]

@@ -28,9 +28,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
-from transformers import AsyncTextIteratorStreamer, StoppingCriteria, StoppingCriteriaList
+from transformers import AsyncTextIteratorStreamer, StoppingCriteriaList
 
-from .batcher import DynamicBatcher, QueueFullError
+from ..batching import DynamicBatcher, QueueFullError, StopWhenCancelled
 from .protocol import (
     ChatRequest,
     Completion,
@@ -48,7 +48,6 @@ from .protocol import (
 )
 
 
-
 DEFAULT_MAX_BODY_BYTES = 32 * 2**20
 OWNED_BY = "transformers-qwen-audio"
 
@@ -56,17 +55,6 @@ OWNED_BY = "transformers-qwen-audio"
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= 500 else text[:497] + "..."
-
-
-class StopWhenCancelled(StoppingCriteria):
-    """Ends a streamed generation whose reader went away (the server's clients, the web demo's page): every row stops
-    once `event` is set."""
-
-    def __init__(self, event: threading.Event):
-        self.event = event
-
-    def __call__(self, input_ids, scores, **kwargs):
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
 class _StreamWork:

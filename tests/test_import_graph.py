@@ -1,0 +1,153 @@
+"""The package's imports run one way: no module imports itself back through others (an import circle), and nothing
+below `cli/` imports `cli` (the command line is the top; a library module that needs it is in the wrong place).
+
+The graph is read from the source (no import runs): every `import` and `from ... import` of a module, at module level
+or inside a function, relative ones resolved, `from package import name` counted as an import of the submodule
+`package.name` when there is one. An `if __name__ == "__main__":` block is the program's entry, above everything, and
+may call into `cli`: it is not read.
+"""
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+
+PACKAGE = "transformers_qwen_audio"
+PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "src" / PACKAGE
+CLI = f"{PACKAGE}.cli"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE_ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_modules() -> dict[str, Path]:
+    return {module_name(path): path for path in sorted(PACKAGE_ROOT.rglob("*.py"))}
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
+            and any(isinstance(value, ast.Constant) and value.value == "__main__" for value in test.comparators))
+
+
+def _statements(tree: ast.Module):
+    """Every statement of the module, in functions and classes too, except those of its `__main__` block."""
+    pending = [node for node in tree.body if not _is_main_guard(node)]
+    while pending:
+        node = pending.pop()
+        yield node
+        pending.extend(child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt))
+
+
+def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The package's modules that module `name` (at `path`) imports."""
+    is_package = path.name == "__init__.py"
+    found = set()
+    for node in _statements(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = name.split(".")
+                anchor = anchor[: len(anchor) - node.level + (1 if is_package else 0)]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            else:
+                base = node.module
+            # `from base import x`: the submodule base.x where there is one, else a name of base itself.
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+        else:
+            continue
+        found.update(target for target in targets if target in modules and target != name)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = package_modules()
+    return {name: imported_modules(name, path, modules) for name, path in modules.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle as `[a, b, ..., a]`, or None."""
+    state = {}  # module -> "open" while on the current path, "done" once all it reaches is explored
+    path = []
+
+    def visit(module):
+        state[module] = "open"
+        path.append(module)
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == "open":
+                return path[path.index(target):] + [target]
+            if target not in state:
+                cycle = visit(target)
+                if cycle:
+                    return cycle
+        path.pop()
+        state[module] = "done"
+        return None
+
+    for module in sorted(graph):
+        if module not in state:
+            cycle = visit(module)
+            if cycle:
+                return cycle
+    return None
+
+
+def test_the_package_has_no_import_circle():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+def test_nothing_below_cli_imports_it():
+    offenders = sorted(
+        f"{module} imports {', '.join(sorted(target for target in targets if target.startswith(CLI)))}"
+        for module, targets in import_graph().items()
+        if not (module == CLI or module.startswith(CLI + "."))
+        and any(target == CLI or target.startswith(CLI + ".") for target in targets)
+    )
+    assert not offenders, "; ".join(offenders)
+
+
+def test_every_command_has_its_module():
+    graph = import_graph()
+    commands = {"chat", "transcribe", "convert", "merge_lora", "pretrain", "sft", "evaluate", "serve", "web", "demo"}
+    assert {f"{CLI}.{command}" for command in commands | {"common"}} <= graph[CLI]
+
+
+# The walker itself, on small made-up packages: a circle through a function-level relative import is found; a
+# `__main__` block that calls into the top is not an import.
+@pytest.fixture
+def tiny_package(tmp_path, monkeypatch):
+    root = tmp_path / "src" / PACKAGE
+    (root / "cli").mkdir(parents=True)
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE_ROOT", root)
+
+    def write(relative, text):
+        (root / relative).write_text(text)
+
+    write("__init__.py", "")
+    write("cli/__init__.py", "from . import serve\n")
+    write("cli/serve.py", "from ..serving import app\n")
+    (root / "serving").mkdir()
+    write("serving/__init__.py", "")
+    write("serving/app.py", "def run():\n    from ..batching import Batcher\n")
+    write("batching.py", "Batcher = object\n")
+    return write
+
+
+def test_the_walker_finds_a_circle_through_a_function_level_import(tiny_package):
+    assert find_cycle(import_graph()) is None
+    tiny_package("batching.py", "def helper():\n    from .serving.app import run\n")
+    cycle = find_cycle(import_graph())
+    assert cycle is not None and set(cycle) == {f"{PACKAGE}.batching", f"{PACKAGE}.serving.app"}
+
+
+def test_the_walker_reads_imports_of_cli_but_not_the_main_block(tiny_package):
+    tiny_package("batching.py", 'if __name__ == "__main__":\n    from .cli import main\n    main()\n')
+    assert import_graph()[f"{PACKAGE}.batching"] == set()
+    tiny_package("batching.py", "def main():\n    from .cli.serve import run\n")
+    assert import_graph()[f"{PACKAGE}.batching"] == {f"{CLI}.serve"}
