@@ -60,3 +60,16 @@ def test_unknown_benchmark_is_a_clear_error(setup):
     completed = subprocess.run([sys.executable, "recipes/evaluate.py", "--model_name_or_path", str(model),
                                 "--benchmarks", "no_such_benchmark"], cwd=REPOSITORY, capture_output=True, text=True)
     assert completed.returncode != 0 and "No benchmark 'no_such_benchmark'" in completed.stderr
+
+
+def test_options_from_a_config_yaml_and_the_command_line(tmp_path, capsys):
+    from transformers_qwen_audio.recipes.evaluate import parse_arguments
+
+    config = tmp_path / "evaluate.yaml"
+    config.write_text("model_name_or_path: some/model\nbenchmarks: [tiny_asr]\nbatch_size: 3\n")
+    arguments = parse_arguments(["--config", str(config), "--batch_size", "5"])
+    assert (arguments.model_name_or_path, arguments.benchmarks, arguments.batch_size) == ("some/model", ["tiny_asr"], 5)
+    config.write_text("model_name_or_path: some/model\nbatch_sise: 3\n")
+    with pytest.raises(SystemExit):
+        parse_arguments(["--config", str(config)])
+    assert "unknown option(s) ['batch_sise']" in capsys.readouterr().err

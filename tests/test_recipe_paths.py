@@ -37,3 +37,13 @@ def test_a_wrong_name_says_what_exists():
     for wrong in ("", "/etc/passwd", "../setup.cfg", None):
         with pytest.raises(ValueError, match="path inside the package"):
             recipe_path(wrong)
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "sft", "evaluate"])
+def test_each_recipe_main_reads_its_options_from_argv(stage, capsys):
+    import importlib
+
+    recipe = importlib.import_module(f"transformers_qwen_audio.recipes.{stage}")
+    with pytest.raises(SystemExit) as exited:
+        recipe.main(["--help"])
+    assert exited.value.code == 0 and "--output_dir" in capsys.readouterr().out

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from transformers_qwen_audio.recipes import pretrain as pretrain_recipe
 from transformers_qwen_audio.recipes import recipe_path
+from transformers_qwen_audio.training.runs import run_pretraining
 from transformers_qwen_audio.training.toy_data import PITCHES, _tone
 
 
@@ -26,7 +27,9 @@ def recipe():
 
 
 def run(recipe, *overrides, config=TINY_PRETRAIN):
-    return recipe.main(["--config", str(config), *map(str, overrides)])
+    """What the recipe's `main(argv)` runs, returning the trainer."""
+    arguments = ["--config", str(config), *map(str, overrides)]
+    return run_pretraining(*recipe.make_parser().parse_args_and_config(args=arguments))
 
 
 @pytest.fixture(scope="module")

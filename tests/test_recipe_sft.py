@@ -14,6 +14,7 @@ from trl import SFTTrainer
 from transformers_qwen_audio.tiny_checkpoint import build_released_checkpoint, chirp
 from transformers_qwen_audio.recipes import recipe_path
 from transformers_qwen_audio.recipes import sft as sft_recipe
+from transformers_qwen_audio.training.runs import run_sft
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +55,11 @@ def parse(recipe, config: Path, *overrides):
     return recipe.make_parser().parse_args_and_config(args=argv(config, *overrides))
 
 
+def train(recipe, arguments: list[str]):
+    """What the recipe's `main(argv)` runs, returning the trainer."""
+    return run_sft(*recipe.make_parser().parse_args_and_config(args=arguments))
+
+
 def tiny_args(tiny_setup, output_dir, *overrides) -> list[str]:
     model_dir, audio_dir = tiny_setup
     return argv(
@@ -72,7 +78,7 @@ def logged_losses(trainer) -> list[float]:
 
 def test_lora_recipe_trains_saves_adapters_and_resumes(recipe, tiny_setup, tmp_path, monkeypatch):
     output_dir = tmp_path / "lora"
-    trainer = recipe.main(tiny_args(tiny_setup, output_dir))
+    trainer = train(recipe, tiny_args(tiny_setup, output_dir))
     losses = logged_losses(trainer)
     assert trainer.state.global_step == 3 and len(losses) == 3
     assert all(math.isfinite(loss) for loss in losses)
@@ -97,7 +103,7 @@ def test_lora_recipe_trains_saves_adapters_and_resumes(recipe, tiny_setup, tmp_p
         return original_train(self, *args, **kwargs)
 
     monkeypatch.setattr(SFTTrainer, "train", spy_train)
-    trainer = recipe.main(tiny_args(tiny_setup, output_dir, "--max_steps", "5"))
+    trainer = train(recipe, tiny_args(tiny_setup, output_dir, "--max_steps", "5"))
     assert resumed_from == [str(output_dir / "checkpoint-3")]
     assert trainer.state.global_step == 5
     assert [entry["step"] for entry in trainer.state.log_history if "loss" in entry] == [1, 2, 3, 4, 5]
@@ -108,8 +114,8 @@ def test_full_fine_tuning_learns_a_repeated_batch(recipe, tiny_setup, tmp_path):
     from transformers import AutoModelForCausalLM
 
     model_dir, _ = tiny_setup
-    trainer = recipe.main(
-        tiny_args(
+    trainer = train(
+        recipe, tiny_args(
             tiny_setup, tmp_path / "full",
             # The whole 4-example dataset is one batch, seen at every step.
             "--use_peft", "false", "--max_steps", "10", "--per_device_train_batch_size", "4",

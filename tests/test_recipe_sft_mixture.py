@@ -9,7 +9,7 @@ import pytest
 import soundfile
 import torch
 
-from test_recipe_sft import TINY_DATASET, TINY_SFT, argv, load_recipe, tiny_setup  # noqa: F401  (fixture)
+from test_recipe_sft import TINY_DATASET, TINY_SFT, argv, load_recipe, tiny_setup, train  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ chat_datasets:
     weight: 1.0
 """
     )
-    trainer = recipe.main(argv(
+    trainer = train(recipe, argv(
         config, "--model_name_or_path", model_dir, "--output_dir", tmp_path / "out", "--audio_base_dir", "",
         "--use_peft", "false", "--max_steps", "12", "--per_device_train_batch_size", "4", "--learning_rate", "3e-3",
         "--eval_strategy", "steps", "--eval_steps", "12", "--eval_on_start", "true", "--save_strategy", "no",
@@ -87,7 +87,7 @@ def test_merge_lora_gives_the_logits_of_base_plus_adapter(recipe, tiny_setup, tm
 
     model_dir, audio_dir = tiny_setup
     adapter_dir = tmp_path / "adapter"
-    recipe.main(argv(
+    train(recipe, argv(
         TINY_SFT, "--model_name_or_path", model_dir, "--dataset_name", TINY_DATASET,
         "--audio_base_dir", audio_dir, "--output_dir", adapter_dir, "--save_strategy", "no",
         # A large learning rate so that the adapter really moves the logits.

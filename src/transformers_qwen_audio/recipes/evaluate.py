@@ -74,12 +74,12 @@ def parse_arguments(argv: list[str] | None = None) -> EvaluationArguments:
             if action.dest in config:
                 action.required = False  # given by the YAML
         parser.set_defaults(**config)
-    (arguments,) = parser.parse_args_into_dataclasses(args=remaining, look_for_args_file=False)
-    return arguments
+    # After the dataclass comes a namespace of the options outside it (`--config`, read above).
+    return parser.parse_args_into_dataclasses(args=remaining, look_for_args_file=False)[0]
 
 
-def main(argv: list[str] | None = None) -> list[dict] | None:
-    """Evaluates as `argv` says; returns the results on the main process (None on the others)."""
+def main(argv: list[str] | None = None) -> None:
+    """Evaluates as `argv` (default: the command line) says; the main process prints and writes the results."""
     args = parse_arguments(argv)
     results = evaluate_checkpoint(
         args.model_name_or_path, args.benchmarks, output_dir=args.output_dir, batch_size=args.batch_size,
@@ -88,7 +88,6 @@ def main(argv: list[str] | None = None) -> list[dict] | None:
     if results is not None:  # the main process
         print(markdown_table(results))
         print(json.dumps({result["benchmark"]: result["metrics"] for result in results}, indent=1))
-    return results
 
 
 if __name__ == "__main__":

@@ -37,10 +37,10 @@ def make_parser() -> TrlParser:
     return TrlParser((AudioMixtureArguments, QwenAudioModelArguments, QwenAudioPretrainingConfig))
 
 
-def main(argv: list[str] | None = None):
-    """Parses `argv` (`--config RECIPE.yaml`, any field overridden on the command line) and pre-trains; returns the
-    trainer."""
-    return run_pretraining(*make_parser().parse_args_and_config(args=argv))
+def main(argv: list[str] | None = None) -> None:
+    """Parses `argv` (default: the command line): `--config RECIPE.yaml`, any field overridden after it; then
+    pre-trains."""
+    run_pretraining(*make_parser().parse_args_and_config(args=argv))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ class AudioArguments:
 
     audio_base_dir: str | None = field(
         default=None,
-        metadata={"help": "Folder that relative audio paths are resolved against (default: the local dataset's folder)."},
+        metadata={"help": "Folder that relative audio paths are resolved against (default: the local dataset's "
+                  "folder)."},
     )
     freeze_audio_encoder: bool = field(
         default=True,
@@ -53,10 +54,10 @@ def make_parser() -> TrlParser:
     return TrlParser((ScriptArguments, SFTConfig, ModelConfig, AudioArguments, ChatMixtureArguments))
 
 
-def main(argv: list[str] | None = None):
-    """Parses `argv` (`--config RECIPE.yaml`, any field overridden on the command line) and fine-tunes; returns the
-    trainer."""
-    return run_sft(*make_parser().parse_args_and_config(args=argv))
+def main(argv: list[str] | None = None) -> None:
+    """Parses `argv` (default: the command line): `--config RECIPE.yaml`, any field overridden after it; then
+    fine-tunes."""
+    run_sft(*make_parser().parse_args_and_config(args=argv))
 
 
 if __name__ == "__main__":

@@ -190,6 +190,20 @@ def init_timestamp_embeddings(model, tokenizer) -> None:
             matrix[ids] = (table * scale).to(matrix.dtype)
 
 
+def load_checkpoint(args, **from_pretrained_kwargs):
+    """`AutoModelForCausalLM` on `args.model_name_or_path` (released or native layout) with its revision, dtype and
+    attention implementation: this recipe's model arguments or TRL's `ModelConfig`."""
+    return AutoModelForCausalLM.from_pretrained(
+        args.model_name_or_path,
+        revision=args.model_revision,
+        dtype=args.dtype,
+        attn_implementation=args.attn_implementation,
+        # Never run the released checkpoints' remote code: this package implements the model.
+        trust_remote_code=False,
+        **from_pretrained_kwargs,
+    )
+
+
 def load_model(args: QwenAudioModelArguments, processor, **from_pretrained_kwargs):
     """The model a run starts from: a checkpoint or `model_config`, then the Whisper encoder when asked."""
     if args.model_config is not None:
@@ -197,15 +211,7 @@ def load_model(args: QwenAudioModelArguments, processor, **from_pretrained_kwarg
         if args.dtype not in (None, "auto", "float32"):
             model = model.to(getattr(torch, args.dtype))
     else:
-        model = AutoModelForCausalLM.from_pretrained(
-            args.model_name_or_path,
-            revision=args.model_revision,
-            dtype=args.dtype,
-            attn_implementation=args.attn_implementation,
-            # Never run the released checkpoints' remote code: this package implements the model.
-            trust_remote_code=False,
-            **from_pretrained_kwargs,
-        )
+        model = load_checkpoint(args, **from_pretrained_kwargs)
     if args.attn_implementation is not None and args.model_config is not None:
         model.set_attn_implementation(args.attn_implementation)
     if args.whisper_encoder_path is not None:
@@ -258,6 +264,7 @@ __all__ = [
     "encoder_position_sinusoids",
     "frozen_modules_pattern",
     "init_timestamp_embeddings",
+    "load_checkpoint",
     "load_model",
     "load_processor",
     "model_from_config",

@@ -22,7 +22,7 @@ from .chat_mixture import load_chat_mixture
 from .collators import QwenAudioCollator
 from .encoder_heads import attach_encoder_ctc_head, attach_encoder_position_head, remove_training_heads
 from .mixture import load_audio_mixture
-from .model_setup import frozen_modules_pattern, load_model, load_processor, set_trainable_modules
+from .model_setup import frozen_modules_pattern, load_checkpoint, load_model, load_processor, set_trainable_modules
 from .pretrainer import QwenAudioPretrainer
 from .saving import save_and_push
 
@@ -165,7 +165,7 @@ def run_sft(script_args, training_args, model_args, audio_args, mixture_args):
     and `QwenAudioCollator` decodes, renders, tokenizes and masks each batch.
     """
     from accelerate import PartialState
-    from transformers import AutoModelForCausalLM, AutoProcessor
+    from transformers import AutoProcessor
     from trl import SFTTrainer, get_peft_config, get_quantization_config
 
     set_seed(training_args.seed)
@@ -190,16 +190,11 @@ def run_sft(script_args, training_args, model_args, audio_args, mixture_args):
     )
     logger.info("*** Loading model ***")
     quantization_config = get_quantization_config(model_args)
-    model = AutoModelForCausalLM.from_pretrained(
-        model_args.model_name_or_path,
-        revision=model_args.model_revision,
-        dtype=model_args.dtype,
-        attn_implementation=model_args.attn_implementation,
+    model = load_checkpoint(
+        model_args,
         quantization_config=quantization_config,
         # k-bit weights cannot move after loading: put each process's copy on its own device.
         device_map={"": PartialState().local_process_index} if quantization_config is not None else None,
-        # Never run the released checkpoints' remote code: this package implements the model.
-        trust_remote_code=False,
     )
     model.config.use_cache = not training_args.gradient_checkpointing
     # The audio encoder as pre-training defines it (tower, projection, <audio>/</audio> embeddings).

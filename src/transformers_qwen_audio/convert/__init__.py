@@ -29,8 +29,8 @@ from pathlib import Path
 import transformers
 from transformers import AutoModelForCausalLM
 
-from . import __version__
-from .checkpoint_files import (
+from .. import __version__
+from ..checkpoint_files import (
     DTYPES,
     clean_stale_staging,
     dtype_name,
@@ -236,7 +236,7 @@ def convert(
         model.config.name_or_path = base_model or ""
         model.save_pretrained(staging, max_shard_size=max_shard_size, save_original_format=False)
         if has_tokenizer_files(src):
-            from .processing_qwen_audio import QwenAudioProcessor
+            from ..processing_qwen_audio import QwenAudioProcessor
 
             QwenAudioProcessor.from_pretrained(src).save_pretrained(staging)
         model_name = push_to_hub or dst.name
@@ -266,9 +266,3 @@ def upload(folder: Path, repo_id: str, private: bool | None = None) -> None:
             f"the converted checkpoint is complete in {folder}, but uploading it to {repo_id} failed: {reason}. "
             f"Upload it later with: hf upload {repo_id} {folder}"
         ) from None
-
-
-if __name__ == "__main__":
-    from transformers_qwen_audio.cli.convert import main
-
-    sys.exit(main())

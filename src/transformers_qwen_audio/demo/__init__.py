@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from .recipes import recipe_path
+from ..recipes import recipe_path
 
 
 TINY_RECIPE = recipe_path("tiny/pretrain.yaml")
@@ -127,7 +127,7 @@ def training_losses(model_dir: Path, after_step: int = 0) -> list[float]:
 
 
 def tiny_benchmarks(data_dir: Path, max_samples: int | None = None) -> list:
-    from .evaluation import BenchmarkSpec, resolve_benchmark
+    from ..evaluation import BenchmarkSpec, resolve_benchmark
 
     specs = []
     for name in TINY_BENCHMARKS:
@@ -175,8 +175,8 @@ def run(
     cli: bool = True,
 ) -> dict:
     """The whole job; returns a report (also written to `DIR/report.json`)."""
-    from .data import ensure_tiny_multitask
-    from .evaluation import evaluate_checkpoint, markdown_table
+    from ..data import ensure_tiny_multitask
+    from ..evaluation import evaluate_checkpoint, markdown_table
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -230,9 +230,3 @@ def run(
         print(f"   $ {used['cli_command']}\n{used['cli_output']}", flush=True)
     (output_dir / "report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     return report
-
-
-if __name__ == "__main__":
-    from transformers_qwen_audio.cli.demo import main
-
-    sys.exit(main())
