@@ -1,10 +1,11 @@
 """The package's imports run one way: no module imports itself back through others (an import circle), and nothing
-below `cli/` imports `cli` (the command line is the top; a library module that needs it is in the wrong place).
+below `cli/` imports `cli` (the command line is the top; a library module that needs it is in the wrong place). The
+`__main__.py` of a package (`python -m transformers_qwen_audio.convert`) is an entry point that runs a command: it
+stands above `cli`, and nothing imports it.
 
-The graph is read from the source (no import runs): every `import` and `from ... import` of a module, at module level
-or inside a function, relative ones resolved, `from package import name` counted as an import of the submodule
-`package.name` when there is one. An `if __name__ == "__main__":` block is the program's entry, above everything, and
-may call into `cli`: it is not read.
+The graph is read from the source (no import runs): every `import` and `from ... import` of a module, at module level,
+inside a function or in its `__main__` block, relative ones resolved, `from package import name` counted as an import
+of the submodule `package.name` when there is one.
 """
 
 import ast
@@ -28,15 +29,9 @@ def package_modules() -> dict[str, Path]:
     return {module_name(path): path for path in sorted(PACKAGE_ROOT.rglob("*.py"))}
 
 
-def _is_main_guard(node: ast.stmt) -> bool:
-    test = node.test if isinstance(node, ast.If) else None
-    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
-            and any(isinstance(value, ast.Constant) and value.value == "__main__" for value in test.comparators))
-
-
 def _statements(tree: ast.Module):
-    """Every statement of the module, in functions and classes too, except those of its `__main__` block."""
-    pending = [node for node in tree.body if not _is_main_guard(node)]
+    """Every statement of the module, in functions, classes and blocks too."""
+    pending = list(tree.body)
     while pending:
         node = pending.pop()
         yield node
@@ -102,14 +97,20 @@ def test_the_package_has_no_import_circle():
     assert cycle is None, "import circle: " + " -> ".join(cycle)
 
 
+def is_cli(module: str) -> bool:
+    return module == CLI or module.startswith(CLI + ".")
+
+
 def test_nothing_below_cli_imports_it():
+    graph = import_graph()
     offenders = sorted(
-        f"{module} imports {', '.join(sorted(target for target in targets if target.startswith(CLI)))}"
-        for module, targets in import_graph().items()
-        if not (module == CLI or module.startswith(CLI + "."))
-        and any(target == CLI or target.startswith(CLI + ".") for target in targets)
+        f"{module} imports {', '.join(sorted(filter(is_cli, targets)))}"
+        for module, targets in graph.items()
+        if not is_cli(module) and not module.endswith(".__main__") and any(map(is_cli, targets))
     )
     assert not offenders, "; ".join(offenders)
+    entry_points = [module for module, targets in graph.items() if any(target.endswith(".__main__") for target in targets)]
+    assert not entry_points, f"{entry_points} import a __main__ module"
 
 
 def test_every_command_has_its_module():
@@ -118,8 +119,8 @@ def test_every_command_has_its_module():
     assert {f"{CLI}.{command}" for command in commands | {"common"}} <= graph[CLI]
 
 
-# The walker itself, on small made-up packages: a circle through a function-level relative import is found; a
-# `__main__` block that calls into the top is not an import.
+# The walker itself, on a small made-up package: a circle through a function-level relative import is found, and
+# an import of cli from below it, wherever it stands.
 @pytest.fixture
 def tiny_package(tmp_path, monkeypatch):
     root = tmp_path / "src" / PACKAGE
@@ -146,8 +147,8 @@ def test_the_walker_finds_a_circle_through_a_function_level_import(tiny_package)
     assert cycle is not None and set(cycle) == {f"{PACKAGE}.batching", f"{PACKAGE}.serving.app"}
 
 
-def test_the_walker_reads_imports_of_cli_but_not_the_main_block(tiny_package):
-    tiny_package("batching.py", 'if __name__ == "__main__":\n    from .cli import main\n    main()\n')
-    assert import_graph()[f"{PACKAGE}.batching"] == set()
+def test_the_walker_reads_imports_of_cli_in_functions_and_main_blocks(tiny_package):
     tiny_package("batching.py", "def main():\n    from .cli.serve import run\n")
     assert import_graph()[f"{PACKAGE}.batching"] == {f"{CLI}.serve"}
+    tiny_package("batching.py", 'if __name__ == "__main__":\n    from .cli import main\n    main()\n')
+    assert import_graph()[f"{PACKAGE}.batching"] == {CLI}

@@ -22,7 +22,6 @@ directory).
 import json
 import os
 import re
-import sys
 from importlib import resources
 from pathlib import Path
 
