@@ -109,8 +109,8 @@ def test_nothing_below_cli_imports_it():
         if not is_cli(module) and not module.endswith(".__main__") and any(map(is_cli, targets))
     )
     assert not offenders, "; ".join(offenders)
-    entry_points = [module for module, targets in graph.items() if any(target.endswith(".__main__") for target in targets)]
-    assert not entry_points, f"{entry_points} import a __main__ module"
+    importers = [module for module, targets in graph.items() if any(target.endswith(".__main__") for target in targets)]
+    assert not importers, f"{importers} import a __main__ module"
 
 
 def test_every_command_has_its_module():

@@ -5,8 +5,8 @@
 """
 A checkpoint's files: reading them safely, and publishing a checkpoint folder so that a crash never leaves half of one.
 
-Reading. safetensors reports a truncated or corrupted file as "Error while deserializing header: ..." without its name, and
-torch refuses a pickle holding more than tensors with a text that suggests `weights_only=False` (which would run the
+Reading. safetensors reports a truncated or corrupted file as "Error while deserializing header: ..." without its
+name, and torch refuses a pickle holding more than tensors with a text that suggests `weights_only=False` (which would run the
 pickle's code). `verify_weight_files` opens every safetensors header of a local folder before loading (cheap: a few
 bytes per file), and `explain_load_error` rewrites what a loader raised.
 

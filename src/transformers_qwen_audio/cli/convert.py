@@ -13,7 +13,7 @@ from .common import EXIT_OK, OneLineErrorParser, add_dtype_argument, run_command
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """The arguments of `convert` on `parser`, or on a parser of its own for `python -m transformers_qwen_audio.convert`."""
+    """`convert`'s arguments on `parser`, or on a parser of its own (`python -m transformers_qwen_audio.convert`)."""
     if parser is None:
         parser = OneLineErrorParser(prog="python -m transformers_qwen_audio.convert", description=converter.__doc__,
                                     formatter_class=argparse.RawDescriptionHelpFormatter)

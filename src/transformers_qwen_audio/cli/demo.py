@@ -33,7 +33,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def add_parser(subcommands) -> argparse.ArgumentParser:
-    return build_parser(subcommands.add_parser("demo", help="train a tiny Qwen-Audio on synthetic data, evaluate it, use it"))
+    parser = subcommands.add_parser("demo", help="train a tiny Qwen-Audio on synthetic data, evaluate it, use it")
+    return build_parser(parser)
 
 
 def run_demo(args) -> int:

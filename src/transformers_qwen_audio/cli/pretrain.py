@@ -2,8 +2,8 @@
 #
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
-"""`qwen-audio pretrain --config RECIPE.yaml [...]`: the pre-training recipe (`transformers_qwen_audio.recipes.pretrain`);
-every argument goes to it, `--help` included."""
+"""`qwen-audio pretrain --config RECIPE.yaml [...]`: the pre-training recipe
+(`transformers_qwen_audio.recipes.pretrain`); every argument goes to it, `--help` included."""
 
 from .common import add_recipe_parser, run_recipe
 

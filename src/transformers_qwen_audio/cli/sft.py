@@ -2,8 +2,8 @@
 #
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
-"""`qwen-audio sft --config RECIPE.yaml [...]`: the supervised fine-tuning recipe (`transformers_qwen_audio.recipes.sft`);
-every argument goes to it, `--help` included."""
+"""`qwen-audio sft --config RECIPE.yaml [...]`: the supervised fine-tuning recipe
+(`transformers_qwen_audio.recipes.sft`); every argument goes to it, `--help` included."""
 
 from .common import add_recipe_parser, run_recipe
 

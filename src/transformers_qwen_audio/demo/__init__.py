@@ -8,8 +8,8 @@ CLI.
 1. Data: English utterances of 2-6 words from a 40-word vocabulary, synthesised word by word with eSpeak NG (the
    `espeakng-loader` wheel) with exact word times, and five synthetic sound classes (`transformers_qwen_audio.data`);
    built once (about a minute) and cached.
-2. Training: the packaged `tiny/pretrain.yaml` recipe (multitask: transcription, transcription with word timestamps, sound
-   events, with the hierarchical task tags) on the CPU, with progress bars; `DIR/model` keeps the checkpoint (native
+2. Training: the packaged `tiny/pretrain.yaml` recipe (multitask: transcription, transcription with word timestamps,
+   sound events, with the hierarchical task tags) on the CPU, with progress bars; `DIR/model` keeps the checkpoint (native
    layout, processor files, a model card with the metrics). A second run reuses a finished checkpoint (and resumes an
    unfinished one) unless `--retrain`.
 3. Evaluation on the held-out split (the packaged `benchmarks/tiny_*.yaml`): WER, word-boundary error, sound accuracy.
