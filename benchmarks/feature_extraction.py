@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from transformers_qwen_audio.processing_qwen_audio import MAX_AUDIO_SAMPLES, default_feature_extractor
+from transformers_qwen_audio.feature_extraction_qwen_audio import MAX_AUDIO_SAMPLES, default_feature_extractor
 
 
 def extract(feature_extractor, clips):

@@ -28,7 +28,7 @@ def released_dir(reference_dir):
 def processor(released_dir):
     from transformers_qwen_audio import QwenAudioProcessor
 
-    return QwenAudioProcessor.from_released(released_dir)
+    return QwenAudioProcessor.from_pretrained(released_dir)
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +63,7 @@ def chat_case_messages(case, audio_value):
 @pytest.fixture(scope="session")
 def tiny_checkpoint_dir(tmp_path_factory):
     """A tiny Qwen-Audio-Chat checkpoint in the released layout, built offline (no reference fixtures needed)."""
-    from transformers_qwen_audio.demo import build_released_checkpoint
+    from transformers_qwen_audio.tiny_checkpoint import build_released_checkpoint
 
     return build_released_checkpoint(tmp_path_factory.mktemp("tiny-qwen-audio-chat"))
 

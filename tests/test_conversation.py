@@ -13,7 +13,7 @@ from transformers_qwen_audio.conversation import (
     load_clip,
     validate_conversation,
 )
-from transformers_qwen_audio.demo import chirp
+from transformers_qwen_audio.tiny_checkpoint import chirp
 from transformers_qwen_audio.training import IGNORE_INDEX, QwenAudioCollator
 
 

@@ -9,7 +9,7 @@ from transformers_qwen_audio.audio_io import load_audio
 from transformers_qwen_audio.data.sounds import SOUND_LABELS, generate_sound
 from transformers_qwen_audio.data.speech_synthesis import ESpeakSynthesizer, Voice
 from transformers_qwen_audio.modeling_qwen_audio import conv_output_lengths
-from transformers_qwen_audio.processing_qwen_audio import MAX_MEL_FRAMES, feature_window_samples
+from transformers_qwen_audio.feature_extraction_qwen_audio import MAX_MEL_FRAMES, feature_window_samples
 from transformers_qwen_audio.training import QwenAudioCollator
 from transformers_qwen_audio.training.model_setup import byte_level_processor, model_from_config
 

@@ -122,3 +122,13 @@ def test_docstring_examples_run():
 
     results = doctest.testmod(modeling_qwen_audio, optionflags=doctest.ELLIPSIS)
     assert results.attempted >= 10 and results.failed == 0
+
+
+def test_past_key_values_is_the_deprecated_name_of_cache(model):
+    """transformers 5.24 renames `past_key_values` to `cache` (`deprecate_kwarg`); the old name still works."""
+    step = torch.tensor([[8]])
+    with torch.no_grad():
+        with pytest.warns(FutureWarning, match="past_key_values"):
+            old_name = model(step, past_key_values=model(prompt(), use_cache=True).cache, use_cache=True)
+        new_name = model(step, cache=model(prompt(), use_cache=True).cache, use_cache=True)
+    assert torch.equal(old_name.logits, new_name.logits)

@@ -10,7 +10,7 @@ from transformers import pipeline
 
 import transformers_qwen_audio  # noqa: F401  (registers "audio-chat")
 from transformers_qwen_audio.pipeline_audio_chat import AudioChatPipeline, DEFAULT_MODEL
-from transformers_qwen_audio.processing_qwen_audio import split_into_windows
+from transformers_qwen_audio.feature_extraction_qwen_audio import split_into_windows
 
 RELEASED_FOLDER = "tiny_real_vocab_original_layout"
 GREEDY_10 = {"min_new_tokens": 10, "max_new_tokens": 10, "do_sample": False}

@@ -10,7 +10,7 @@ from processor_fixtures import chat_case_messages
 from transformers import AutoFeatureExtractor, AutoProcessor, WhisperFeatureExtractor
 
 from transformers_qwen_audio import QwenAudioProcessor, QwenAudioTokenizerFast
-from transformers_qwen_audio.processing_qwen_audio import audio_span_length
+from transformers_qwen_audio.feature_extraction_qwen_audio import audio_span_length
 
 
 AUDIO_KEYS = [
@@ -272,10 +272,10 @@ def test_auto_processor_on_released_layout_runs_no_remote_code(released_dir, man
     shutil.copytree(released_dir, trapped)
     for module in ("tokenization_qwen.py", "configuration_qwen.py", "modeling_qwen.py"):
         (trapped / module).write_text('raise RuntimeError("remote code of the released folder was executed")\n')
-    for loaded in (AutoProcessor.from_pretrained(trapped), QwenAudioProcessor.from_released(trapped)):
+    for loaded in (AutoProcessor.from_pretrained(trapped), QwenAudioProcessor.from_pretrained(trapped)):
         assert isinstance(loaded, QwenAudioProcessor)
         inputs = loaded(text="<audio></audio>", audio=audio_features["es.waveform_16k"])
         assert inputs["input_ids"][0].count(PAD_ID) + 2 == manifest["audio"]["es"]["audio_span_tokens"]
     converted = tmp_path / "converted"
-    QwenAudioProcessor.from_released(trapped).save_pretrained(converted)
+    QwenAudioProcessor.from_pretrained(trapped).save_pretrained(converted)
     assert AutoProcessor.from_pretrained(converted)(text="<|en|>")["input_ids"] == [[151859]]

@@ -10,8 +10,8 @@ from processor_fixtures import decoded_runs
 from transformers import AutoProcessor
 
 from transformers_qwen_audio import QwenAudioProcessor
-from transformers_qwen_audio.demo import chirp
-from transformers_qwen_audio.processing_qwen_audio import audio_span_length
+from transformers_qwen_audio.tiny_checkpoint import chirp
+from transformers_qwen_audio.feature_extraction_qwen_audio import audio_span_length
 
 
 @pytest.fixture
@@ -125,6 +125,34 @@ def test_task_request_for_a_chat_checkpoint(processor):
     assert batch["input_ids"].shape[0] == 2 and batch["input_features"].shape[0] == 2
 
 
+def test_transcription_request_is_the_transcribe_task_request(processor):
+    clip = chirp(0.5)
+    for chat_format in ("raw", "chatml"):
+        for timestamps in (False, True):
+            expected = processor.apply_task_request(
+                clip, task="transcribe", language="en", timestamps=timestamps, chat_format=chat_format, tokenize=False
+            )
+            assert processor.apply_transcription_request(
+                clip, language="en", timestamps=timestamps, chat_format=chat_format, tokenize=False
+            ) == expected
+    inputs = processor.apply_transcription_request([clip, chirp(0.8)], language="en", chat_format="raw",
+                                                   return_tensors="pt")
+    assert inputs["input_ids"].shape[0] == 2 and inputs["input_features"].shape[0] == 2
+
+
+def test_processing_runs_on_the_processor_mixin_call(processor):
+    """No `__call__` of its own: `ProcessorMixin.__call__` drives the hooks (layout, validation, audio, spans)."""
+    from transformers import ProcessorMixin
+
+    assert "__call__" not in vars(QwenAudioProcessor)
+    assert type(processor).__call__ is ProcessorMixin.__call__
+    nested = processor(text=["<audio></audio>", "<audio></audio><audio></audio>"],
+                       audio=[[chirp(0.5)], [chirp(0.3), chirp(0.4)]])
+    flat = processor(text=["<audio></audio>", "<audio></audio><audio></audio>"],
+                     audio=[chirp(0.5), chirp(0.3), chirp(0.4)])
+    assert nested["input_ids"] == flat["input_ids"] and "audio_span_lengths" not in flat
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -148,7 +176,7 @@ def test_chat_format_is_saved_and_read_from_the_released_generation_config(tiny_
     for item in tiny_checkpoint_dir.iterdir():
         (released / item.name).write_bytes(item.read_bytes())
     (released / "generation_config.json").write_text(json.dumps({"chat_format": "chatml", "eos_token_id": 256}))
-    loaded = QwenAudioProcessor.from_released(released)
+    loaded = QwenAudioProcessor.from_pretrained(released)
     assert loaded.chat_format == "chatml" and AutoProcessor.from_pretrained(released).chat_format == "chatml"
     loaded.save_pretrained(tmp_path / "native")
     assert json.loads((tmp_path / "native" / "processor_config.json").read_text())["chat_format"] == "chatml"

@@ -33,7 +33,7 @@ from transformers_qwen_audio import register_pipeline, subtitles  # noqa: E402
 from transformers_qwen_audio.cli import main as cli_main  # noqa: E402
 from transformers_qwen_audio.convert import convert  # noqa: E402
 from transformers_qwen_audio.tiny_checkpoint import build_released_checkpoint, chirp  # noqa: E402
-from transformers_qwen_audio.processing_qwen_audio import audio_span_length  # noqa: E402
+from transformers_qwen_audio.feature_extraction_qwen_audio import audio_span_length  # noqa: E402
 from transformers_qwen_audio.serving.app import BackgroundServer, build_app  # noqa: E402
 from transformers_qwen_audio.serving.protocol import ServerLimits  # noqa: E402
 

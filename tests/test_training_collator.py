@@ -9,7 +9,7 @@ import torch
 from processor_fixtures import decoded_runs
 
 from transformers_qwen_audio.tiny_checkpoint import chirp
-from transformers_qwen_audio.processing_qwen_audio import audio_span_length
+from transformers_qwen_audio.feature_extraction_qwen_audio import audio_span_length
 from transformers_qwen_audio.training import IGNORE_INDEX, QwenAudioCollator
 
 

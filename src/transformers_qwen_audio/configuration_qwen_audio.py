@@ -13,9 +13,12 @@ block); `QwenReleasedConfig` is registered with `AutoConfig` under `"qwen"` so t
 
 from __future__ import annotations
 
+import json
+
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
+from transformers.utils import cached_file
 from transformers.models.qwen2.configuration_qwen2 import Qwen2Config
 from transformers.models.qwen2_audio.configuration_qwen2_audio import Qwen2AudioEncoderConfig
 
@@ -23,6 +26,10 @@ from transformers.models.qwen2_audio.configuration_qwen2_audio import Qwen2Audio
 RELEASED_AUDIO_PLACEHOLDER_ID = 151851
 RELEASED_AUDIO_START_ID = 155163
 _RELEASED_DTYPE_FLAGS = (("bf16", "bfloat16"), ("fp16", "float16"), ("fp32", "float32"))
+# The kind of checkpoint, as the released generation_config.json names it: "raw" for the base Qwen-Audio
+# (hierarchical task tags after the audio), "chatml" for Qwen-Audio-Chat.
+CHAT_FORMATS = ("raw", "chatml")
+HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
 
 
 @strict
@@ -241,6 +248,30 @@ class QwenReleasedConfig(QwenAudioConfig):
         if return_unused_kwargs:
             return config, kwargs
         return config
+
+
+def hub_kwargs(kwargs: dict) -> dict:
+    """The `from_pretrained` arguments that say where and how files are fetched."""
+    return {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
+
+
+def declared_chat_format(pretrained_model_name_or_path, **hub_kwargs) -> str | None:
+    """The `chat_format` a checkpoint's generation_config.json declares (the released ones do), else None."""
+    path = cached_file(
+        pretrained_model_name_or_path,
+        "generation_config.json",
+        _raise_exceptions_for_missing_entries=False,
+        _raise_exceptions_for_connection_errors=False,
+        **hub_kwargs,
+    )
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            declared = json.load(handle).get("chat_format")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return declared if declared in CHAT_FORMATS else None
 
 
 __all__ = ["QwenAudioConfig", "QwenAudioEncoderConfig", "QwenAudioTextConfig", "QwenReleasedConfig"]

@@ -39,7 +39,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .audio_io import QWEN_AUDIO_SAMPLING_RATE, load_audio
-from .tokenization_qwen_audio import AUDIO_END_TOKEN, AUDIO_START_TOKEN
+from .tokenization_qwen_audio import AUDIO_END_TOKEN, AUDIO_PAD_TOKEN, AUDIO_START_TOKEN
 
 
 ROLES = ("system", "user", "assistant")
@@ -327,6 +327,28 @@ def load_clip(
     return check_clip_length(waveform, where)
 
 
+def load_conversation_audio(conversations: list[list[dict]], **load_kwargs) -> list[np.ndarray]:
+    """
+    The clips of canonical conversations (see `validate_conversation`), decoded in order through the batch by
+    `load_clip` (its `load_kwargs`), so that an error names the conversation of a batch, the message and the part.
+    """
+    clips = []
+    for row, conversation in enumerate(conversations):
+        for index, message in enumerate(conversation):
+            if isinstance(message["content"], str):
+                continue
+            for part_index, part in enumerate(message["content"]):
+                if part["type"] == "audio":
+                    where = location(row if len(conversations) > 1 else None, index, part_index, audio=True)
+                    clips.append(load_clip(part["audio"], where, **load_kwargs))
+    return clips
+
+
+def span_source(inside: str) -> str | None:
+    """The path or URL written inside an `<audio>...</audio>` span, None when the span is empty or expanded."""
+    return inside.replace(AUDIO_PAD_TOKEN, "").strip() or None
+
+
 __all__ = [
     "AUDIO_SOURCE_KEYS",
     "MIN_AUDIO_SAMPLES",
@@ -339,7 +361,9 @@ __all__ = [
     "is_conversation",
     "is_message",
     "load_clip",
+    "load_conversation_audio",
     "location",
     "part_type",
+    "span_source",
     "validate_conversation",
 ]

@@ -42,11 +42,13 @@ from transformers.models.qwen2.modeling_qwen2 import (
     eager_attention_forward,
 )
 from transformers.models.qwen2_audio.modeling_qwen2_audio import Qwen2AudioEncoder, Qwen2AudioMultiModalProjector
-from transformers.models.whisper.modeling_whisper import _compute_mask_indices, sinusoids
+from transformers.models.whisper.modeling_whisper import sinusoids
+from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_qwen_audio import QwenAudioConfig, QwenAudioEncoderConfig, QwenAudioTextConfig
+from .transformers_internals import _compute_mask_indices
 
 ENDOFTEXT_ID, IM_START_ID, IM_END_ID = 151643, 151644, 151645
 
@@ -385,6 +387,7 @@ class QwenAudioTextModel(QwenAudioPreTrainedModel, Qwen2Model):
             return None
         return logn_query_scale(position_ids, self.config.seq_length)
 
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     @merge_with_config_defaults
     @capture_outputs
     def forward(
@@ -395,12 +398,10 @@ class QwenAudioTextModel(QwenAudioPreTrainedModel, Qwen2Model):
         cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
-        past_key_values: Cache | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast:
         if (input_ids is None) ^ (inputs_embeds is not None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
-        cache = cache if cache is not None else past_key_values
         use_cache = use_cache if use_cache is not None else self.config.use_cache
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
@@ -613,6 +614,7 @@ class QwenAudioModel(QwenAudioPreTrainedModel):
             sequence_ids = torch.unique(keys, return_inverse=True)[1]
         return span_mask.unsqueeze(-1).expand_as(inputs_embeds), sequence_ids
 
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     @can_return_tuple
     def forward(
         self,
@@ -624,13 +626,11 @@ class QwenAudioModel(QwenAudioPreTrainedModel):
         cache: Cache | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
         use_cache: bool | None = None,
-        past_key_values: Cache | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast:
         r"""The decoder's hidden states, with each `<audio> ... </audio>` span filled by its clip (see
         [`QwenAudioForConditionalGeneration.forward`] for the arguments). Inputs are checked once, at prefill: a
         decoding step reads no value from the device."""
-        cache = cache if cache is not None else past_key_values
         if input_ids is None and inputs_embeds is None:
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
         prefill = is_prefill(cache)
@@ -767,12 +767,13 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
         super().adjust_generation_fn(*args, **kwargs)
         add_chat_stop_ids(self.generation_config, self.config)
 
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def prepare_inputs_for_generation(
         self, input_ids, inputs_embeds=None, is_first_iteration: bool | None = False, **kwargs
     ):
         """transformers' inputs (clips only at the first step), after dropping the prompt state a reused static
         cache kept from a previous generation, so its prefill is recognised without reading a device value."""
-        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        cache = kwargs.get("cache")
         if is_first_iteration and cache is not None and hasattr(cache, PROMPT_STATE):
             if int(cache.get_seq_length()) == 0:  # once per generation; a cache that goes on keeps its state
                 delattr(cache, PROMPT_STATE)
@@ -780,6 +781,7 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
             input_ids, inputs_embeds=inputs_embeds, is_first_iteration=is_first_iteration, **kwargs
         )
 
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     @can_return_tuple
     def forward(
         self,
@@ -793,7 +795,6 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
-        past_key_values: Cache | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
         r"""
@@ -845,7 +846,7 @@ class QwenAudioForConditionalGeneration(QwenAudioPreTrainedModel, GenerationMixi
             input_features=input_features,
             feature_attention_mask=feature_attention_mask,
             position_ids=position_ids,
-            cache=cache if cache is not None else past_key_values,
+            cache=cache,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             **kwargs,

@@ -12,16 +12,21 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from transformers import AutoModelForCausalLM, AutoProcessor, GenerationConfig, TextIteratorStreamer
-from transformers.pipelines.base import ChunkPipeline
-from transformers.pipelines.image_text_to_text import ReturnType
-from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 from transformers.utils import logging
 from transformers.utils.chat_template_utils import Chat
 
 from .audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip
 from .conversation import is_conversation, is_message, load_clip
-from .processing_qwen_audio import CHAT_FORMATS, LONG_AUDIO_MODES, MAX_AUDIO_SECONDS, TIMESTAMP_MODES
-from .processing_qwen_audio import split_into_windows
+from .configuration_qwen_audio import CHAT_FORMATS
+from .feature_extraction_qwen_audio import MAX_AUDIO_SECONDS, split_into_windows
+from .processing_qwen_audio import LONG_AUDIO_MODES, TIMESTAMP_MODES
+from .transformers_internals import (
+    ChunkPipeline,
+    PipelineChunkIterator,
+    PipelineIterator,
+    PipelinePackIterator,
+    ReturnType,
+)
 
 
 logger = logging.get_logger(__name__)
@@ -384,16 +389,4 @@ def _continued(content, reply: str):
     return list(content) + [{"type": "text", "text": reply}]
 
 
-def register_pipeline() -> None:
-    """Registers `AudioChatPipeline` as the `audio-chat` task of `transformers.pipeline`."""
-    from transformers.pipelines import PIPELINE_REGISTRY
-
-    if PIPELINE_REGISTRY.supported_tasks.get("audio-chat", {}).get("impl") is AudioChatPipeline:
-        return
-    PIPELINE_REGISTRY.register_pipeline(
-        "audio-chat", pipeline_class=AudioChatPipeline, pt_model=AutoModelForCausalLM,
-        default={"model": (DefaultCheckpoint(), None)}, type="multimodal",
-    )
-
-
-__all__ = ["AudioChatPipeline", "register_pipeline"]
+__all__ = ["AudioChatPipeline", "DefaultCheckpoint"]

@@ -4,7 +4,6 @@
 # you may not use this file except in compliance with the License.
 """Processor for Qwen-Audio and Qwen-Audio-Chat: Whisper log-mel features + Qwen tokenizer + ChatML template."""
 
-import json
 import os
 import re
 import warnings
@@ -12,29 +11,24 @@ from importlib import resources
 from typing import Literal
 
 import numpy as np
-from transformers import (
-    AutoFeatureExtractor,
-    AutoProcessor,
-    AutoTokenizer,
-    BatchFeature,
-    ProcessorMixin,
-    WhisperFeatureExtractor,
-)
+from transformers import BatchFeature, ProcessorMixin, WhisperFeatureExtractor
 from transformers.processing_utils import AudioKwargs, ProcessingKwargs, Unpack
-from transformers.utils import cached_file, logging
+from transformers.utils import cached_file
 
 from .audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip
-from .conversation import (
-    AUDIO_SOURCE_KEYS,
-    MIN_AUDIO_SAMPLES,
-    find_audio_spans,
-    load_clip,
-    location,
-    validate_conversation,
+from .configuration_qwen_audio import CHAT_FORMATS, declared_chat_format, hub_kwargs
+from .conversation import find_audio_spans, load_clip, load_conversation_audio, span_source, validate_conversation
+from .feature_extraction_qwen_audio import (
+    HOP_LENGTH,
+    MAX_AUDIO_SAMPLES,
+    MAX_AUDIO_SECONDS,
+    audio_span_length,
+    default_feature_extractor,
+    feature_window_samples,
+    num_mel_frames,
+    split_into_windows,
 )
-from .modeling_qwen_audio import audio_token_lengths
 from .task_prompts import QUESTION_TASKS, SPEECH_TASKS, build_task_prompt, chat_task_instruction
-from .word_timestamps import parse_segment_timestamps, parse_word_timestamps, timestamp_token
 from .tokenization_qwen_audio import (
     AUDIO_END_TOKEN,
     AUDIO_PAD_TOKEN,
@@ -44,26 +38,16 @@ from .tokenization_qwen_audio import (
     IM_START_TOKEN,
     QwenAudioTokenizerFast,
 )
+from .word_timestamps import parse_segment_timestamps, parse_word_timestamps, timestamp_token
 
 
-logger = logging.get_logger(__name__)
-
-# Whisper front end of the original: 30 s windows, 10 ms hop, 80 mel bins.
-MAX_AUDIO_SECONDS = 30
-HOP_LENGTH = 160
-MAX_AUDIO_SAMPLES = MAX_AUDIO_SECONDS * QWEN_AUDIO_SAMPLING_RATE
-MAX_MEL_FRAMES = MAX_AUDIO_SAMPLES // HOP_LENGTH
 LONG_AUDIO_MODES = ("truncate", "chunk")
 # "max_length": every window padded to 30 s (3000 frames), like the original; "longest": to the batch's longest window.
 FEATURE_PADDING_MODES = ("max_length", "longest")
-# "raw": the base Qwen-Audio (hierarchical task tags after the audio); "chatml": Qwen-Audio-Chat.
-CHAT_FORMATS = ("raw", "chatml")
 # The original's `chat()` stops at any of these (the released generation_config.json only names <|endoftext|>).
 CHAT_STOP_TOKENS = (IM_END_TOKEN, ENDOFTEXT_TOKEN, IM_START_TOKEN)
 TIMESTAMP_MODES = (None, False, True, "word", "segment")
 _LEADING_TIMESTAMP = re.compile(r"\s*<\|\d{1,2}\.\d{2}\|>")
-# Kept for callers of earlier versions: the audio source keys of a chat audio part.
-AUDIO_PART_KEYS = AUDIO_SOURCE_KEYS
 
 
 class QwenAudioAudioKwargs(AudioKwargs, total=False):
@@ -95,60 +79,6 @@ class QwenAudioAudioKwargs(AudioKwargs, total=False):
 
 class QwenAudioProcessorKwargs(ProcessingKwargs, total=False):
     audio_kwargs: QwenAudioAudioKwargs
-
-
-def num_mel_frames(num_samples: int) -> int:
-    """Valid log-mel frames of a clip, as the original counts them (the first 30 s only)."""
-    return min(num_samples, MAX_AUDIO_SAMPLES) // HOP_LENGTH
-
-
-def feature_window_samples(longest_window: int, n_fft: int = 400) -> int:
-    """
-    Samples that `feature_padding="longest"` pads every window of a batch to, given its longest window.
-
-    Whisper's log-mel of a zero-padded clip does not depend on how far the zeros go, on every frame of the shorter
-    padding: the centred STFT frames near the end reflect only zeros as long as at least `n_fft // 2 + 1` zeros follow
-    the clip, and the per-clip maximum (the `max - 8` floor) is never taken on an all-zero frame (log10(1e-10), the
-    smallest value). The frame count is even and covers what the encoder reads: its stride-2 convolution trims each
-    clip to `2 * ceil(mel_frames / 2)` frames. Never more than the 30 s window.
-    """
-    frames = -(-(longest_window + n_fft // 2 + 1) // HOP_LENGTH)
-    frames += frames % 2
-    return min(frames, MAX_MEL_FRAMES) * HOP_LENGTH
-
-
-def split_into_windows(waveform: np.ndarray) -> list[np.ndarray]:
-    """Consecutive 30 s windows of a 16 kHz waveform (a tail too short to give an audio token is dropped)."""
-    windows = [waveform[start : start + MAX_AUDIO_SAMPLES] for start in range(0, len(waveform), MAX_AUDIO_SAMPLES)]
-    if len(windows) > 1 and len(windows[-1]) < MIN_AUDIO_SAMPLES:
-        windows.pop()
-    return windows
-
-
-def audio_span_length(num_samples: int) -> int:
-    """
-    Number of tokens the span `<audio>...</audio>` of a clip takes: its audio tokens plus `<audio>` and `</audio>`.
-    Two stride-2 steps follow the log-mel: the encoder's second convolution and the average pooling.
-    """
-    return audio_token_lengths(num_mel_frames(num_samples)) + 2
-
-
-def default_chat_template() -> str:
-    """The Qwen-Audio-Chat template shipped with this package."""
-    return resources.files(__package__).joinpath("chat_template.jinja").read_text(encoding="utf-8")
-
-
-def default_feature_extractor() -> WhisperFeatureExtractor:
-    """Whisper's log-mel front end with Qwen-Audio's settings (80 mel bins, 16 kHz, 30 s window)."""
-    return WhisperFeatureExtractor(
-        feature_size=80,
-        sampling_rate=QWEN_AUDIO_SAMPLING_RATE,
-        hop_length=HOP_LENGTH,
-        chunk_length=MAX_AUDIO_SECONDS,
-        n_fft=400,
-        padding_value=0.0,
-        return_attention_mask=False,
-    )
 
 
 def _flatten_clips(audio, num_spans_per_text: list[int]) -> list:
@@ -192,9 +122,21 @@ class QwenAudioProcessor(ProcessorMixin):
     is expanded to `<audio>` + placeholder tokens `[[[AUDIO:modality]]]` + `</audio>`, as many tokens in all as the
     audio encoder will produce for the clip plus two.
 
-    Besides `__call__` and `apply_chat_template`, it owns what users of `model.generate` need:
-    [`~QwenAudioProcessor.apply_task_request`] (the task prompt of a base or chat checkpoint) and
-    [`~QwenAudioProcessor.decode`] (text, or text with word / segment timestamps).
+    `processor(text=..., audio=...)` runs [`~ProcessorMixin.__call__`] on this processor's hooks: `text` is one prompt
+    or a list, each `<audio></audio>` or `<audio>PATH_OR_URL</audio>` standing for one clip; `audio` gives the clips in
+    span order through the batch (one clip, a flat list, or one list per text; anything `audio_io.load_audio`
+    accepts). Without `audio`, the paths written inside the spans are loaded, only with
+    `allow_audio_paths_in_text=True`. Keyword arguments are [`QwenAudioProcessorKwargs`]: the audio ones of
+    [`QwenAudioAudioKwargs`] (`sampling_rate` of array clips, 16 kHz by default; files carry their own rate), the
+    tokenizer's (padding defaults to the longest text, on the tokenizer's side, left), `return_text_replacement_offsets`
+    (per text, where each span was in the caller's text, `span`, and where its expansion is, `new_span`) and
+    `return_tensors`. The result holds `input_ids`, `attention_mask` and, with audio, `input_features`
+    (`[num_windows, 80, 3000]`, float32, span order; fewer frames with `feature_padding="longest"`) and
+    `feature_attention_mask` (`[num_windows, frames]`).
+
+    For `model.generate` it also writes task prompts ([`~QwenAudioProcessor.apply_task_request`],
+    [`~QwenAudioProcessor.apply_transcription_request`]) and reads answers back
+    ([`~QwenAudioProcessor.decode`]: text, or text with word / segment timestamps).
 
     Args:
         feature_extractor ([`WhisperFeatureExtractor`], *optional*):
@@ -266,38 +208,34 @@ class QwenAudioProcessor(ProcessorMixin):
         # The released checkpoints have neither `preprocessor_config.json` nor `tokenizer.json`: build the feature
         # extractor from Qwen-Audio's defaults and the tokenizer from `qwen.tiktoken`, without the Auto classes
         # (which would look at the remote-code `auto_map` of the released folder).
-        hub_kwargs = _hub_kwargs(kwargs)
+        fetch_kwargs = hub_kwargs(kwargs)
         preprocessor_file = cached_file(
             pretrained_model_name_or_path,
             "preprocessor_config.json",
             _raise_exceptions_for_missing_entries=False,
             _raise_exceptions_for_connection_errors=False,
-            **hub_kwargs,
+            **fetch_kwargs,
         )
         if preprocessor_file is not None:
-            feature_extractor = WhisperFeatureExtractor.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+            feature_extractor = WhisperFeatureExtractor.from_pretrained(pretrained_model_name_or_path, **fetch_kwargs)
         else:
             feature_extractor = default_feature_extractor()
-        tokenizer = QwenAudioTokenizerFast.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        tokenizer = QwenAudioTokenizerFast.from_pretrained(pretrained_model_name_or_path, **fetch_kwargs)
         return [feature_extractor, tokenizer]
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "QwenAudioProcessor":
+        """
+        Loads a native folder, or a released checkpoint (`Qwen/Qwen-Audio`, `Qwen/Qwen-Audio-Chat`, a local copy):
+        the tokenizer from `qwen.tiktoken`, Qwen-Audio's feature extractor settings, the chat template and the
+        `chat_format` of its `generation_config.json`. Nothing of the folder is executed; `save_pretrained` on the
+        result writes native processor files.
+        """
         processor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         if processor.chat_format is None and kwargs.get("chat_format") is None:
             # A released folder has no processor_config.json; its generation_config.json says which model it is.
-            processor.chat_format = _declared_chat_format(pretrained_model_name_or_path, _hub_kwargs(kwargs))
+            processor.chat_format = declared_chat_format(pretrained_model_name_or_path, **hub_kwargs(kwargs))
         return processor
-
-    @classmethod
-    def from_released(cls, released_dir: str | os.PathLike, **kwargs) -> "QwenAudioProcessor":
-        """
-        Builds the processor of a released checkpoint (`Qwen/Qwen-Audio`, `Qwen/Qwen-Audio-Chat`, or a local copy):
-        the tokenizer from `qwen.tiktoken`, Qwen-Audio's feature extractor settings, the chat template and the
-        `chat_format` of its `generation_config.json`. Nothing of the folder is executed. Call `save_pretrained` on
-        the result to write native processor files.
-        """
-        return cls.from_pretrained(released_dir, **kwargs)
 
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
         # transformers 5 nests the feature extractor in `processor_config.json`; also write the classic
@@ -307,79 +245,40 @@ class QwenAudioProcessor(ProcessorMixin):
         return saved_files
 
     # ----------------------------------------------------------------------------------------------------------
-    # Processing
+    # Processing: the hooks of `ProcessorMixin.__call__`
     # ----------------------------------------------------------------------------------------------------------
-    def __call__(self, text=None, audio=None, **kwargs: Unpack[QwenAudioProcessorKwargs]) -> BatchFeature:
+    def prepare_inputs_layout(
+        self, images=None, text=None, videos=None, audio=None, **kwargs: Unpack[QwenAudioProcessorKwargs]
+    ):
         """
-        Tokenizes `text`, expanding each `<audio></audio>` span, and extracts the log-mel features of the clips.
-
-        Args:
-            text (`str` or `list[str]`):
-                Prompts. Each `<audio></audio>` or `<audio>PATH_OR_URL</audio>` stands for one clip.
-            audio (*optional*):
-                The clips, in span order through the batch: one clip, a flat list, or one list per text. A clip is
-                anything `audio_io.load_audio` accepts (array, tensor, list, `{"array", "sampling_rate"}`,
-                `{"path"}`, path, bytes, URL). Without `audio`, the paths written inside the spans are loaded, only
-                when `allow_audio_paths_in_text=True`.
-            **kwargs ([`QwenAudioProcessorKwargs`]):
-                Merged by `_merge_kwargs`. Audio: `sampling_rate` (of array clips, default 16 kHz; files carry their
-                own rate; everything is resampled to 16 kHz), `long_audio`, `allow_urls`, `audio_base_dir`,
-                `allow_audio_paths_in_text`, `feature_padding` (see [`QwenAudioAudioKwargs`]). Text: the tokenizer's (`padding`,
-                `padding_side`, `truncation`, `max_length`, `return_offsets_mapping`, ...); padding defaults to the
-                longest text, on the tokenizer's side (left). `return_text_replacement_offsets=True` adds, per
-                text, where each span was in the caller's text (`span`) and where its expansion is (`new_span`).
-                `return_tensors`: `"pt"`, `"np"`, ...
-
-        Returns:
-            [`BatchFeature`] with `input_ids`, `attention_mask` and, when there is audio, `input_features`
-            (`[num_windows, 80, 3000]`, float32, span order; fewer frames with `feature_padding="longest"`) and
-            `feature_attention_mask` (`[num_windows, frames]`).
+        The texts as a list and the clips flat, in span order: the given ones or, with
+        `allow_audio_paths_in_text=True`, the paths written in the spans. The caller's inputs are validated here,
+        where their layout (one list of clips per text, paths in the text) can still be told apart;
+        `ProcessorMixin.__call__` validates again after this hook, on the laid-out inputs (which pass).
         """
-        if text is None:
-            raise ValueError("QwenAudioProcessor needs `text`: write one <audio></audio> span per clip in it.")
-        is_batched = not isinstance(text, str)
-        texts = [text] if isinstance(text, str) else list(text) if isinstance(text, (list, tuple)) else None
-        if not texts or not all(isinstance(sample, str) for sample in texts):
-            raise TypeError("`text` must be a string or a non-empty list of strings.")
-        merged = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
-        audio_kwargs, text_kwargs = merged["audio_kwargs"], merged["text_kwargs"]
-        self.validate_inputs(text=texts, audio=audio, **audio_kwargs)
+        self.validate_inputs(text=text, audio=audio, **kwargs)
+        texts = [text] if isinstance(text, str) else list(text)
+        spans_per_text = [find_audio_spans(sample) for sample in texts]
+        if audio is not None:
+            clips = _flatten_clips(audio, [len(spans) for spans in spans_per_text])
+        else:
+            clips = [span_source(source) for spans in spans_per_text for _, _, source in spans]
+        return images, texts, videos, clips or None
 
-        processed_audio, audio_replacements = {}, []
-        clips = self._clips_of_spans(texts, audio)
-        if clips:
-            processed_audio, audio_replacements = self._process_audio(clips, **audio_kwargs)
-            processed_audio.pop("audio_span_lengths")
-
-        return_tensors = text_kwargs.pop("return_tensors", None)
-        for key in ("return_mm_token_type_ids", "return_text_replacement_offsets"):
-            text_kwargs.pop(key, None)
-        expanded_texts, replacement_offsets = self.get_text_with_replacements(
-            texts, audio_replacements=audio_replacements
-        )
-        text_inputs = self.tokenizer(expanded_texts if is_batched else expanded_texts[0], **text_kwargs)
-        if not is_batched:
-            # Keep the batch dimension like every multimodal processor.
-            text_inputs = {key: [value] for key, value in text_inputs.items()}
-        self._check_special_mm_tokens(expanded_texts, text_inputs, modalities=["audio"])
-        if merged.get("return_text_replacement_offsets"):
-            text_inputs["text_replacement_offsets"] = replacement_offsets
-        if merged.get("return_mm_token_type_ids"):
-            text_inputs["mm_token_type_ids"] = self.create_mm_token_type_ids(text_inputs["input_ids"])
-        data = {**text_inputs, **processed_audio}
-        return BatchFeature(data, tensor_type=return_tensors, skip_tensor_conversion=self.skip_tensor_conversion)
-
-    def validate_inputs(self, text=None, audio=None, allow_audio_paths_in_text: bool = False, **kwargs):
+    def validate_inputs(
+        self, images=None, text=None, videos=None, audio=None, **kwargs: Unpack[QwenAudioProcessorKwargs]
+    ):
         """
         Checks the spans of every text (closed, not nested, no placeholder outside of one) against the clips: one
         clip per span through the batch, or (only with `allow_audio_paths_in_text=True`) a path in every span.
         """
         if text is None:
             raise ValueError("QwenAudioProcessor needs `text`: write one <audio></audio> span per clip in it.")
-        if isinstance(text, str):
-            text = [text]
+        texts = [text] if isinstance(text, str) else list(text) if isinstance(text, (list, tuple)) else None
+        if not texts or not all(isinstance(sample, str) for sample in texts):
+            raise TypeError("`text` must be a string or a non-empty list of strings.")
         spans_per_text = []
-        for index, sample in enumerate(text):
+        for index, sample in enumerate(texts):
             try:
                 spans = find_audio_spans(sample)
             except ValueError as error:
@@ -394,26 +293,21 @@ class QwenAudioProcessor(ProcessorMixin):
         if audio is not None:
             _flatten_clips(audio, [len(spans) for spans in spans_per_text])
             return
+        allow_paths = _caller_audio_option(kwargs, "allow_audio_paths_in_text", False)
         for index, spans in enumerate(spans_per_text):
             for _, _, source in spans:
-                source = _span_source(source)
+                source = span_source(source)
                 if source is None:
                     raise ValueError(
                         f"Text {index} has an empty <audio></audio> span but no `audio` was given: pass the clips "
                         "with `audio=`."
                     )
-                if not allow_audio_paths_in_text:
+                if not allow_paths:
                     raise ValueError(
                         f"Text {index} names audio in the text (<audio>{source[:60]}</audio>) but no `audio` was "
                         "given: pass the clips with `audio=`, or `allow_audio_paths_in_text=True` to load the paths "
                         "written in the text (only for text you trust)."
                     )
-
-    def _clips_of_spans(self, texts: list[str], audio) -> list:
-        """The clips in span order: the given ones, or the sources written in the spans (checked by validate_inputs)."""
-        if audio is not None:
-            return _flatten_clips(audio, [len(find_audio_spans(sample)) for sample in texts])
-        return [_span_source(source) for sample in texts for _, _, source in find_audio_spans(sample)]
 
     def _split_long_audio(self, waveforms: list[np.ndarray], long_audio: str) -> list[list[np.ndarray]]:
         """Windows of each clip: one (the first 30 s) when truncating, consecutive 30 s windows when chunking."""
@@ -525,9 +419,6 @@ class QwenAudioProcessor(ProcessorMixin):
             offsets_per_text.append(offsets)
         return expanded_texts, offsets_per_text
 
-    # ----------------------------------------------------------------------------------------------------------
-    # Chat
-    # ----------------------------------------------------------------------------------------------------------
     def apply_chat_template(self, conversation, chat_template=None, **kwargs):
         """
         Renders Qwen-Audio-Chat conversations (see [`~ProcessorMixin.apply_chat_template`]).
@@ -568,42 +459,25 @@ class QwenAudioProcessor(ProcessorMixin):
 
     def _resolve_audio_loading_params(self, processor_kwargs: dict) -> dict:
         # `sampling_rate` is what `__call__` is told the decoded clips are at (transformers passes it on); the
-        # others say how to decode the conversation's sources.
-        audio_kwargs = processor_kwargs.get("audio_kwargs") or {}
-
-        def option(key, default=None):
-            return processor_kwargs.get(key, audio_kwargs.get(key, default))
-
+        # others say how `_multimodal_inputs_from_conversations` decodes the conversation's sources.
         return {
             "sampling_rate": QWEN_AUDIO_SAMPLING_RATE,
-            "source_sampling_rate": option("sampling_rate"),
-            "allow_urls": bool(option("allow_urls", False)),
-            "base_dir": option("audio_base_dir"),
+            "source_sampling_rate": _caller_audio_option(processor_kwargs, "sampling_rate"),
+            "allow_urls": bool(_caller_audio_option(processor_kwargs, "allow_urls", False)),
+            "base_dir": _caller_audio_option(processor_kwargs, "audio_base_dir"),
         }
 
     def _multimodal_inputs_from_conversations(self, conversations, audio_loading_params, load_audio_from_video=False):
-        # The conversations are canonical (see `apply_chat_template`). Their clips are decoded here, in order, so
-        # that an error names the conversation, message and part (`conversation.load_clip`; transformers' loader
-        # needs torchcodec/librosa and cannot take `{"array", "sampling_rate"}` parts).
-        batch_audios = []
-        for row, conversation in enumerate(conversations):
-            for index, message in enumerate(conversation):
-                if isinstance(message["content"], str):
-                    continue
-                for part_index, part in enumerate(message["content"]):
-                    if part["type"] != "audio":
-                        continue
-                    where = location(row if len(conversations) > 1 else None, index, part_index, audio=True)
-                    batch_audios.append(
-                        load_clip(
-                            part["audio"],
-                            where,
-                            sampling_rate=audio_loading_params["source_sampling_rate"],
-                            allow_urls=audio_loading_params["allow_urls"],
-                            base_dir=audio_loading_params["base_dir"],
-                        )
-                    )
-        return [[] for _ in conversations], [[] for _ in conversations], batch_audios, {}
+        # The conversations are canonical (see `apply_chat_template`); their clips are decoded by the conversation
+        # model, whose errors name the conversation, message and part (transformers' loader needs
+        # torchcodec/librosa and cannot take `{"array", "sampling_rate"}` parts).
+        clips = load_conversation_audio(
+            conversations,
+            sampling_rate=audio_loading_params["source_sampling_rate"],
+            allow_urls=audio_loading_params["allow_urls"],
+            base_dir=audio_loading_params["base_dir"],
+        )
+        return [[] for _ in conversations], [[] for _ in conversations], clips, {}
 
     # ----------------------------------------------------------------------------------------------------------
     # Task requests and decoding (what users of `model.generate` need)
@@ -623,8 +497,7 @@ class QwenAudioProcessor(ProcessorMixin):
         **kwargs,
     ) -> BatchFeature | str | list[str]:
         """
-        Prepares the inputs of a task on one or several recordings, as Voxtral's `apply_transcription_request` does:
-        the hierarchical task tags of the original for a base checkpoint (`chat_format="raw"`), a plain instruction
+        Prepares the inputs of a task on one or several recordings: the hierarchical task tags of the original for a base checkpoint (`chat_format="raw"`), a plain instruction
         in a chat turn for Qwen-Audio-Chat (`"chatml"`).
 
         ```python
@@ -690,7 +563,7 @@ class QwenAudioProcessor(ProcessorMixin):
                 caption_style=caption_style,
                 question=prompt,
             )
-            texts = [f"{AUDIO_START_TOKEN}{_path_of(clip)}{AUDIO_END_TOKEN}{tags}" for clip in clips]
+            texts = [f"{AUDIO_START_TOKEN}{_written_source(clip)}{AUDIO_END_TOKEN}{tags}" for clip in clips]
             if not tokenize:
                 return texts if len(clips) > 1 else texts[0]
             return self(text=texts, audio=clips, **kwargs)
@@ -713,6 +586,26 @@ class QwenAudioProcessor(ProcessorMixin):
             return_tensors=return_tensors,
             processor_kwargs=kwargs,
         )
+
+    def apply_transcription_request(
+        self, audio, language: str | None = None, timestamps: bool = False, **kwargs
+    ) -> BatchFeature | str | list[str]:
+        """
+        Prepares the inputs that transcribe one or several recordings, under the name Voxtral, AudioFlamingo3 and
+        Qwen3-ASR give it: [`~QwenAudioProcessor.apply_task_request`] with `task="transcribe"`.
+
+        ```python
+        >>> inputs = processor.apply_transcription_request("speech.flac", language="en", return_tensors="pt")
+        ```
+
+        Args:
+            audio: One clip or a list of clips (one row each).
+            language (`str`, *optional*): Spoken language (`"en"`, `"zh"`, ...); a base checkpoint needs it.
+            timestamps (`bool`, *optional*, defaults to `False`): Ask for word timestamps.
+            **kwargs: The other arguments of `apply_task_request` (`chat_format`, `system_prompt`, `tokenize`,
+                `return_tensors`, ...).
+        """
+        return self.apply_task_request(audio, task="transcribe", language=language, timestamps=timestamps, **kwargs)
 
     def decode(self, token_ids, *args, return_timestamps=None, time_offset=0.0, **kwargs):
         """
@@ -770,89 +663,35 @@ class QwenAudioProcessor(ProcessorMixin):
         return {"text": text, "chunks": parse(raw, time_offset=float(time_offset))}
 
     @property
+    def unused_input_names(self) -> list[str]:
+        # The span lengths `_process_audio` gives `replace_audio_token`; not a model input.
+        return ["audio_span_lengths"]
+
+    @property
     def model_input_names(self):
         return ["input_ids", "attention_mask", "input_features", "feature_attention_mask"]
 
 
-def _span_source(source: str) -> str | None:
-    """The path/URL written inside a span, or None when the span is empty or already expanded."""
-    stripped = source.replace(AUDIO_PAD_TOKEN, "").strip()
-    return stripped or None
+def _caller_audio_option(kwargs: dict, key: str, default=None):
+    """An audio option as a caller gives it, before `_merge_kwargs`: flat (`allow_urls=True`) or in `audio_kwargs`."""
+    return kwargs.get(key, (kwargs.get("audio_kwargs") or {}).get(key, default))
 
 
-def _path_of(clip) -> str:
+def _written_source(clip) -> str:
     """What the original writes inside the span of a clip: its path or URL, nothing for decoded audio."""
     if isinstance(clip, (str, os.PathLike)):
         return os.fspath(clip)
     return ""
 
 
-def _hub_kwargs(kwargs: dict) -> dict:
-    keys = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
-    return {key: kwargs[key] for key in keys if key in kwargs}
-
-
-def _declared_chat_format(pretrained_model_name_or_path, hub_kwargs: dict) -> str | None:
-    """The `chat_format` a checkpoint's generation_config.json declares (the released ones do), else None."""
-    path = cached_file(
-        pretrained_model_name_or_path,
-        "generation_config.json",
-        _raise_exceptions_for_missing_entries=False,
-        _raise_exceptions_for_connection_errors=False,
-        **hub_kwargs,
-    )
-    if path is None:
-        return None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            declared = json.load(handle).get("chat_format")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return declared if declared in CHAT_FORMATS else None
-
-
-def register_processor_auto_classes() -> None:
-    """
-    Registers the tokenizer, feature extractor and processor with transformers' Auto classes.
-
-    - `AutoTokenizer`: for `QwenAudioConfig`, and under the released checkpoints' class name `QWenTokenizer`, so
-      that `AutoTokenizer.from_pretrained("Qwen/Qwen-Audio")` builds `QwenAudioTokenizerFast` from `qwen.tiktoken`
-      without `trust_remote_code` (a locally registered class wins over the folder's `auto_map`).
-    - `AutoFeatureExtractor` and `AutoProcessor`: for `QwenAudioConfig`.
-
-    Safe to call several times.
-    """
-    from transformers.models.auto import tokenization_auto
-
-    # `tokenizer_config.json` of native folders names "QwenAudioTokenizer(Fast)"; the released one "QWenTokenizer".
-    # `AutoTokenizer.register` records slow->fast aliases in this same table; there is no slow class to pass it.
-    tokenization_auto.REGISTERED_TOKENIZER_CLASSES[QwenAudioTokenizerFast.__name__] = QwenAudioTokenizerFast
-    tokenization_auto.REGISTERED_FAST_ALIASES["QWenTokenizer"] = QwenAudioTokenizerFast
-    tokenization_auto.REGISTERED_FAST_ALIASES["QwenAudioTokenizer"] = QwenAudioTokenizerFast
-
-    from . import configuration_qwen_audio
-
-    # `QwenReleasedConfig` is what AutoConfig gives for a released folder (`model_type: "qwen"`); registering it
-    # too lets `AutoProcessor.from_pretrained(released_dir)` find this processor.
-    config_classes = [
-        getattr(configuration_qwen_audio, name)
-        for name in ("QwenAudioConfig", "QwenReleasedConfig")
-        if hasattr(configuration_qwen_audio, name)
-    ]
-    for config_class in config_classes:
-        AutoTokenizer.register(config_class, tokenizer_class=QwenAudioTokenizerFast, exist_ok=True)
-        AutoFeatureExtractor.register(config_class, WhisperFeatureExtractor, exist_ok=True)
-        AutoProcessor.register(config_class, QwenAudioProcessor, exist_ok=True)
+def default_chat_template() -> str:
+    """The Qwen-Audio-Chat template shipped with this package."""
+    return resources.files(__package__).joinpath("chat_template.jinja").read_text(encoding="utf-8")
 
 
 __all__ = [
     "QwenAudioAudioKwargs",
     "QwenAudioProcessor",
     "QwenAudioProcessorKwargs",
-    "audio_span_length",
     "default_chat_template",
-    "feature_window_samples",
-    "find_audio_spans",
-    "num_mel_frames",
-    "register_processor_auto_classes",
 ]

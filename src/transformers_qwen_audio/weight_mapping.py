@@ -1,6 +1,6 @@
 """Released Qwen-Audio key names -> native modules, as transformers 5 checkpoint conversion transforms.
 
-Registered for `model_type="qwen_audio"` on import, so `from_pretrained` on the released layout renames and splits
+Registered for `model_type="qwen_audio"` on import (`registration.py`), so `from_pretrained` on the released layout renames and splits
 keys while loading (dtype, `device_map` and meta-device loading keep working); `save_pretrained(...,
 save_original_format=True)` runs the same transforms backwards.
 
@@ -18,7 +18,6 @@ Released (`transformer.*`)                     native
   h.N.{ln_1,ln_2}                              ...input_layernorm / post_attention_layernorm
 """
 
-from transformers.conversion_mapping import register_checkpoint_conversion_mapping
 from transformers.core_model_loading import Chunk, ConversionOps, WeightConverter, WeightRenaming
 
 _AUDIO = r"^transformer\.audio\."
@@ -96,8 +95,3 @@ def released_decoder_conversions() -> list:
             operations=[Chunk(dim=0)],
         ),
     ]
-
-
-def register_weight_mapping() -> None:
-    register_checkpoint_conversion_mapping("qwen_audio", released_checkpoint_conversions(), overwrite=True)
-    register_checkpoint_conversion_mapping("qwen_audio_text", released_decoder_conversions(), overwrite=True)

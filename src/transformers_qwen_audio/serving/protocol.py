@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from ..audio_io import QWEN_AUDIO_SAMPLING_RATE, load_audio
-from ..processing_qwen_audio import MAX_AUDIO_SECONDS, MIN_AUDIO_SAMPLES
+from ..conversation import MIN_AUDIO_SAMPLES
+from ..feature_extraction_qwen_audio import MAX_AUDIO_SECONDS
 from ..tokenization_qwen_audio import AUDIO_END_TOKEN, AUDIO_START_TOKEN
 
 
