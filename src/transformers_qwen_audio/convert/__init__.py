@@ -22,13 +22,14 @@ directory).
 import json
 import os
 import re
-from importlib import resources
 from pathlib import Path
 
 import transformers
+from huggingface_hub import ModelCardData
 from transformers import AutoModelForCausalLM
 
 from .. import __version__
+from ..cards import render_card
 from ..checkpoint_files import (
     DTYPES,
     clean_stale_staging,
@@ -64,14 +65,16 @@ class PushToHubError(ConversionError):
 # ----------------------------------------------------------------------------------------------------------------
 def render_model_card(model, model_name: str, base_model: str | None, dtype: str, command: str,
                       files: list[str]) -> str:
-    template = resources.files("transformers_qwen_audio").joinpath("model_cards/converted.md").read_text()
-    return template.format(
+    card_data = ModelCardData(
+        library_name="transformers", pipeline_tag="audio-text-to-text", license="other", license_name="tongyi-qianwen",
+        base_model=base_model, tags=["audio", "qwen-audio", "transformers-qwen-audio"],
+        **{CONVERTED_WITH_KEY: f"{CONVERTER_NAME} {__version__}", CONVERTED_FILES_KEY: sorted(files)},
+    )
+    return str(render_card(
+        "converted", card_data,
         model_name=model_name,
-        base_model_metadata=f"base_model: {base_model}\n" if base_model else "",
-        source=f"[{base_model}](https://huggingface.co/{base_model})" if base_model else "A released Qwen-Audio checkpoint",
+        base_model=base_model,
         project_url=PROJECT_URL,
-        converted_with=f"{CONVERTER_NAME} {__version__}",
-        converted_files=json.dumps(sorted(files)),
         audio_layers=model.config.audio_config.encoder_layers,
         audio_width=model.config.audio_config.d_model,
         text_layers=model.config.text_config.num_hidden_layers,
@@ -81,7 +84,7 @@ def render_model_card(model, model_name: str, base_model: str | None, dtype: str
         command=command,
         package_version=__version__,
         transformers_version=transformers.__version__,
-    )
+    ))
 
 
 def hub_id_of_cache_folder(path: Path) -> str | None:
