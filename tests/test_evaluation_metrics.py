@@ -92,3 +92,22 @@ def test_caption_scores_offline():
     assert set(perfect) == {"BLEU_1", "BLEU_2", "BLEU_3", "BLEU_4", "ROUGE_L", "CIDEr"}
     assert perfect["CIDEr"] > wrong["CIDEr"] and perfect["BLEU_1"] == pytest.approx(1.0)
     assert wrong["ROUGE_L"] < 0.3
+
+
+def test_evaluation_depends_on_no_training_module():
+    # Evaluating a checkpoint needs neither TRL nor the training stack: the layers go data -> model -> evaluation.
+    import ast
+    from pathlib import Path
+
+    import transformers_qwen_audio.evaluation as evaluation
+
+    for path in Path(evaluation.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [("." * node.level) + (node.module or "")]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith(("..training", "transformers_qwen_audio.training", "trl")), (path.name, name)

@@ -1,4 +1,5 @@
-"""recipes/pretrain.py through accelerate: two CPU processes (gloo) give the weights of one process with the same
+"""The pre-training recipe through accelerate (`-m transformers_qwen_audio.recipes.pretrain`; the checkout's
+recipes/pretrain.py for one process): two CPU processes (gloo) give the weights of one process with the same
 global batch, and a run killed mid-way resumes from its last checkpoint with the same data order."""
 
 import json
@@ -80,8 +81,9 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(workdir
     # `--multi_gpu` starts the processes with torchrun; with no GPU visible they train on CPU over gloo.
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
-    result = run([*launch, str(RECIPE), *COMMON, "--per_device_train_batch_size", "2", "--output_dir", str(output_dir)],
-                 workdir, CUDA_VISIBLE_DEVICES="")
+    # The packaged recipe module (`accelerate launch -m`); the one-process runs use the checkout's script.
+    result = run([*launch, "-m", "transformers_qwen_audio.recipes.pretrain", *COMMON, "--per_device_train_batch_size", "2",
+                  "--output_dir", str(output_dir)], workdir, CUDA_VISIBLE_DEVICES="")
     check(result)
     single, distributed = load_file(one_process / "model.safetensors"), load_file(output_dir / "model.safetensors")
     assert set(single) == set(distributed)
