@@ -82,8 +82,8 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(workdir
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
     # The packaged recipe module (`accelerate launch -m`); the one-process runs use the checkout's script.
-    result = run([*launch, "-m", "transformers_qwen_audio.recipes.pretrain", *COMMON, "--per_device_train_batch_size", "2",
-                  "--output_dir", str(output_dir)], workdir, CUDA_VISIBLE_DEVICES="")
+    result = run([*launch, "-m", "transformers_qwen_audio.recipes.pretrain", *COMMON,
+                  "--per_device_train_batch_size", "2", "--output_dir", str(output_dir)], workdir, CUDA_VISIBLE_DEVICES="")
     check(result)
     single, distributed = load_file(one_process / "model.safetensors"), load_file(output_dir / "model.safetensors")
     assert set(single) == set(distributed)

@@ -52,7 +52,8 @@ def venv(tmp_path_factory):
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
          "-w", str(root / "dist"), str(source)], cwd=root, env=env)
     (wheel,) = (root / "dist").glob("transformers_qwen_audio-*.whl")
-    run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(root / "venv")], cwd=root, env=env)
+    run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(root / "venv")], cwd=root,
+        env=env)
     python = root / "venv" / "bin" / "python"
     run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--force-reinstall",
          "--no-index", "-q", str(wheel)], cwd=root, env=env)
