@@ -16,7 +16,6 @@ import sys
 import datasets
 import transformers
 from transformers import set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from .chat_mixture import load_chat_mixture
 from .collators import QwenAudioCollator
@@ -24,6 +23,7 @@ from .encoder_heads import attach_encoder_ctc_head, attach_encoder_position_head
 from .mixture import load_audio_mixture
 from .model_setup import frozen_modules_pattern, load_checkpoint, load_model, load_processor, set_trainable_modules
 from .pretrainer import QwenAudioPretrainer
+from .resume import resumable_checkpoint
 from .saving import save_and_push
 
 
@@ -49,19 +49,20 @@ def setup_logging(training_args, **arguments) -> None:
         logger.info(f"{name.capitalize()} parameters {value}")
 
 
-def last_checkpoint_of(training_args) -> str | None:
-    """The last `checkpoint-N` of `output_dir`, which the run resumes from unless `resume_from_checkpoint` is set."""
-    last_checkpoint = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
-    if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
-        logger.info(f"Checkpoint detected, resuming training at {last_checkpoint=}.")
-    return last_checkpoint
+def checkpoint_to_resume(training_args) -> str | None:
+    """`resume_from_checkpoint`, else the newest complete `checkpoint-N` of `output_dir`, checked before the trainer
+    reads it (`resume.resumable_checkpoint`: damaged ones are named and skipped); None starts from scratch."""
+    checkpoint = resumable_checkpoint(training_args.output_dir, training_args.resume_from_checkpoint)
+    if checkpoint is not None and training_args.resume_from_checkpoint is None:
+        logger.info(f"Checkpoint detected, resuming training at {checkpoint=}.")
+    return checkpoint
 
 
-def train_and_evaluate(trainer, training_args, last_checkpoint, train_samples=None, eval_dataset=None,
+def train_and_evaluate(trainer, training_args, checkpoint, train_samples=None, eval_dataset=None,
                        eval_samples=None) -> None:
-    """Trains (resuming where asked), saves the train metrics and state, then evaluates when `do_eval`."""
+    """Trains (resuming from `checkpoint`), saves the train metrics and state, then evaluates when `do_eval`."""
     logger.info("*** Train ***")
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint)
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
     metrics = train_result.metrics
     if train_samples is not None:
         metrics["train_samples"] = train_samples
@@ -86,7 +87,7 @@ def run_pretraining(mixture_args, model_args, training_args) -> QwenAudioPretrai
     setup_logging(training_args, model=model_args, data=mixture_args, training=training_args)
     # The collator reads the raw `audio`/`prompt`/`completion` columns and builds input ids and labels itself.
     training_args.remove_unused_columns = False
-    last_checkpoint = last_checkpoint_of(training_args)
+    checkpoint = checkpoint_to_resume(training_args)
 
     with training_args.main_process_first(desc="building the data mixture"):
         dataset = load_audio_mixture(mixture_args, seed=training_args.seed)
@@ -120,7 +121,7 @@ def run_pretraining(mixture_args, model_args, training_args) -> QwenAudioPretrai
         processing_class=processor,
     )
     train_and_evaluate(
-        trainer, training_args, last_checkpoint,
+        trainer, training_args, checkpoint,
         train_samples=None if mixture_args.streaming else len(dataset["train"]),
         eval_dataset=dataset["test"] if "test" in dataset else None,
     )
@@ -173,7 +174,7 @@ def run_sft(script_args, training_args, model_args, audio_args, mixture_args):
     # Keep every column for the collator, which builds the labels itself.
     training_args.remove_unused_columns = False
     training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
-    last_checkpoint = last_checkpoint_of(training_args)
+    checkpoint = checkpoint_to_resume(training_args)
 
     if mixture_args.chat_datasets:
         if script_args.dataset_name is not None:
@@ -231,7 +232,7 @@ def run_sft(script_args, training_args, model_args, audio_args, mixture_args):
 
     streaming = script_args.dataset_streaming
     train_and_evaluate(
-        trainer, training_args, last_checkpoint,
+        trainer, training_args, checkpoint,
         train_samples=None if streaming else len(dataset[train_split]),
         eval_dataset=trainer.eval_dataset,
         eval_samples=None if streaming or trainer.eval_dataset is None else len(dataset[test_split]),
