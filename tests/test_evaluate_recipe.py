@@ -27,7 +27,7 @@ def setup(tmp_path_factory):
     benchmark.write_text(
         f"name: tiny_sounds_small\ntask: classification\ndataset: {data}\ndataset_config: sounds\nsplit: test\n"
         "columns: {audio: audio, reference: label}\n"
-        'prompt: "<|startofanalysis|><|unknown|><|event|><|en|><|notimestamps|>"\nmax_new_tokens: 4\n'
+        'prompt: "<|startofanalysis|><|unknown|><|keyword|><|en|><|notimestamps|><|event|>"\nmax_new_tokens: 4\n'
     )
     return root, model, benchmark
 

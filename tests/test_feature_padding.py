@@ -15,7 +15,7 @@ from transformers_qwen_audio.training.model_setup import byte_level_processor, m
 
 
 TRANSCRIBE_PROMPT = "<|startoftranscript|><|en|><|transcribe|><|en|><|notimestamps|><|wo_itn|>"
-EVENT_PROMPT = "<|startofanalysis|><|unknown|><|event|><|en|><|notimestamps|>"
+EVENT_PROMPT = "<|startofanalysis|><|unknown|><|keyword|><|en|><|notimestamps|><|event|>"
 
 
 @pytest.fixture(scope="module")

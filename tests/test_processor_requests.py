@@ -114,7 +114,7 @@ def test_task_request_for_a_base_checkpoint(processor):
     timed = processor.apply_task_request("a.wav", task="transcribe", language="en", timestamps=True, chat_format="raw", tokenize=False)
     assert timed == "<audio>a.wav</audio><|startoftranscript|><|en|><|transcribe|><|en|><|timestamps|><|0.00|>"
     question = processor.apply_task_request(clip, prompt="What is it?", chat_format="raw", tokenize=False)
-    assert question == "<audio></audio><|startofanalysis|><|unknown|><|question|>What is it?<|answer|>"
+    assert question == "<audio></audio><|startofanalysis|><|en|><|question|>What is it?<|answer|>"  # as evaluate_aqa.py
 
 
 def test_task_request_for_a_chat_checkpoint(processor):
@@ -158,7 +158,7 @@ def test_processing_runs_on_the_processor_mixin_call(processor):
     [
         ({"task": "transcribe", "language": "en"}, "chat_format='raw'"),
         ({"task": "sing", "chat_format": "raw"}, "Unknown task"),
-        ({"task": "caption", "timestamps": True, "chat_format": "chatml"}, "timestamps=True"),
+        ({"task": "caption", "timestamps": True, "chat_format": "chatml"}, "`timestamps` only applies to"),
         ({"task": "caption", "prompt": "why?", "chat_format": "raw"}, "prompt"),
         ({"task": "caption", "caption_style": "clotho", "chat_format": "chatml"}, "caption_style"),
         ({"task": "transcribe", "chat_format": "raw"}, "unknown audio language"),

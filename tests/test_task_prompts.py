@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from transformers_qwen_audio.task_prompts import build_task_prompt, supported_tasks
+from transformers_qwen_audio.task_prompts import (
+    RELEASED_TASK_TAGS,
+    TASK_LAYOUTS,
+    build_task_prompt,
+    supported_tasks,
+    task_layout,
+)
 from transformers_qwen_audio.word_timestamps import parse_word_timestamps
 
 
@@ -58,8 +64,59 @@ def test_translation_and_itn_tags():
         == "<|startoftranscript|><|en|><|translate|><|zh|><|notimestamps|><|itn|>"
     )
     assert build_task_prompt("emotion_recognition", audio_language="zh") == (
-        "<|startofanalysis|><|zh|><|emotion_recognition|><|en|><|notimestamps|>"
+        "<|startofanalysis|><|zh|><|keyword|><|en|><|notimestamps|><|emotion_recognition|>"
     )
+
+
+# The prompts of QwenLM/Qwen-Audio eval_audio/evaluate_*.py, byte for byte (after `<audio>{}</audio>`), with the
+# slots filled as each script fills them; and the request that asks for the same here.
+ORIGINAL_EVALUATION_PROMPTS = [
+    ("evaluate_asr.py", "<|startoftranscript|><|{}|><|transcribe|><|{}|><|notimestamps|><|wo_itn|>", ("en", "en"),
+     {"task": "transcribe", "language": "en"}),
+    ("evaluate_asr.py", "<|startoftranscript|><|{}|><|transcribe|><|{}|><|notimestamps|><|wo_itn|>", ("zh", "zh"),
+     {"task": "transcribe", "language": "zh"}),
+    ("evaluate_st.py", "<|startoftranscript|><|{}|><|translate|><|{}|><|notimestamps|><|itn|>", ("en", "de"),
+     {"task": "translate", "language": "en", "output_language": "de"}),
+    ("evaluate_srwt.py", "<|startoftranscript|><|{}|><|transcribe|><|{}|><|timestamps|><|0.00|>", ("en", "en"),
+     {"task": "transcribe", "language": "en", "timestamps": True}),
+    ("evaluate_caption.py",
+     "<|startofanalysis|><|unknown|><|caption|><|en|><|notimestamps|><|caption_{}|>", ("clotho",),
+     {"task": "caption", "caption_style": "clotho"}),
+    ("evaluate_scene.py", "<|startofanalysis|><|unknown|><|keyword|><|en|><|notimestamps|><|scene|>", (),
+     {"task": "scene"}),
+    ("evaluate_emotion.py",
+     "<|startofanalysis|><|en|><|keyword|><|en|><|notimestamps|><|emotion_recognition|>", (),
+     {"task": "emotion_recognition"}),
+    ("evaluate_aqa.py", "<|startofanalysis|><|en|><|question|>{}<|answer|>", ("Are there waves?",),
+     {"task": "question", "prompt": "Are there waves?"}),
+    ("evaluate_vocal_sound.py",
+     "<|startofanalysis|><|en|><|keyword|><|en|><|notimestamps|><|vocal_classification|>", (),
+     {"task": "vocal_classification"}),
+    ("evaluate_note_analysis.py",
+     "<|startofanalysis|><|unknown|><|keyword|><|en|><|notimestamps|><|note_analysis|>", (),
+     {"task": "note_analysis"}),
+]
+
+
+@pytest.mark.parametrize("script, template, slots, request_kwargs", ORIGINAL_EVALUATION_PROMPTS,
+                         ids=[f"{case[0]}:{case[3]['task']}" for case in ORIGINAL_EVALUATION_PROMPTS])
+def test_every_shorthand_gives_the_prompt_of_the_original_evaluation(processor, script, template, slots,
+                                                                     request_kwargs):
+    expected = "<audio>clip.wav</audio>" + template.format(*slots)
+    # The processor of a base checkpoint (and so the pipeline's `task=` and the CLI's `transcribe`)...
+    assert processor.apply_task_request("clip.wav", chat_format="raw", tokenize=False, **request_kwargs) == expected
+    # ...and the table's own defaults, with nothing but the task and what the script fills in.
+    _, layout = task_layout(request_kwargs["task"])
+    assert layout.source.startswith("QwenLM/Qwen-Audio eval_audio/") and script in layout.source
+
+
+def test_analysis_tasks_use_the_released_task_tags(tokenizer):
+    for name, layout in TASK_LAYOUTS.items():
+        if name == "question":
+            continue
+        assert layout.task_tag in RELEASED_TASK_TAGS, name
+        assert layout.output_instruction is None or layout.output_instruction not in RELEASED_TASK_TAGS
+        assert layout.source.startswith("QwenLM/Qwen-Audio eval_audio/") or "no evaluation script" in layout.source
 
 
 def test_every_task_builds_with_tokens_of_the_vocabulary(tokenizer):
@@ -82,9 +139,9 @@ def test_every_task_builds_with_tokens_of_the_vocabulary(tokenizer):
         ({"task": "transcribe"}, "unknown audio language needs"),
         ({"task": "transcribe", "audio_language": "en", "output_language": "unknown"}, "Unknown output language"),
         ({"task": "caption", "itn": True}, "only applies to"),
-        ({"task": "transcribe", "audio_language": "en", "caption_style": "clotho"}, "caption task"),
+        ({"task": "transcribe", "audio_language": "en", "caption_style": "clotho"}, "only applies to caption,"),
         ({"task": "caption", "caption_style": "haiku"}, "Unknown caption style"),
-        ({"task": "caption", "timestamps": True}, "timestamps=True"),
+        ({"task": "caption", "timestamps": True}, "`timestamps` only applies to transcribe, translate, event"),
         ({"task": "question"}, "non-empty `question`"),
         ({"task": "transcribe", "audio_language": "en", "question": "why"}, "question"),
         ({"task": "transcribe", "audio_language": "en", "timestamps": True, "first_timestamp": 31.0}, "0.00 to 30.00"),
@@ -126,3 +183,36 @@ def test_parse_word_timestamps_open_ends():
 def test_parse_word_timestamps_type_error():
     with pytest.raises(TypeError, match="string"):
         parse_word_timestamps(42)
+
+
+BENCHMARK_REQUESTS = {
+    "aishell1_test": {"task": "transcribe", "language": "zh"},
+    "clotho": {"task": "caption", "caption_style": "clotho"},
+    "clothoaqa": {"task": "question", "prompt": "{question}"},
+    "cochlscene": {"task": "scene"},
+    "tut2017": {"task": "scene"},
+    "meld": {"task": "emotion_recognition"},
+    "nsynth": {"task": "note_analysis"},
+    "vocalsound": {"task": "vocal_classification"},
+    "tiny_sounds": {"task": "event"},
+    "tiny_srwt": {"task": "transcribe", "language": "en", "timestamps": True},
+    **{name: {"task": "transcribe", "language": "en"}
+       for name in ("librispeech_test_clean", "librispeech_test_other", "tiny_asr")},
+    **{f"covost2_{source}_{target}": {"task": "translate", "language": source, "output_language": target}
+       for source, target in [("de", "en"), ("en", "de"), ("en", "zh"), ("es", "en"), ("fr", "en"), ("it", "en"),
+                              ("zh", "en")]},
+}
+
+
+def test_every_benchmark_prompt_is_the_table_s_prompt_for_its_task(processor):
+    from transformers_qwen_audio.recipes import recipe_path
+
+    import yaml
+
+    folder = recipe_path("benchmarks/tiny_asr.yaml").parent
+    names = sorted(path.stem for path in folder.glob("*.yaml"))
+    assert names == sorted(BENCHMARK_REQUESTS)
+    for name in names:
+        prompt = yaml.safe_load((folder / f"{name}.yaml").read_text())["prompt"]
+        built = processor.apply_task_request("x", chat_format="raw", tokenize=False, **BENCHMARK_REQUESTS[name])
+        assert "<audio>x</audio>" + prompt == built, name

@@ -28,7 +28,7 @@ from .feature_extraction_qwen_audio import (
     num_mel_frames,
     split_into_windows,
 )
-from .task_prompts import QUESTION_TASKS, SPEECH_TASKS, build_task_prompt, chat_task_instruction
+from .task_prompts import QUESTION_TASKS, build_task_prompt, chat_task_instruction, task_layout
 from .tokenization_qwen_audio import (
     AUDIO_END_TOKEN,
     AUDIO_PAD_TOKEN,
@@ -553,13 +553,15 @@ class QwenAudioProcessor(ProcessorMixin):
             raise ValueError("`audio` must be a clip or a non-empty list of clips.")
 
         if chat_format == "raw":
-            speech_task = task.strip().strip("<|>").lower() in SPEECH_TASKS
+            # The released layout's defaults: the audio-language slot of the task, `<|wo_itn|>` to transcribe and
+            # `<|itn|>` to translate (none after timestamps, which the answer continues).
+            _, layout = task_layout(task)
             tags = build_task_prompt(
                 task,
-                audio_language=language or "unknown",
+                audio_language=language,
                 output_language=output_language,
                 timestamps=timestamps,
-                itn=False if speech_task and not timestamps else None,
+                itn=None if timestamps else layout.itn_default,
                 caption_style=caption_style,
                 question=prompt,
             )
