@@ -11,7 +11,9 @@ from huggingface_hub.repocard import metadata_load
 
 from transformers_qwen_audio.cards import render_card, template_names
 from transformers_qwen_audio.convert import converted_by_us, render_model_card
-from transformers_qwen_audio.evaluation import markdown_table, model_card_data
+from transformers_qwen_audio.evaluation import BenchmarkSpec, evaluate_checkpoint, markdown_table, model_card_data
+from transformers_qwen_audio.evaluation import runner
+from transformers_qwen_audio.tiny_checkpoint import build_released_checkpoint
 
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -82,6 +84,36 @@ def test_evaluated_card_holds_the_results_in_its_model_index(tmp_path):
                                                                          "audio-classification"}
     assert "model-index" in metadata_load(tmp_path / "README.md")
     assert loaded.text.startswith("\n# model\n") and "| tiny_sounds | accuracy | 1 | – | 100 |" in loaded.text
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return build_released_checkpoint(tmp_path_factory.mktemp("cards") / "model")
+
+
+@pytest.mark.parametrize("trained", [False, True], ids=["no card", "the trainer's card"])
+def test_the_evaluation_writes_its_results_into_the_checkpoints_card(checkpoint, monkeypatch, trained):
+    """What `evaluate_checkpoint(update_model_card=True)` does to a checkpoint (the main job's, after training)."""
+    card_path = checkpoint / "README.md"
+    card_path.unlink(missing_ok=True)
+    trainer_text = "\n# model\n\nThis model was trained from scratch on the data/tiny-multitask/speech dataset.\n"
+    if trained:
+        card_path.write_text("---\nlibrary_name: transformers\ntags:\n- pretraining\n---\n" + trainer_text)
+    by_name = {result["benchmark"]: {**result, "predictions": []} for result in RESULTS}
+    monkeypatch.setattr(runner, "run_benchmark", lambda model, processor, spec, *args, **kwargs: by_name[spec.name])
+    specs = [BenchmarkSpec(name=result["benchmark"], task=result["task"], dataset=result["dataset"], prompt="p",
+                           max_new_tokens=4, columns={"reference": "label", "words": "words"}) for result in RESULTS]
+    evaluate_checkpoint(str(checkpoint), specs, output_dir=str(checkpoint.parent / "eval"), update_model_card=True,
+                        progress=False)
+
+    card = ModelCard.load(card_path)
+    assert card.data.model_name == "model" and card.data.library_name == "transformers"
+    assert {(result.dataset_name, result.metric_name) for result in card.data.eval_results} == {
+        ("tiny_srwt", "wer"), ("tiny_srwt", "boundary_error"), ("tiny_sounds", "accuracy")}
+    if trained:
+        assert card.text == trainer_text and card.data.tags == ["pretraining"]
+    else:
+        assert card.text.startswith("\n# model\n") and "| tiny_srwt | wer ↓ | 0.068 | – | 200 |" in card.text
 
 
 def test_an_unknown_template_or_a_missing_field_is_refused():

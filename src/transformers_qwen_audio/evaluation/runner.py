@@ -191,9 +191,17 @@ def evaluate_checkpoint(
     if update_model_card:
         from huggingface_hub import ModelCard
 
+        from ..cards import render_card
+        from .results import markdown_table
+
         card_path = os.path.join(model_name_or_path, "README.md")
-        card = ModelCard.load(card_path) if os.path.isfile(card_path) else ModelCard("")
-        card.data.model_name = card.data.model_name or os.path.basename(os.path.normpath(model_name_or_path))
-        card.data.eval_results = model_card_data(results, card.data.model_name).eval_results
+        model_name = os.path.basename(os.path.normpath(model_name_or_path))
+        if os.path.isfile(card_path):  # e.g. the training recipe's card: its text stays, the results join its metadata
+            card = ModelCard.load(card_path)
+            card.data.model_name = card.data.model_name or model_name
+            card.data.eval_results = model_card_data(results, card.data.model_name).eval_results
+        else:
+            card = render_card("evaluated", model_card_data(results, model_name), model_name=model_name,
+                               results_table=markdown_table(results))
         card.save(card_path)
     return results
