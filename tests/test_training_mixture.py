@@ -66,6 +66,9 @@ def test_audiofolder_and_parquet_sources_become_released_format_rows(toy_root):
     parquet_row = next(row for row in data["train"] if "caption" in row["prompt"])
     assert parquet_row["audio"]["bytes"][:4] == b"RIFF" and parquet_row["completion"] in ("a rising chirp", "a falling chirp")
     assert all(row["length"] == round(row["duration"] * 100) > 0 for row in data["test"])
+    # Each row names its source and its index in that source's split (what a failing batch reports).
+    assert {row["source"] for row in data["test"]} == {str(toy_root / "tones"), str(toy_root / "chirps")}
+    assert sorted(row["row"] for row in data["test"] if row["source"].endswith("chirps")) == list(range(8))
 
 
 def test_long_clips_and_empty_targets_are_filtered_with_counts(jsonl_source, caplog):
@@ -75,6 +78,7 @@ def test_long_clips_and_empty_targets_are_filtered_with_counts(jsonl_source, cap
     with caplog.at_level(logging.INFO, logger="transformers_qwen_audio.training.mixture"):
         data = load_audio_mixture(mixture)
     assert [row["completion"] for row in data["train"]] == ["one"]
+    assert (data["train"][0]["source"], data["train"][0]["row"]) == (str(jsonl_source), 0)
     assert data["train"][0]["duration"] == pytest.approx(1.0)
     assert "1 of 3 rows kept; 1 clips over 30 s and 1 empty" in caplog.text
 
@@ -95,8 +99,8 @@ def test_streaming_mixture_yields_the_same_kind_of_rows(toy_root):
                                     streaming=True)
     rows = list(load_audio_mixture(mixture, seed=0)["train"].take(6))
     assert len(rows) == 6
-    assert all(set(row) == set(MIXTURE_FEATURES) == {"audio", "prompt", "completion", "transcript", "duration", "length"}
-               for row in rows)
+    assert all(set(row) == set(MIXTURE_FEATURES) == {"audio", "prompt", "completion", "transcript", "duration", "length",
+                                                     "source", "row"} for row in rows)
 
 
 def test_eval_split_size_holds_out_part_of_the_mixture(toy_root):

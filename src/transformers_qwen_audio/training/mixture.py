@@ -4,7 +4,8 @@
 # you may not use this file except in compliance with the License.
 """
 The multitask pre-training data mixture: several audio datasets, each with its columns and task tags, turned into
-one stream of `{"audio", "prompt", "completion", "transcript", "duration", "length"}` rows and mixed by weight.
+one stream of `{"audio", "prompt", "completion", "transcript", "duration", "length", "source", "row"}` rows and mixed
+by weight.
 
 Laid out like TRL's `DatasetMixtureConfig` (a `datasets:` list in the recipe YAML), with what audio needs on top:
 which columns hold the audio, the text and the word timestamps, the task tags of the source, and a sampling weight.
@@ -33,7 +34,8 @@ AUDIOFOLDER_METADATA = ("metadata.jsonl", "metadata.csv")
 LOCAL_DATA_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".arrow": "arrow"}
 # One row of the mixture. The audio is the `{"bytes", "path"}` struct of `Audio(decode=False)`, kept as a plain struct
 # because encoding `Audio` values in `datasets` needs torchcodec. `length` (10 ms log-mel frames of the clip) is what `train_sampling_strategy:
-# group_by_length` sorts by: the encoder's cost follows the clip's length, since it trims to the clip.
+# group_by_length` sorts by: the encoder's cost follows the clip's length, since it trims to the clip. `source` (the
+# source's label) and `row` (the row's index in that source's split) name a row that fails later, in the collator.
 MIXTURE_FEATURES = Features(
     {
         "audio": {"bytes": Value("binary"), "path": Value("string")},
@@ -42,6 +44,8 @@ MIXTURE_FEATURES = Features(
         "transcript": Value("string"),
         "duration": Value("float64"),
         "length": Value("int64"),
+        "source": Value("string"),
+        "row": Value("int64"),
     }
 )
 
@@ -65,6 +69,8 @@ class AudioDatasetSource(TaskTags):
     `itn` (true: `<|itn|>`, false: `<|wo_itn|>`, null: neither), `caption_style` (the task-specific tag of
     captioning: `clotho`, `audiocaps`, `plain`, `audioset_ontology`).
 
+    `source_name`: what the rows' `source` column and the log call the source (default: `path[/name]`).
+
     `weight`: relative sampling probability in the mixture. `max_samples`: keep only the first N rows (smoke runs).
     `encoder_ctc`: whether the rows carry a `transcript` for the auxiliary encoder CTC loss (`encoder_ctc_weight`);
     default: transcription sources (the target is the audio's own words, in order), not translation or the others.
@@ -76,6 +82,7 @@ class AudioDatasetSource(TaskTags):
     data_files: str | list | dict | None = None
     split: str = "train"
     eval_split: str | None = None
+    source_name: str | None = None
     audio_column: str = "audio"
     text_column: str | None = "text"
     words_column: str | None = None
@@ -117,7 +124,7 @@ class AudioDatasetSource(TaskTags):
 
     @property
     def label(self) -> str:
-        return "/".join(part for part in (self.path, self.name) if part)
+        return self.source_name or "/".join(part for part in (self.path, self.name) if part)
 
 
 @dataclass
@@ -297,6 +304,8 @@ def _to_mixture_rows(source: AudioDatasetSource, base_dir: str | None):
             "transcript": plain_transcript(source, row) if source.has_transcript else "",
             "duration": float(duration),
             "length": int(round(float(duration) * 100)),
+            "source": source.label,
+            "row": index,
         }
 
     return convert
