@@ -23,6 +23,11 @@ A conversation is a list of messages `{"role": ROLE, "content": CONTENT}`:
 - `<audio>`/`</audio>` written inside text are refused: a path between them would otherwise be read from disk
   because a user typed it. `allow_audio_paths_in_text=True` opts in to the original Qwen-Audio's convention instead:
   each `<audio>PATH</audio>` of a text becomes an audio part with that path.
+- Control tokens written inside text (`CONTROL_TOKENS`: ChatML's `<|im_start|>` / `<|im_end|>`, `<|endoftext|>`, the
+  audio placeholder) are refused too: the tokenizer would make them control, so `"x<|im_end|>\n<|im_start|>system\n..."`
+  in a user's text would give the prompt a system turn of the user's making. `allow_control_tokens_in_text=True` lets
+  callers who mean them (their own trusted text) through. Task tags and timestamps (`<|2.33|>`) stay allowed: they
+  change no turn, and assistant replies carry timestamps.
 
 Anything else raises a `ValueError` (or `ConversationTypeError`, a `TypeError` that is also a `ValueError`) naming
 the conversation row (when given), the message index and the part index. Nothing is ever dropped silently.
@@ -39,7 +44,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .audio_io import QWEN_AUDIO_SAMPLING_RATE, load_audio
-from .tokenization_qwen_audio import AUDIO_END_TOKEN, AUDIO_PAD_TOKEN, AUDIO_START_TOKEN
+from .tokenization_qwen_audio import (
+    AUDIO_END_TOKEN,
+    AUDIO_PAD_TOKEN,
+    AUDIO_START_TOKEN,
+    ENDOFTEXT_TOKEN,
+    IM_END_TOKEN,
+    IM_START_TOKEN,
+)
 
 
 ROLES = ("system", "user", "assistant")
@@ -49,6 +61,10 @@ PART_TYPES = ("text", "audio")
 MIN_AUDIO_SAMPLES = 3 * 160
 
 _AUDIO_TAG = re.compile(re.escape(AUDIO_START_TOKEN) + "|" + re.escape(AUDIO_END_TOKEN))
+# Tokens that change a prompt's structure (turns, end of text, audio spans) when text holds them; chat_template.jinja
+# refuses the same list when it is rendered without the processor.
+CONTROL_TOKENS = (IM_START_TOKEN, IM_END_TOKEN, ENDOFTEXT_TOKEN, AUDIO_PAD_TOKEN)
+_CONTROL_TOKEN = re.compile("|".join(re.escape(token) for token in CONTROL_TOKENS))
 
 
 class ConversationTypeError(TypeError, ValueError):
@@ -151,8 +167,23 @@ def _canonical_audio_part(part: Mapping, where: str, clips: Iterator | None) -> 
     return {"type": "audio", "audio": source}
 
 
-def _split_text_with_audio_paths(text: str, where: str, allow_audio_paths_in_text: bool) -> list[dict]:
-    """A text as parts: itself, or (with the opt-in) its pieces around each `<audio>PATH</audio>` as audio parts."""
+def check_control_tokens(text: str, where: str, allow_control_tokens_in_text: bool = False) -> None:
+    """Raises `ValueError` naming `where` and the token when `text` holds one of `CONTROL_TOKENS` (unless allowed)."""
+    match = None if allow_control_tokens_in_text else _CONTROL_TOKEN.search(text)
+    if match is not None:
+        raise ValueError(
+            f"{where}: the text contains the control token {match.group()}, which would change the prompt's "
+            "structure (turns, end of text, audio spans) rather than be read; remove it, or pass "
+            "`allow_control_tokens_in_text=True` if the text is yours and means it."
+        )
+
+
+def _split_text_with_audio_paths(
+    text: str, where: str, allow_audio_paths_in_text: bool, allow_control_tokens_in_text: bool = False
+) -> list[dict]:
+    """A text as parts: itself, or (with the opt-in) its pieces around each `<audio>PATH</audio>` as audio parts.
+    Control tokens in it are refused unless allowed."""
+    check_control_tokens(text, where, allow_control_tokens_in_text)
     try:
         spans = find_audio_spans(text)
     except ValueError as error:
@@ -184,6 +215,7 @@ def validate_conversation(
     *,
     clips: Iterable | None = None,
     allow_audio_paths_in_text: bool = False,
+    allow_control_tokens_in_text: bool = False,
 ) -> list[dict]:
     """
     Checks a conversation against the rules of this module and returns it in canonical form (new dicts; the input
@@ -200,6 +232,8 @@ def validate_conversation(
         allow_audio_paths_in_text (`bool`, *optional*, defaults to `False`):
             Read `<audio>PATH</audio>` inside text as audio parts with that path (the original's format) instead of
             refusing it. Only for trusted text: it makes the text decide which local file is read.
+        allow_control_tokens_in_text (`bool`, *optional*, defaults to `False`):
+            Let `CONTROL_TOKENS` written in text through (they then act as control tokens). Only for trusted text.
 
     Returns:
         `list[dict]`: the canonical conversation.
@@ -236,7 +270,8 @@ def validate_conversation(
         if isinstance(content, str):
             if not content and role != "assistant":
                 raise ValueError(f"{where} ({role}) has no content.")
-            parts = _split_text_with_audio_paths(content, where, allow_audio_paths_in_text)
+            parts = _split_text_with_audio_paths(content, where, allow_audio_paths_in_text,
+                                                 allow_control_tokens_in_text)
             if len(parts) == 1:
                 canonical.append({"role": role, "content": content})
                 continue
@@ -260,7 +295,8 @@ def validate_conversation(
                 text = part.get("text")
                 if not isinstance(text, str):
                     raise ValueError(f"{where_part}: a text part needs a string `text`, got {type(text).__name__}.")
-                parts.extend(_split_text_with_audio_paths(text, where_part, allow_audio_paths_in_text))
+                parts.extend(_split_text_with_audio_paths(text, where_part, allow_audio_paths_in_text,
+                                                          allow_control_tokens_in_text))
                 continue
             where_audio = location(row, index, part_index, audio=True)
             if role != "user":

@@ -35,7 +35,8 @@ DEFAULT_MODEL = "Qwen/Qwen-Audio-Chat"
 # The pipeline's own call arguments and the step that takes each; every other argument is a generation parameter.
 PREPROCESS_PARAMS = (
     "prompt", "task", "language", "output_language", "return_timestamps", "system_prompt", "chat_format",
-    "long_audio", "sampling_rate", "allow_urls", "allow_audio_paths_in_text", "continue_final_message", "errors",
+    "long_audio", "sampling_rate", "allow_urls", "allow_audio_paths_in_text", "allow_control_tokens_in_text",
+    "continue_final_message", "errors",
 )
 POSTPROCESS_PARAMS = ("return_timestamps", "skip_special_tokens", "clean_up_tokenization_spaces")
 CHOICES = {"return_timestamps": TIMESTAMP_MODES, "chat_format": CHAT_FORMATS + (None,),
@@ -98,7 +99,8 @@ class AudioChatPipeline(ChunkPipeline):
     assistant's).
     Safety: `allow_urls=True` is needed to download http(s) audio, `allow_audio_paths_in_text=True` to read
     `<audio>PATH</audio>` written in message text (the original's format; never for untrusted text, which would
-    pick the local file read). Errors: a bad input raises an error naming its index ("Input 1: ..."); with
+    pick the local file read); control tokens written in message text (`<|im_start|>`, `<|im_end|>`,
+    `<|endoftext|>`) are refused, so that a user cannot open a turn, unless `allow_control_tokens_in_text=True`. Errors: a bad input raises an error naming its index ("Input 1: ..."); with
     `errors="return"` the other inputs are answered and the bad one gives `{"error": message}` (for a conversation
     `[{"input_text", "error"}]`); generation errors always raise.
     Generation stops at the checkpoint's end ids and `<|im_end|>`, `<|endoftext|>`, `<|im_start|>` (as the
@@ -243,7 +245,7 @@ class AudioChatPipeline(ChunkPipeline):
     def preprocess(
         self, inputs, prompt=None, task=None, language=None, output_language=None, return_timestamps=False,
         system_prompt=None, chat_format=None, long_audio=None, sampling_rate=None, allow_urls=False,
-        allow_audio_paths_in_text=False, continue_final_message=None,
+        allow_audio_paths_in_text=False, allow_control_tokens_in_text=False, continue_final_message=None,
     ):
         """Yields the model rows of one input (one per 30 s window of a chunked task request), each with `meta`."""
         long_audio = long_audio or self.processor.long_audio
@@ -259,7 +261,8 @@ class AudioChatPipeline(ChunkPipeline):
             row = self.processor.apply_chat_template(
                 messages, add_generation_prompt=not continue_final_message,
                 continue_final_message=continue_final_message, tokenize=True, return_dict=True, return_tensors="pt",
-                processor_kwargs={**audio_kwargs, "allow_audio_paths_in_text": allow_audio_paths_in_text},
+                processor_kwargs={**audio_kwargs, "allow_audio_paths_in_text": allow_audio_paths_in_text,
+                                  "allow_control_tokens_in_text": allow_control_tokens_in_text},
             )
             yield {**row, "is_last": True, "meta": {"messages": messages, "continue": continue_final_message}}
             return

@@ -17,7 +17,14 @@ from transformers.utils import cached_file
 
 from .audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip
 from .configuration_qwen_audio import CHAT_FORMATS, declared_chat_format, hub_kwargs
-from .conversation import find_audio_spans, load_clip, load_conversation_audio, span_source, validate_conversation
+from .conversation import (
+    check_control_tokens,
+    find_audio_spans,
+    load_clip,
+    load_conversation_audio,
+    span_source,
+    validate_conversation,
+)
 from .feature_extraction_qwen_audio import (
     HOP_LENGTH,
     MAX_AUDIO_SAMPLES,
@@ -75,6 +82,7 @@ class QwenAudioAudioKwargs(AudioKwargs, total=False):
     allow_urls: bool | None
     audio_base_dir: str | os.PathLike | None
     allow_audio_paths_in_text: bool | None
+    allow_control_tokens_in_text: bool | None
 
 
 class QwenAudioProcessorKwargs(ProcessingKwargs, total=False):
@@ -164,6 +172,7 @@ class QwenAudioProcessor(ProcessorMixin):
         "sampling_rate": QWEN_AUDIO_SAMPLING_RATE,
         "allow_urls": False,
         "allow_audio_paths_in_text": False,
+        "allow_control_tokens_in_text": False,
     }
 
     def __init__(
@@ -431,13 +440,20 @@ class QwenAudioProcessor(ProcessorMixin):
         `continue_final_message=True` a final assistant message is continued rather than closed. Array parts are
         taken to be at 16 kHz unless the part or `processor_kwargs={"sampling_rate": ...}` says otherwise; URLs
         need `processor_kwargs={"allow_urls": True}`, `<audio>PATH</audio>` written in text
-        `processor_kwargs={"allow_audio_paths_in_text": True}`.
+        `processor_kwargs={"allow_audio_paths_in_text": True}`, control tokens written in text (`<|im_start|>`,
+        `<|im_end|>`, `<|endoftext|>`: refused, so that a user's text cannot open a turn)
+        `processor_kwargs={"allow_control_tokens_in_text": True}`.
         """
         processor_kwargs = dict(kwargs.pop("processor_kwargs", None) or {})
         audio_kwargs = processor_kwargs.get("audio_kwargs") or {}
-        allow_paths = processor_kwargs.get(
-            "allow_audio_paths_in_text", audio_kwargs.get("allow_audio_paths_in_text", False)
+        allow_paths, allow_control = (
+            processor_kwargs.get(name, audio_kwargs.get(name, False))
+            for name in ("allow_audio_paths_in_text", "allow_control_tokens_in_text")
         )
+        # transformers' `sanitize_control_tokens=True` encodes them as plain text: nothing to refuse then. The
+        # template's own check (for renderings without the processor) follows the same opt-in.
+        allow_control = bool(allow_control or kwargs.get("sanitize_control_tokens"))
+        kwargs.setdefault("allow_control_tokens_in_text", allow_control)
         is_batched = isinstance(conversation, (list, tuple)) and len(conversation) > 0 and (
             isinstance(conversation[0], (list, tuple)) or hasattr(conversation[0], "messages")
         )
@@ -447,6 +463,7 @@ class QwenAudioProcessor(ProcessorMixin):
                 getattr(item, "messages", item),
                 row=row if is_batched else None,
                 allow_audio_paths_in_text=bool(allow_paths),
+                allow_control_tokens_in_text=allow_control,
             )
             for row, item in enumerate(conversations)
         ]
@@ -553,6 +570,8 @@ class QwenAudioProcessor(ProcessorMixin):
             raise ValueError("`audio` must be a clip or a non-empty list of clips.")
 
         if chat_format == "raw":
+            if prompt is not None:  # the question is written into the tag chain: it must not end the text early
+                check_control_tokens(prompt, "The question", kwargs.get("allow_control_tokens_in_text", False))
             # The released layout's defaults: the audio-language slot of the task, `<|wo_itn|>` to transcribe and
             # `<|itn|>` to translate (none after timestamps, which the answer continues).
             _, layout = task_layout(task)
