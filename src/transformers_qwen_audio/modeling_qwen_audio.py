@@ -233,10 +233,20 @@ def logn_query_scale(position_ids: torch.Tensor, seq_length: int) -> torch.Tenso
 PROMPT_STATE = "qwen_audio_ntk_alphas"
 
 
+def keeps_no_length(cache) -> bool:
+    """Whether `cache` packs several requests and keeps no length of its own: transformers' `PagedAttentionCache` of
+    continuous batching (`generate_batch`, `transformers serve`), which has no `get_seq_length`. Requests are then told
+    apart by their positions, which restart at 0 for each."""
+    return cache is not None and not hasattr(cache, "get_seq_length")
+
+
 def host_cache_length(cache: Cache | None) -> int | None:
-    """The cached length when the host knows it without a device sync (DynamicCache), else None (StaticCache)."""
+    """The cached length when the host knows it without a device sync (DynamicCache), else None (StaticCache, and
+    the paged cache of continuous batching)."""
     if cache is None:
         return 0
+    if keeps_no_length(cache):
+        return None
     length = cache.get_seq_length()
     return None if isinstance(length, torch.Tensor) else length
 
@@ -247,13 +257,20 @@ def host_max_key_length(cache: Cache | None, query_length: int) -> int | None:
     length = host_cache_length(cache)
     if length is not None:
         return length + query_length
+    if keeps_no_length(cache):
+        return None
     capacity = cache.get_max_length()
     return capacity if capacity > 0 else None
 
 
 def is_prefill(cache: Cache | None) -> bool:
-    """Whether this forward brings the prompt, decided on the host: from the cached length where the host knows it,
-    else from the prompt state the decoder leaves on the cache at prefill."""
+    """Whether this forward brings the prompt of one generation, decided on the host: from the cached length where
+    the host knows it, else from the prompt state the decoder leaves on the cache at prefill. Never under continuous
+    batching (`keeps_no_length`): a packed forward mixes prompt chunks and decoding steps of several requests, so
+    nothing is kept per generation (no NTK alphas: dynamic NTK past `seq_length` is not applied there) and each
+    token's log-n scale comes from its own position."""
+    if keeps_no_length(cache):
+        return False
     length = host_cache_length(cache)
     if length is not None:
         return length == 0
@@ -446,7 +463,7 @@ class QwenAudioTextModel(QwenAudioPreTrainedModel, Qwen2Model):
 
 def positions_from_attention_mask(attention_mask, cache, query_length: int, device) -> torch.Tensor:
     """Rotary positions that ignore left padding: position = number of real tokens before this one."""
-    past_length = cache.get_seq_length() if cache is not None else 0
+    past_length = host_cache_length(cache) or 0
     if isinstance(attention_mask, torch.Tensor) and attention_mask.dim() == 2:
         position_ids = attention_mask.long().cumsum(-1) - 1
         position_ids = position_ids.masked_fill(attention_mask == 0, 0)
@@ -639,12 +656,20 @@ class QwenAudioModel(QwenAudioPreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
 
+        if input_features is not None and keeps_no_length(cache):
+            raise NotImplementedError(
+                "Continuous batching (generate_batch) runs text-only requests here: transformers' paged scheduler "
+                "does not yet hand a model each request's clips. Use generate() for audio."
+            )
         if input_features is not None and prefill:
+            # Checked before the spans are matched to the clips, so that a malformed clip is named as such.
             check_audio_features(input_features, feature_attention_mask, self.config.audio_config)
             span_mask, sequence_ids = self.get_placeholder_mask(
                 input_ids, inputs_embeds, input_features, feature_attention_mask, position_ids
             )
-            audio_embeds = self._encode_audio(input_features, feature_attention_mask, sequence_ids).pooler_output
+            audio_embeds = self.get_audio_features(
+                input_features, feature_attention_mask, audio_sequence_ids=sequence_ids
+            ).pooler_output
             inputs_embeds = inputs_embeds.masked_scatter(span_mask, audio_embeds.to(inputs_embeds))
         elif input_ids is not None and prefill and (input_ids == self.config.audio_start_id).any():
             raise ValueError(
