@@ -11,7 +11,9 @@ clips are paths here and `Audio` structs there), which `interleave_datasets` nee
 its example in JSON (`messages`, or TRL's conversational `prompt`/`completion`) with its audio parts left without a
 source, plus an `audios` column of `{"path", "bytes"}` clips in part order; a format transform turns the JSON back
 into the example on access, and the collator fills the audio parts from `audios`, in order, as it does for any
-dataset with an `audios` column.
+dataset with an `audios` column. `Audio` columns are read at `decode=False` (`datasets` would decode with
+torchcodec; the collator decodes with `load_audio`); locations are those of the pre-training sources (a Hub id with
+`data_files` reads the repository's files, `data_roots` rewrites prefixes).
 """
 
 import io
@@ -26,7 +28,7 @@ from datasets import Features, List, Value, concatenate_datasets, interleave_dat
 
 from ..audio_io import QWEN_AUDIO_SAMPLING_RATE, load_audio
 from ..conversation import validate_conversation
-from .mixture import _load_split, _local_base_dir
+from .mixture import _load_split, _local_base_dir, located, without_audio_decoding
 
 
 logger = logging.getLogger(__name__)
@@ -67,6 +69,11 @@ class ChatMixtureArguments:
     chat_datasets: list[ChatDatasetSource] = field(
         default_factory=list,
         metadata={"help": "Chat data sources with weights (see `ChatDatasetSource`); set them in the YAML."},
+    )
+
+    data_roots: dict | None = field(
+        default=None,
+        metadata={"help": "Prefix rewrites of every chat source location (as the pre-training mixture's `data_roots`)."},
     )
 
     def __post_init__(self):
@@ -135,8 +142,9 @@ def decode_chat_rows(batch: dict) -> dict:
     return decoded
 
 
-def load_chat_source(source: ChatDatasetSource, split: str, streaming: bool = False):
-    dataset = _load_split(source, split, streaming)
+def load_chat_source(source: ChatDatasetSource, split: str, streaming: bool = False, data_roots: dict | None = None):
+    source = located(source, data_roots)
+    dataset = without_audio_decoding(_load_split(source, split, streaming))
     if source.max_samples is not None:
         dataset = dataset.take(source.max_samples) if streaming else dataset.select(
             range(min(source.max_samples, len(dataset))))
@@ -154,13 +162,16 @@ def load_chat_mixture(mixture: ChatMixtureArguments, seed: int = 42, streaming: 
     access to the collator's formats."""
     if not mixture.chat_datasets:
         raise ValueError("The chat mixture has no sources: set `chat_datasets:` in the recipe YAML.")
-    parts = [load_chat_source(source, source.split, streaming) for source in mixture.chat_datasets]
+    parts = [load_chat_source(source, source.split, streaming, mixture.data_roots) for source in mixture.chat_datasets]
     weights = [source.weight for source in mixture.chat_datasets]
     train = parts[0] if len(parts) == 1 else interleave_datasets(
         parts, probabilities=[weight / sum(weights) for weight in weights], seed=seed, stopping_strategy="all_exhausted"
     )
     splits = {"train": train}
-    held_out = [load_chat_source(s, s.eval_split, streaming) for s in mixture.chat_datasets if s.eval_split]
+    held_out = [
+        load_chat_source(source, source.eval_split, streaming, mixture.data_roots)
+        for source in mixture.chat_datasets if source.eval_split
+    ]
     if held_out:
         splits["test"] = concatenate_datasets(held_out) if len(held_out) > 1 else held_out[0]
     if streaming:
@@ -169,4 +180,4 @@ def load_chat_mixture(mixture: ChatMixtureArguments, seed: int = 42, streaming: 
     return datasets.DatasetDict({name: data.with_transform(decode_chat_rows) for name, data in splits.items()})
 
 
-__all__ = ["ChatDatasetSource", "ChatMixtureArguments", "decode_chat_rows", "load_chat_mixture"]
+__all__ = ["ChatDatasetSource", "ChatMixtureArguments", "decode_chat_rows", "load_chat_mixture", "load_chat_source"]
