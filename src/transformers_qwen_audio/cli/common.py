@@ -211,9 +211,31 @@ def add_recipe_parser(subcommands, name: str, run, help: str) -> argparse.Argume
     return parser
 
 
+def packaged_config(argv: list[str]) -> list[str]:
+    """`--config NAME` where NAME is no file here but a packaged recipe (`tiny/pretrain.yaml`,
+    `benchmarks/tiny_asr.yaml`) becomes that recipe's path, so an installed package runs its recipes by name."""
+    from ..recipes import recipe_path
+
+    argv = list(argv)
+    for index, argument in enumerate(argv):
+        option, equals, value = argument.partition("=")
+        if option != "--config":
+            continue
+        if not equals:
+            index, value = index + 1, argv[index + 1] if index + 1 < len(argv) else None
+        if value and not os.path.exists(value) and value.endswith((".yaml", ".yml")):
+            try:
+                packaged = str(recipe_path(value))
+            except (FileNotFoundError, ValueError):
+                continue  # the recipe reports the missing file itself
+            argv[index] = f"--config={packaged}" if equals else packaged
+    return argv
+
+
 def run_recipe(recipe_main, args) -> int:
-    """Runs `recipe_main(argv)` with the arguments the command line forwarded; its status, 0 when it returns none."""
-    status = recipe_main(getattr(args, FORWARDED_ARGUMENTS))
+    """Runs `recipe_main(argv)` with the arguments the command line forwarded (a packaged recipe named by
+    `--config`, see `packaged_config`); its status, 0 when it returns none."""
+    status = recipe_main(packaged_config(getattr(args, FORWARDED_ARGUMENTS)))
     return EXIT_OK if status is None else status
 
 
