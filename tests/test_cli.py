@@ -140,3 +140,25 @@ def test_unknown_options_of_other_commands_stay_usage_errors(capsys):
         cli.main(["convert", "src", "dst", "--no-such-option"])
     assert exit_info.value.code == 2
     assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("form", ["separate", "equals"])
+def test_recipe_commands_find_packaged_recipes_by_name(form, monkeypatch, tmp_path):
+    """`qwen-audio pretrain --config tiny/pretrain.yaml` runs the packaged recipe from any folder; a file of that
+    name in the working folder wins; an unknown name reaches the recipe unchanged (which names the missing file)."""
+    from transformers_qwen_audio.recipes import recipe_path
+
+    recipe = importlib.import_module("transformers_qwen_audio.recipes.pretrain")
+    seen = []
+    monkeypatch.setattr(recipe, "main", lambda argv: seen.append(argv))
+    monkeypatch.chdir(tmp_path)
+
+    def run(name):
+        cli.main(["pretrain", *(["--config", name] if form == "separate" else [f"--config={name}"]), "--max_steps", "1"])
+        return seen[-1][1] if form == "separate" else seen[-1][0].partition("=")[2]
+
+    assert run("tiny/pretrain.yaml") == str(recipe_path("tiny/pretrain.yaml"))
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "pretrain.yaml").write_text("max_steps: 1\n")
+    assert run("tiny/pretrain.yaml") == "tiny/pretrain.yaml"
+    assert run("nowhere/missing.yaml") == "nowhere/missing.yaml"
