@@ -20,7 +20,12 @@ at the edges.
 
 Both take `transcribe_windows(windows) -> list[list[word]]`: word chunks `{"text", "timestamp": (start, end)}` relative
 to each window, as `pipeline("audio-chat")(..., task="transcribe", return_timestamps="word")` gives them. That keeps
-this module free of the model, and testable on constructed timestamps.
+this module free of the model, and testable on constructed timestamps. A missing time (text the model wrote before
+its first or after its last timestamp) is completed from the neighbouring words and the window's edges.
+
+`LiveTranscript` is the same idea for a stream (the web demo's microphone, the server's WebSocket): a rolling buffer
+transcribed with word timestamps as audio arrives; a word is final once the model has heard the pause after it, and
+the buffer is cut there.
 """
 
 from collections.abc import Callable, Sequence
@@ -49,11 +54,49 @@ def _shifted(words: Sequence[Word], offset: float) -> list[Word]:
             for word in words]
 
 
-def _check_window_result(words, index: int) -> list[Word]:
+def _check_window_result(words, index: int, window_seconds: float) -> list[Word]:
     if not isinstance(words, list):
         raise TypeError(f"transcribe_windows must return one list of words per window; window {index} got "
                         f"{type(words).__name__}.")
-    return words
+    return complete_times(words, window_seconds)
+
+
+def complete_times(words: Sequence[Word], window_seconds: float) -> list[Word]:
+    """
+    The words with every time inside the window, and none missing: a missing start takes the previous word's end
+    (0 for the first), a missing end the next word's start (the window's end for the last: an open word may be cut).
+    """
+    completed, previous_end = [], 0.0
+    for index, word in enumerate(words):
+        start, end = word["timestamp"]
+        start = previous_end if start is None else min(max(float(start), 0.0), window_seconds)
+        if end is None:
+            following = next((later["timestamp"][0] for later in words[index + 1:]
+                              if later["timestamp"][0] is not None), None)
+            end = window_seconds if following is None else following
+        end = min(max(float(end), start), window_seconds)
+        completed.append({**word, "timestamp": (start, end)})
+        previous_end = end
+    return completed
+
+
+def words_text(words: Sequence[Word], separator: str = " ") -> str:
+    """The running text of word chunks (`separator`: `word_timestamps.word_separator(language)`)."""
+    return separator.join(word["text"] for word in words if word["text"])
+
+
+def words_to_segments(words: Sequence[Word], separator: str = " ", max_gap: float = 0.0) -> list[Word]:
+    """Segment chunks (as `return_timestamps=True` gives them) from word chunks: runs of words cut where one word's
+    end and the next one's start are more than `max_gap` seconds apart."""
+    segments: list[Word] = []
+    for word in words:
+        start, end = word["timestamp"]
+        if segments and start - segments[-1]["timestamp"][1] <= max_gap:
+            segments[-1] = {"text": segments[-1]["text"] + separator + word["text"],
+                            "timestamp": (segments[-1]["timestamp"][0], end)}
+        else:
+            segments.append({"text": word["text"], "timestamp": (start, end)})
+    return segments
 
 
 def sequential_long_form(
@@ -85,7 +128,7 @@ def sequential_long_form(
         if len(transcribed) != len(windows):
             raise ValueError(f"transcribe_windows returned {len(transcribed)} results for {len(windows)} windows.")
         for index, piece, words in zip(active, windows, transcribed):
-            words = _check_window_result(words, index)
+            words = _check_window_result(words, index, len(piece) / sampling_rate)
             offset = starts[index] / sampling_rate
             is_last = starts[index] + len(piece) >= len(waveforms[index])
             if is_last:
@@ -93,10 +136,11 @@ def sequential_long_form(
             else:
                 limit = len(piece) / sampling_rate - tail_seconds
                 kept = [word for word in words if word["timestamp"][1] <= limit]
-                # The next window starts at the last kept word's end; with none kept (silence, or one word longer
-                # than the window), after the settled part of this one, so that the loop always advances.
-                advance = int(kept[-1]["timestamp"][1] * sampling_rate) if kept else int(limit * sampling_rate)
-                advance = max(advance, int(MIN_WINDOW_SECONDS * sampling_rate))
+                # The next window starts at the kept words' last end (a damaged model may write times out of
+                # order); with none kept (silence, or one word longer than the window), after the settled part of
+                # this one, so that the loop always advances.
+                settled = max(word["timestamp"][1] for word in kept) if kept else limit
+                advance = max(int(settled * sampling_rate), int(MIN_WINDOW_SECONDS * sampling_rate))
             results[index].extend(_shifted(kept, offset))
             starts[index] += advance
             if progress is not None:
@@ -178,7 +222,8 @@ def vad_long_form(
         if len(transcribed) != len(batch):
             raise ValueError(f"transcribe_windows returned {len(transcribed)} results for {len(batch)} windows.")
         for (index, begin, end), words in zip(batch, transcribed):
-            results[index].extend(_shifted(_check_window_result(words, index), begin / sampling_rate))
+            words = _check_window_result(words, index, (end - begin) / sampling_rate)
+            results[index].extend(_shifted(words, begin / sampling_rate))
             if progress is not None:
                 progress((end - begin) / sampling_rate)
     return results
@@ -198,5 +243,108 @@ def long_form_words(
     raise ValueError(f"Unknown long-form method {method!r}; expected one of {', '.join(LONG_FORM_METHODS)}.")
 
 
-__all__ = ["LONG_FORM_METHODS", "long_form_words", "sequential_long_form", "speech_segments", "vad_long_form",
-           "windows_at_pauses"]
+# Live transcription: how often the buffer is heard again, and how long a pause makes the words before it final.
+LIVE_STEP_SECONDS = 1.0
+LIVE_PAUSE_SECONDS = 0.2
+
+
+class LiveTranscript:
+    """
+    The transcript of an audio stream so far, from a rolling buffer heard again every `step_seconds` of new audio.
+
+    Model-free, so that a synchronous caller (the web demo) and an asynchronous one (the server's WebSocket) drive it
+    alike: `push(samples)` adds audio; when `due()`, transcribe `window()` with word timestamps (relative to it) and
+    hand the words to `settle(words)`, which returns the words that became final. A word is final when it ends
+    before the buffer's last `tail_seconds` and a pause of `pause_seconds` follows it (the model has heard that it
+    is over); the buffer is then cut after it. A buffer that would outgrow the model's window is cut at its settled
+    part whatever follows. At the end of the stream, `finish()` makes every word heard final. Times are on the
+    stream's time line; `final` and `partial` hold the words so far.
+    """
+
+    def __init__(self, sampling_rate: int = QWEN_AUDIO_SAMPLING_RATE, tail_seconds: float = TAIL_SECONDS,
+                 pause_seconds: float = LIVE_PAUSE_SECONDS, step_seconds: float = LIVE_STEP_SECONDS,
+                 window_seconds: float = WINDOW_SECONDS):
+        if not (step_seconds > 0 and tail_seconds >= 0 and step_seconds + tail_seconds < window_seconds):
+            raise ValueError(f"`step_seconds` ({step_seconds}) and `tail_seconds` ({tail_seconds}) must be positive "
+                             f"and together shorter than the window ({window_seconds} s).")
+        self.sampling_rate = sampling_rate
+        self.tail_seconds, self.pause_seconds = tail_seconds, pause_seconds
+        self.step = int(step_seconds * sampling_rate)
+        self.window = int(window_seconds * sampling_rate)
+        self.buffer = np.zeros(0, np.float32)
+        self.buffer_start = 0  # where the buffer starts on the stream's time line, in samples
+        self.unheard = 0  # samples pushed since the buffer was last transcribed
+        self.finishing = False
+        self.final: list[Word] = []
+        self.partial: list[Word] = []
+
+    @property
+    def seconds(self) -> float:
+        """How much audio the stream has brought so far."""
+        return (self.buffer_start + len(self.buffer)) / self.sampling_rate
+
+    def push(self, samples: np.ndarray) -> None:
+        samples = np.asarray(samples, dtype=np.float32)
+        if samples.ndim != 1:
+            raise ValueError(f"Live audio must be mono samples (1-D), got shape {samples.shape}.")
+        self.buffer = np.concatenate([self.buffer, samples])
+        self.unheard += len(samples)
+
+    def finish(self) -> None:
+        """The stream has ended: what is left is transcribed once more (while `due()`) and all of it is final."""
+        self.finishing = True
+
+    def due(self) -> bool:
+        """Whether the buffer should be transcribed now."""
+        if self.finishing:
+            return len(self.buffer) >= MIN_WINDOW_SECONDS * self.sampling_rate
+        return self.unheard >= self.step or len(self.buffer) > self.window - self.step
+
+    def window_audio(self) -> np.ndarray:
+        """The audio to transcribe: the buffer, or its first window-long part."""
+        return self.buffer[: self.window]
+
+    def settle(self, words: Sequence[Word]) -> list[Word]:
+        """Takes the words of `window_audio()` (relative times) and returns those that became final (stream times)."""
+        heard = min(len(self.buffer), self.window) / self.sampling_rate
+        words = _check_window_result(words, 0, heard)
+        self.unheard = 0
+        if self.finishing and len(self.buffer) <= self.window:
+            count, cut = len(words), len(self.buffer)
+        else:
+            count, cut = self._settled(words, heard)
+        offset = self.buffer_start / self.sampling_rate
+        finals = _shifted(words[:count], offset)
+        self.final.extend(finals)
+        self.buffer = self.buffer[cut:]
+        self.buffer_start += cut
+        self.partial = _shifted(words[count:], offset) if len(self.buffer) else []
+        if len(self.buffer) < MIN_WINDOW_SECONDS * self.sampling_rate and self.finishing:
+            self.buffer_start += len(self.buffer)  # too short to hear: the stream's end
+            self.buffer = self.buffer[:0]
+        return finals
+
+    def _settled(self, words: list[Word], heard: float) -> tuple[int, int]:
+        """How many words are final, and where (in samples) the buffer is cut."""
+        limit = heard - self.tail_seconds
+        count = 0
+        for index, word in enumerate(words):
+            end = word["timestamp"][1]
+            if end > limit:
+                break
+            following = words[index + 1]["timestamp"][0] if index + 1 < len(words) else heard
+            if following - end >= self.pause_seconds:
+                count = index + 1
+        full = len(self.buffer) > self.window - self.step
+        if full and count == 0:  # no pause heard in a whole window: cut at its settled part all the same
+            count = sum(1 for word in words if word["timestamp"][1] <= limit)
+            if count == 0:
+                return 0, int(limit * self.sampling_rate)
+        if count == 0:
+            return 0, 0
+        cut = max(word["timestamp"][1] for word in words[:count])
+        return count, int(cut * self.sampling_rate)
+
+
+__all__ = ["LONG_FORM_METHODS", "LiveTranscript", "complete_times", "long_form_words", "sequential_long_form",
+           "speech_segments", "vad_long_form", "windows_at_pauses", "words_text", "words_to_segments"]

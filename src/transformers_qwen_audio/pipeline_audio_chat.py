@@ -19,7 +19,9 @@ from .audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip
 from .conversation import is_conversation, is_message, load_clip
 from .configuration_qwen_audio import CHAT_FORMATS
 from .feature_extraction_qwen_audio import MAX_AUDIO_SECONDS, split_into_windows
+from .long_form import LONG_FORM_METHODS, long_form_words, words_text, words_to_segments
 from .processing_qwen_audio import LONG_AUDIO_MODES, TIMESTAMP_MODES
+from .word_timestamps import word_separator
 from .transformers_internals import (
     ChunkPipeline,
     PipelineChunkIterator,
@@ -40,7 +42,7 @@ PREPROCESS_PARAMS = (
 )
 POSTPROCESS_PARAMS = ("return_timestamps", "skip_special_tokens", "clean_up_tokenization_spaces")
 CHOICES = {"return_timestamps": TIMESTAMP_MODES, "chat_format": CHAT_FORMATS + (None,),
-           "long_audio": LONG_AUDIO_MODES + (None,), "errors": ("raise", "return", None)}
+           "long_audio": LONG_AUDIO_MODES + LONG_FORM_METHODS + (None,), "errors": ("raise", "return", None)}
 
 
 class DefaultCheckpoint(os.PathLike):
@@ -94,9 +96,11 @@ class AudioChatPipeline(ChunkPipeline):
     `system_prompt`; `return_timestamps`: `"word"` gives word chunks, `True` (or `"segment"`) segment chunks (runs of
     words cut at silences and windows), as in the ASR pipeline; `chat_format`: `"chatml"` (chat) or `"raw"` (base
     checkpoint: hierarchical task tags), by default the processor's, else the checkpoint's generation config's, else
-    chat; `long_audio`: `"truncate"` (first 30 s) or `"chunk"` (a task per 30 s window, on the recording's time
-    line); `sampling_rate` of bare arrays (16000); `continue_final_message` (default: when the last message is the
-    assistant's).
+    chat; `long_audio`: `"truncate"` (first 30 s), `"chunk"` (a task per 30 s window, on the recording's time line:
+    the fastest), or, for task requests with word timestamps (transcription), `"sequential"` (each window starts
+    where the previous one's last whole word ended) or `"vad"` (windows end in pauses found by silero-vad, the `vad`
+    extra), see `long_form` (`progress_callback(seconds)` follows them); `sampling_rate` of bare arrays (16000);
+    `continue_final_message` (default: when the last message is the assistant's).
     Safety: `allow_urls=True` is needed to download http(s) audio, `allow_audio_paths_in_text=True` to read
     `<audio>PATH</audio>` written in message text (the original's format; never for untrusted text, which would
     pick the local file read); control tokens written in message text (`<|im_start|>`, `<|im_end|>`,
@@ -211,7 +215,61 @@ class AudioChatPipeline(ChunkPipeline):
             inputs = np.asarray(inputs, np.float32) if is_single_clip(inputs) else [_as_chat(item) for item in inputs]
         elif hasattr(inputs, "__next__") and hasattr(inputs, "send"):  # a generator stays one, consumed lazily
             inputs = (_as_chat(item) for item in inputs)
+        method = kwargs.get("long_audio") or self._preprocess_params.get("long_audio")
+        if method in LONG_FORM_METHODS:
+            return self._long_form(inputs, **kwargs)
         return super().__call__(inputs, **kwargs)
+
+    def _long_form(self, inputs, long_audio, batch_size=None, progress_callback=None, errors="raise", **kwargs):
+        """
+        `long_audio="sequential"` or `"vad"`: a driver over the pipeline's own window calls, since a ChunkPipeline's
+        preprocess cannot depend on what earlier windows said. Windows are transcribed with word timestamps,
+        `batch_size` at a time, across recordings; the words land on each recording's time line (`long_form`).
+        """
+        single = not isinstance(inputs, (list, tuple))
+        if single and not (is_single_clip(inputs) or _is_chat(inputs)):
+            raise TypeError(f"long_audio={long_audio!r} takes a clip or a list of clips, got {type(inputs).__name__}.")
+        items = [inputs] if single else list(inputs)
+        if any(_is_chat(item) or (isinstance(item, Mapping) and "text" in item) for item in items):
+            raise ValueError(f"long_audio={long_audio!r} transcribes clips; a conversation or a question hears the "
+                             "first 30 s, or every window with long_audio='chunk'.")
+        call = {**self._preprocess_params, **self._postprocess_params, **kwargs}
+        if call.get("task") is None or call.get("prompt") is not None:
+            raise ValueError(f"long_audio={long_audio!r} needs `task=` (transcribe, ...) and no `prompt=`: it follows "
+                             "the words the model times.")
+        return_timestamps = call.get("return_timestamps")
+        if return_timestamps not in TIMESTAMP_MODES:
+            raise ValueError(f"`return_timestamps` must be one of {TIMESTAMP_MODES}, got {return_timestamps!r}.")
+        for name in ("return_timestamps", "sampling_rate", "allow_urls", "long_audio"):
+            kwargs.pop(name, None)
+        batch_size = batch_size or self._batch_size or 1
+        waveforms, results = {}, [None] * len(items)
+        for index, item in enumerate(items):
+            try:
+                waveforms[index] = load_clip(item, "Audio", sampling_rate=call.get("sampling_rate"),
+                                             allow_urls=call.get("allow_urls", False))
+            except (ValueError, TypeError, OSError) as error:
+                if errors == "raise":
+                    raise _numbered_error(index, error) from None
+                results[index] = {"error": f"Input {index}: {error}"}
+
+        def transcribe_windows(windows):
+            return self._transcribe_windows(windows, batch_size=min(batch_size, len(windows)), **kwargs)
+
+        method_kwargs = {"batch_size": batch_size} if long_audio == "vad" else {}
+        found = long_form_words(list(waveforms.values()), transcribe_windows, long_audio, progress=progress_callback,
+                                **method_kwargs)
+        separator = word_separator(call.get("output_language") or call.get("language"))
+        for index, words in zip(waveforms, found):
+            results[index] = {"text": words_text(words, separator)}
+            if return_timestamps:
+                results[index]["chunks"] = words if return_timestamps == "word" else words_to_segments(words, separator)
+        return results[0] if single else results
+
+    def _transcribe_windows(self, windows: list[np.ndarray], **kwargs) -> list[list[dict]]:
+        """The word chunks of each window (times relative to it): one call of the pipeline, batched."""
+        answers = self(windows, return_timestamps="word", long_audio="truncate", **kwargs)
+        return [answer["chunks"] for answer in answers]
 
     def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
         # ChunkPipeline's, with the inputs numbered (errors name them) and a collate for the clips.
@@ -230,14 +288,9 @@ class AudioChatPipeline(ChunkPipeline):
         try:
             yield from self.preprocess(item, **preprocess_params)
         except (ValueError, TypeError, OSError) as error:
-            message = f"Input {index}: {error}"
             if errors == "raise":
-                try:
-                    renamed = type(error)(message)
-                except Exception:  # an exception type whose constructor takes other arguments
-                    renamed = ValueError(message)
-                raise renamed from None
-            failure = {"error": message}
+                raise _numbered_error(index, error) from None
+            failure = {"error": f"Input {index}: {error}"}
             if _is_chat(item):
                 failure = [{"input_text": getattr(item, "messages", item), **failure}]
             yield {"is_last": True, "meta": {"error": failure}}
@@ -380,6 +433,15 @@ class AudioChatPipeline(ChunkPipeline):
         thread.join()
         if errors:
             raise errors[0]
+
+
+def _numbered_error(index: int, error: Exception) -> Exception:
+    """The error of input `index`, of the same type, with a message that names the input."""
+    message = f"Input {index}: {error}"
+    try:
+        return type(error)(message)
+    except Exception:  # an exception type whose constructor takes other arguments
+        return ValueError(message)
 
 
 def _continued(content, reply: str):

@@ -1,0 +1,141 @@
+"""The pipeline's long-form modes (`long_audio="sequential"|"vad"`) on the tiny checkpoint: the driver over the
+pipeline's window calls, with constructed word timestamps (as tests/test_long_form.py) and with the model itself."""
+
+import numpy as np
+import pytest
+from transformers import pipeline
+
+import transformers_qwen_audio  # noqa: F401  (registers "audio-chat")
+from transformers_qwen_audio import long_form
+from transformers_qwen_audio.tiny_checkpoint import build_released_checkpoint
+
+RATE = 16000
+# Sample values encode which recording they belong to and their own time: the fake transcriber reads where a
+# window lies from its first sample.
+SCALE, OWNER_SECONDS = 10_000.0, 1000.0
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory):
+    folder = build_released_checkpoint(tmp_path_factory.mktemp("long_form") / "tiny")
+    return pipeline("audio-chat", model=str(folder))
+
+
+def recording(seconds: float, owner: int = 0) -> np.ndarray:
+    return ((owner * OWNER_SECONDS + np.arange(int(seconds * RATE)) / RATE) / SCALE).astype(np.float32)
+
+
+def timeline(seconds: float, seed: int):
+    rng = np.random.default_rng(seed)
+    words, time = [], 0.3
+    while time + 0.9 < seconds - 0.1:
+        length = rng.uniform(0.2, 0.9)
+        words.append((f"w{len(words)}", round(time, 2), round(time + length, 2)))
+        time += length + rng.uniform(0.05, 0.6)
+    return words
+
+
+def fake_windows(timelines, calls):
+    """Stands in for `_transcribe_windows`: the words inside each window, a word cut by its end garbled."""
+
+    def transcribe(windows, batch_size, **kwargs):
+        calls.append((len(windows), batch_size, kwargs))
+        results = []
+        for window in windows:
+            owner, start = divmod(float(window[0]) * SCALE, OWNER_SECONDS)
+            start = round(start, 3)
+            end = start + len(window) / RATE
+            words = []
+            for text, word_start, word_end in timelines[int(round(owner))]:
+                if word_start >= start - 1e-3 and word_end <= end + 1e-3:
+                    words.append({"text": text, "timestamp": (round(word_start - start, 2), round(word_end - start, 2))})
+                elif start <= word_start < end:
+                    words.append({"text": text + "~", "timestamp": (round(word_start - start, 2), None)})
+            results.append(words)
+        return results
+
+    return transcribe
+
+
+def as_tuples(chunks):
+    return [(chunk["text"], *chunk["timestamp"]) for chunk in chunks]
+
+
+def expected(words):
+    return [(text, pytest.approx(start, abs=0.02), pytest.approx(end, abs=0.02)) for text, start, end in words]
+
+
+def test_sequential_words_on_the_recording_time_line_batched_across_recordings(pipe, monkeypatch):
+    timelines = [timeline(70.0, 0), timeline(40.0, 1)]
+    calls, settled = [], []
+    monkeypatch.setattr(pipe, "_transcribe_windows", fake_windows(timelines, calls))
+    results = pipe([recording(70.0, 0), recording(40.0, 1)], task="transcribe", language="en",
+                   return_timestamps="word", long_audio="sequential", batch_size=4,
+                   progress_callback=settled.append, max_new_tokens=7)
+    for words, result in zip(timelines, results):
+        assert as_tuples(result["chunks"]) == expected(words)  # each word once, none garbled at an edge
+        assert result["text"] == " ".join(text for text, _, _ in words)
+    assert [(count, size) for count, size, _ in calls] == [(2, 2), (2, 2), (1, 1)]  # one batch a step
+    assert calls[0][2]["max_new_tokens"] == 7 and calls[0][2]["language"] == "en"
+    assert sum(settled) == pytest.approx(110.0, abs=0.01)
+
+
+def test_sequential_segments_and_plain_text(pipe, monkeypatch):
+    words = timeline(50.0, 2)
+    monkeypatch.setattr(pipe, "_transcribe_windows", fake_windows([words], []))
+    plain = pipe(recording(50.0), task="transcribe", language="en", long_audio="sequential")
+    assert plain == {"text": " ".join(text for text, _, _ in words)}
+    segments = pipe(recording(50.0), task="transcribe", language="en", long_audio="sequential",
+                    return_timestamps=True)["chunks"]
+    # Words with a gap between them are separate segments: here every word is one.
+    assert as_tuples(segments) == expected(words)
+
+
+def test_vad_windows_end_in_pauses_and_keep_every_word_once(pipe, monkeypatch):
+    timelines = [timeline(100.0, 3), timeline(45.0, 4)]
+
+    def speech(waveform, sampling_rate):
+        owner = int(round(float(waveform[0]) * SCALE // OWNER_SECONDS))
+        return [(int(start * RATE), int(end * RATE)) for _, start, end in timelines[owner]]
+
+    monkeypatch.setattr(long_form, "speech_segments", speech)
+    calls = []
+    monkeypatch.setattr(pipe, "_transcribe_windows", fake_windows(timelines, calls))
+    results = pipe([recording(100.0, 0), recording(45.0, 1)], task="transcribe", language="en",
+                   return_timestamps="word", long_audio="vad", batch_size=3)
+    for words, result in zip(timelines, results):
+        assert as_tuples(result["chunks"]) == expected(words)
+    assert all(count <= 3 for count, _, _ in calls) and calls[0][0] == 3  # windows of both recordings batched
+
+
+def test_long_form_on_the_tiny_model_keeps_times_inside_the_recording(pipe):
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal(int(41.0 * RATE))).astype(np.float32)
+    settled = []
+    result = pipe(audio, task="transcribe", language="en", return_timestamps="word", long_audio="sequential",
+                  max_new_tokens=12, do_sample=False, progress_callback=settled.append)
+    assert set(result) == {"text", "chunks"}
+    assert all(0 <= chunk["timestamp"][0] <= chunk["timestamp"][1] <= 41.0 for chunk in result["chunks"])
+    assert len(settled) >= 2 and sum(settled) == pytest.approx(41.0, abs=0.01)
+
+
+def test_long_form_refuses_what_it_cannot_drive(pipe):
+    messages = [{"role": "user", "content": [{"type": "audio", "audio": recording(2.0)},
+                                             {"type": "text", "text": "What is it?"}]}]
+    with pytest.raises(ValueError, match="transcribes clips"):
+        pipe(messages, long_audio="sequential")
+    with pytest.raises(ValueError, match="needs `task=`"):
+        pipe(recording(2.0), prompt="What is it?", long_audio="vad")
+    with pytest.raises(ValueError, match="long_audio"):
+        pipe(recording(2.0), task="transcribe", long_audio="overlap")
+    with pytest.raises(TypeError, match="takes a clip or a list of clips"):
+        pipe((clip for clip in [recording(2.0)]), task="transcribe", long_audio="sequential")
+
+
+def test_long_form_bad_inputs_are_named_or_returned(pipe, monkeypatch):
+    monkeypatch.setattr(pipe, "_transcribe_windows", fake_windows([timeline(5.0, 5)], []))
+    with pytest.raises(FileNotFoundError, match="Input 1: "):
+        pipe([recording(5.0), "/no/such.wav"], task="transcribe", language="en", long_audio="sequential")
+    results = pipe([recording(5.0), "/no/such.wav"], task="transcribe", language="en", long_audio="sequential",
+                   errors="return")
+    assert results[0]["text"].startswith("w0") and results[1]["error"].startswith("Input 1: ")
