@@ -139,3 +139,55 @@ def test_long_form_bad_inputs_are_named_or_returned(pipe, monkeypatch):
     results = pipe([recording(5.0), "/no/such.wav"], task="transcribe", language="en", long_audio="sequential",
                    errors="return")
     assert results[0]["text"].startswith("w0") and results[1]["error"].startswith("Input 1: ")
+
+
+# --- the command line: --long-audio and the progress bar in audio seconds ---------------------------------------
+@pytest.fixture
+def long_wav(tmp_path):
+    import soundfile
+
+    path = tmp_path / "long.wav"
+    rng = np.random.default_rng(1)
+    soundfile.write(path, (0.1 * rng.standard_normal(int(45.0 * RATE))).astype(np.float32), RATE)
+    return path
+
+
+@pytest.mark.parametrize("method", ["sequential", "chunk"])
+def test_cli_long_audio_option_and_progress_bar(pipe, long_wav, method, monkeypatch, capsys):
+    import json
+
+    from transformers_qwen_audio import cli
+    from transformers_qwen_audio.cli import transcribe
+
+    seen = []
+    monkeypatch.setattr(transcribe, "load_pipeline", lambda model, **kwargs: pipe)
+    original = type(pipe).__call__
+    monkeypatch.setattr(type(pipe), "__call__", lambda self, *args, **kwargs: seen.append(kwargs.get("long_audio"))
+                        or original(self, *args, **kwargs))
+    folder = pipe.model.config._name_or_path
+    code = cli.main(["transcribe", folder, str(long_wav), "--long-audio", method, "--output", "json", "--timestamps",
+                     "--max-new-tokens", "6", "--greedy"])
+    captured = capsys.readouterr()
+    assert code == 0 and seen[0] == method
+    result = json.loads(captured.out)
+    assert set(result) == {"text", "chunks"}
+    if method == "sequential":  # chunk's windows take the model's times as they come, past the end included
+        assert all(chunk["timestamp"][1] <= 45.0 for chunk in result["chunks"])
+    assert "45.0/45.0 s" in captured.err  # the bar in audio seconds, for a file longer than one window
+
+
+def test_cli_long_audio_choices_and_no_bar_for_short_files(pipe, tmp_path, monkeypatch, capsys):
+    import soundfile
+
+    from transformers_qwen_audio import cli
+    from transformers_qwen_audio.cli import transcribe
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["transcribe", "model", "a.wav", "--long-audio", "overlap"])
+    assert exited.value.code == 2 and "invalid choice: 'overlap'" in capsys.readouterr().err
+    short = tmp_path / "short.wav"
+    soundfile.write(short, np.zeros(RATE * 2, np.float32) + 0.01, RATE)
+    monkeypatch.setattr(transcribe, "load_pipeline", lambda model, **kwargs: pipe)
+    code = cli.main(["transcribe", pipe.model.config._name_or_path, str(short), "--long-audio", "sequential",
+                     "--max-new-tokens", "4"])
+    assert code == 0 and " s [" not in capsys.readouterr().err

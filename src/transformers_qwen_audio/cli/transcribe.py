@@ -3,15 +3,20 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 """
-`qwen-audio transcribe MODEL AUDIO... --language en [--timestamps] [--output srt|vtt|json|txt] [--output-dir DIR]`:
-speech to text (or translation), optionally with word timestamps, as text, subtitles or JSON. It goes on past files
-that fail (one line each) and exits with status 1 when some failed, 2 when all did.
+`qwen-audio transcribe MODEL AUDIO... --language en [--timestamps] [--output srt|vtt|json|txt] [--output-dir DIR]
+[--long-audio chunk|sequential|vad]`: speech to text (or translation), optionally with word timestamps, as text,
+subtitles or JSON. Recordings over 30 s are heard as back-to-back windows (`chunk`, the fastest), as windows that
+start after the last whole word (`sequential`) or as windows cut in pauses (`vad`), with a progress bar in audio
+seconds. It goes on past files that fail (one line each) and exits with status 1 when some failed, 2 when all did.
 """
 
 import argparse
 import os
 import sys
 import tempfile
+
+from ..feature_extraction_qwen_audio import MAX_AUDIO_SECONDS
+from ..long_form import LONG_FORM_METHODS
 
 from .common import (
     EXIT_OK,
@@ -29,8 +34,14 @@ from .common import (
 
 
 def add_parser(subcommands) -> argparse.ArgumentParser:
-    transcribe = subcommands.add_parser("transcribe", help="speech to text, optionally with word timestamps")
+    # "resolve": --long-audio below replaces the shared one, which chat also has (without the long-form methods).
+    transcribe = subcommands.add_parser("transcribe", help="speech to text, optionally with word timestamps",
+                                        conflict_handler="resolve")
     add_generation_arguments(transcribe)
+    transcribe.add_argument("--long-audio", choices=("truncate", "chunk") + LONG_FORM_METHODS, default=None,
+                            help="recordings over 30 s: the first 30 s (truncate), back-to-back 30 s windows (chunk, "
+                                 "the fastest), windows that start after the last whole word (sequential) or end "
+                                 "in pauses (vad, needs the vad extra)")
     transcribe.add_argument("audio", nargs="+", help="audio files")
     transcribe.add_argument("--language", "-l", default="en", help="spoken language: en, zh, de, es, ko, fr, ja, it")
     transcribe.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
@@ -156,7 +167,9 @@ def run_transcribe(args, out=None) -> int:
                 batch[path] = decode_clip(path, args.allow_urls)
             except CliError as error:
                 fail(path, str(error))
-        for path, result in _transcribe_batch(pipe, batch, args.batch_size, call_kwargs, fail):
+        with _SecondsProgress(batch, args, call_kwargs) as batch_kwargs:
+            transcribed = list(_transcribe_batch(pipe, batch, args.batch_size, batch_kwargs, fail))
+        for path, result in transcribed:
             rendered = subtitles.render(result, args.output)
             if args.output_dir:
                 try:
@@ -175,6 +188,32 @@ def run_transcribe(args, out=None) -> int:
         print(f"qwen-audio transcribe: {len(failures)} of {len(args.audio)} files failed", file=sys.stderr)
         return EXIT_USAGE_ERROR if len(failures) == len(args.audio) else EXIT_SOME_INPUTS_FAILED
     return EXIT_OK
+
+
+class _SecondsProgress:
+    """A progress bar in audio seconds for a batch (`decode_clip` dicts) holding a recording longer than one window: the long-form methods
+    report each settled window (`progress_callback`), `chunk` and `truncate` the whole batch once it is done.
+    Entered, it gives the batch's pipeline keywords."""
+
+    def __init__(self, clips: dict, args, call_kwargs: dict):
+        from tqdm.auto import tqdm
+
+        seconds = [len(clip["array"]) / clip["sampling_rate"] for clip in clips.values()]
+        self.long_form = args.long_audio in LONG_FORM_METHODS
+        self.call_kwargs = call_kwargs
+        self.bar = tqdm(total=round(sum(seconds), 1), desc=f"transcribing {len(clips)} file(s)", unit="s",
+                        file=sys.stderr, disable=args.no_progress or not any(s > MAX_AUDIO_SECONDS for s in seconds),
+                        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]")
+
+    def __enter__(self) -> dict:
+        if self.long_form:
+            return {**self.call_kwargs, "progress_callback": self.bar.update}
+        return self.call_kwargs
+
+    def __exit__(self, *exc_info):
+        if not self.long_form:
+            self.bar.update(self.bar.total)
+        self.bar.close()
 
 
 def _check_task_options(task, language, output_language, timestamps) -> None:
