@@ -531,16 +531,53 @@ def test_transcription_response_formats(http, pipe, response_format, media_type)
         assert response.text == expected["text"] + "\n"
     elif response_format in ("srt", "vtt"):
         render = subtitles.to_srt if response_format == "srt" else subtitles.to_vtt
-        assert response.text == render(expected["chunks"]) and response.text.strip()
+        assert response.text == render(expected["chunks"], duration=2.5) and response.text.strip()
     else:
         body = response.json()
         assert (body["task"], body["language"], body["duration"], body["text"]) == ("transcribe", "en", 2.5,
                                                                                       expected["text"])
-        words = subtitles.group_into_cues(expected["chunks"], max_chars=0)
+        words = subtitles.group_into_cues(expected["chunks"], max_chars=0, duration=2.5)
         assert [(word["word"], word["start"], word["end"]) for word in body["words"]] == \
             [(word["text"], word["start"], word["end"]) for word in words]
         assert [segment["text"] for segment in body["segments"]] == \
-            [cue["text"] for cue in subtitles.group_into_cues(expected["chunks"])]
+            [cue["text"] for cue in subtitles.group_into_cues(expected["chunks"], duration=2.5)]
+
+
+class ScrambledTimesPipeline(FailingPipeline):
+    """The server's pipeline, answering transcriptions with word times out of order, overlapping, past the clip."""
+
+    def __call__(self, *args, **kwargs):
+        chunks = [{"text": "late", "timestamp": (2.0, 2.4)}, {"text": "early", "timestamp": (0.5, 0.9)},
+                  {"text": "overlap", "timestamp": (2.2, 3.0)}, {"text": "after", "timestamp": (4.0, 5.0)}]
+        return [{"text": "late early overlap after", "chunks": chunks}]
+
+
+def _srt_times(text):
+    def seconds(stamp):
+        hours, minutes, rest = stamp.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(rest.replace(",", "."))
+
+    return [tuple(map(seconds, line.split(" --> "))) for line in text.splitlines() if " --> " in line]
+
+
+def test_subtitles_are_valid_whatever_order_the_words_come_in(server, http, monkeypatch):
+    engine = server.app.state.engine
+    monkeypatch.setattr(engine, "pipe", ScrambledTimesPipeline(engine.pipe, None))
+    fields = {"model": MODEL_NAME, "language": "en"}
+    for response_format, max_cues in (("srt", 1), ("vtt", 1)):
+        response = http.post("/v1/audio/transcriptions", data={**fields, "response_format": response_format},
+                             files={"file": wav_file(chirp())})  # 2.5 s
+        assert response.status_code == 200, response.text
+        times = _srt_times(response.text)
+        assert len(times) >= max_cues and all(0 <= start < end <= 2.5 for start, end in times), times
+        assert all(earlier[1] <= later[0] for earlier, later in zip(times, times[1:])), times
+    words = http.post("/v1/audio/transcriptions", data={**fields, "response_format": "verbose_json",
+                                                        "timestamp_granularities[]": "word"},
+                      files={"file": wav_file(chirp())}).json()["words"]
+    # "early" lies within "late" once times go forward: it joins it; "after" starts after the clip.
+    assert [word["word"] for word in words] == ["late early", "overlap"]
+    assert all(word["start"] < word["end"] <= 2.5 for word in words)
+    assert all(a["end"] <= b["start"] for a, b in zip(words, words[1:]))
 
 
 BAD_TRANSCRIPTIONS = {
@@ -624,7 +661,11 @@ def test_api_key_is_required_when_set(pipe):
         response = httpx.post(f"{keyed.url}/v1/chat/completions", json=_user(TEXT), timeout=TIMEOUT_S)
         assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
         assert [model.id for model in keyed_client("s3cret").models.list().data] == [MODEL_NAME]
-        assert httpx.get(f"{keyed.url}/health", timeout=TIMEOUT_S).status_code == 200
+        assert httpx.get(f"{keyed.url}/health", timeout=TIMEOUT_S).status_code == 401  # behind the key too
+        assert httpx.get(f"{keyed.url}/health", headers={"Authorization": "Bearer s3cret"},
+                         timeout=TIMEOUT_S).status_code == 200
+        with pytest.raises(ValueError, match="empty"):
+            build_app(pipe, MODEL_NAME, api_key="")
     finally:
         keyed.stop()
 

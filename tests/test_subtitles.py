@@ -62,3 +62,42 @@ def test_render_and_write(tmp_path):
         render({"text": "no times"}, "srt")
     with pytest.raises(ValueError, match="Unknown subtitle format"):
         render(result, "ass")
+
+
+def _assert_valid(cues, duration=None):
+    for cue in cues:
+        assert cue["end"] > cue["start"] >= 0, cue
+        if duration is not None:
+            assert cue["end"] <= duration, cue
+    for earlier, later in zip(cues, cues[1:]):
+        assert later["start"] >= earlier["end"], (earlier, later)
+
+
+@pytest.mark.parametrize("max_chars", [0, 14, 42])
+def test_cues_stay_valid_with_words_out_of_order_and_overlapping(max_chars):
+    # What a random or damaged checkpoint writes: times that go back, overlap, repeat, or run past the clip.
+    chunks = [
+        {"text": "late", "timestamp": (3.0, 3.5)},
+        {"text": "early", "timestamp": (1.0, 1.2)},  # before the word before it
+        {"text": "same", "timestamp": (3.2, 3.2)},  # no length
+        {"text": "overlap", "timestamp": (3.1, 4.0)},
+        {"text": "backwards", "timestamp": (5.0, 4.5)},  # ends before it starts
+        {"text": "beyond", "timestamp": (9.0, 12.0)},  # past the 8 s clip
+        {"text": "after", "timestamp": (11.0, None)},
+    ]
+    cues = group_into_cues(chunks, max_chars=max_chars, duration=8.0)
+    _assert_valid(cues, duration=8.0)
+    assert cues[0]["text"].startswith("late") and cues[0]["start"] == 3.0
+    assert "beyond" not in " ".join(cue["text"] for cue in cues)  # wholly after the clip's end
+    # The case: a word out of order joined into one cue used to end before it started.
+    joined = group_into_cues([{"text": "b", "timestamp": (2.0, 2.5)}, {"text": "a", "timestamp": (0.5, 1.0)}])
+    assert joined == [{"text": "b a", "start": 2.0, "end": 2.5}]
+    srt = to_srt(chunks, max_chars=max_chars, duration=8.0)
+    times = [line.split(" --> ") for line in srt.splitlines() if " --> " in line]
+    assert times and all(start < end <= "00:00:08,000" for start, end in times)
+    assert all(earlier[1] <= later[0] for earlier, later in zip(times, times[1:]))
+
+
+def test_duration_must_be_positive():
+    with pytest.raises(ValueError, match="duration"):
+        group_into_cues(CHUNKS, duration=0)

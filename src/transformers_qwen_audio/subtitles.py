@@ -7,8 +7,12 @@ Subtitles from timestamped transcriptions: `{"text", "chunks": [{"text": word, "
 the `audio-chat` pipeline and transformers' ASR pipeline return) to SRT, WebVTT or JSON.
 
 Words are grouped into cues of at most `max_chars` characters and `max_duration` seconds. A missing start (text
-before the first timestamp) takes the previous cue's end; a missing end takes the next word's start, or
-start + `DEFAULT_WORD_SECONDS`.
+before the first timestamp) takes the previous cue's end; a missing end (or one not after its start) takes the next
+word's start, or start + `DEFAULT_WORD_SECONDS`.
+
+Whatever order the model wrote its times in, the cues are valid subtitles: in time order, none overlapping the one
+before, each ending after it starts, and, given the clip's `duration`, within the clip. A word that starts before
+the one before it is moved to where that one starts (random or damaged checkpoints write times out of order).
 """
 
 import json
@@ -18,32 +22,46 @@ SUBTITLE_FORMATS = ("srt", "vtt", "json", "txt")
 DEFAULT_WORD_SECONDS = 0.5
 
 
-def _clean_chunks(chunks) -> list[tuple[str, float, float]]:
+def _clean_chunks(chunks, duration: float | None) -> list[tuple[str, float, float]]:
     words = []
-    previous_end = 0.0
+    previous_start = previous_end = 0.0
     for index, chunk in enumerate(chunks):
         if not isinstance(chunk, dict) or "text" not in chunk or "timestamp" not in chunk:
             raise ValueError(f"Chunk {index} must be a dict with 'text' and 'timestamp', got {chunk!r}.")
         start, end = chunk["timestamp"]
-        start = previous_end if start is None else float(start)
-        if end is None:
+        # Starts never go back in time: cues must be in order.
+        start = previous_end if start is None else max(float(start), previous_start)
+        if end is None or float(end) <= start:
             following = next((c["timestamp"][0] for c in chunks[index + 1 :] if c["timestamp"][0] is not None), None)
             end = following if following is not None and following > start else start + DEFAULT_WORD_SECONDS
-        end = max(float(end), start)
+        end = float(end)
+        if duration is not None:
+            if start >= duration:
+                break  # this word and the ones after it start after the clip's end
+            end = min(end, duration)
         words.append((str(chunk["text"]).strip(), start, end))
-        previous_end = end
+        previous_start, previous_end = start, end
     return [word for word in words if word[0]]
 
 
-def group_into_cues(chunks, max_chars: int = 42, max_duration: float = 5.0) -> list[dict]:
-    """Groups word chunks into cues `{"text", "start", "end"}`."""
+def group_into_cues(chunks, max_chars: int = 42, max_duration: float = 5.0, duration: float | None = None
+                    ) -> list[dict]:
+    """Groups word chunks into cues `{"text", "start", "end"}`: in time order, not overlapping, each ending after it
+    starts (and, given the clip's `duration` in seconds, within it: words that start after it are dropped). A word
+    wholly inside the cue before it joins that cue's text."""
+    if duration is not None and not duration > 0:
+        raise ValueError(f"`duration` must be a positive number of seconds, got {duration!r}.")
     cues = []
-    for text, start, end in _clean_chunks(chunks):
+    for text, start, end in _clean_chunks(chunks, duration):
         if cues:
             cue = cues[-1]
             joined = f"{cue['text']} {text}"
             if len(joined) <= max_chars and end - cue["start"] <= max_duration:
-                cue["text"], cue["end"] = joined, end
+                cue["text"], cue["end"] = joined, max(cue["end"], end)
+                continue
+            start = max(start, cue["end"])  # a word that overlaps the cue before starts where that one ends
+            if end <= start:  # nothing of it is left after that cue: its text joins it
+                cue["text"] = joined
                 continue
         cues.append({"text": text, "start": start, "end": end})
     return cues
@@ -61,6 +79,7 @@ def format_timestamp(seconds: float, separator: str = ",") -> str:
 
 
 def to_srt(chunks, **cue_kwargs) -> str:
+    """SRT of word chunks (`cue_kwargs`: `group_into_cues`'s `max_chars`, `max_duration`, `duration`)."""
     blocks = [
         f"{index}\n{format_timestamp(cue['start'])} --> {format_timestamp(cue['end'])}\n{cue['text']}\n"
         for index, cue in enumerate(group_into_cues(chunks, **cue_kwargs), start=1)
@@ -69,6 +88,7 @@ def to_srt(chunks, **cue_kwargs) -> str:
 
 
 def to_vtt(chunks, **cue_kwargs) -> str:
+    """WebVTT of word chunks (`cue_kwargs` as for `to_srt`)."""
     blocks = [
         f"{format_timestamp(cue['start'], '.')} --> {format_timestamp(cue['end'], '.')}\n{cue['text']}\n"
         for cue in group_into_cues(chunks, **cue_kwargs)
@@ -81,8 +101,9 @@ def to_json(result: dict) -> str:
     return json.dumps(result, ensure_ascii=False, indent=1)
 
 
-def render(result: dict, output_format: str) -> str:
-    """Renders a transcription result (`{"text", "chunks"?}`) in one of `SUBTITLE_FORMATS`."""
+def render(result: dict, output_format: str, duration: float | None = None) -> str:
+    """Renders a transcription result (`{"text", "chunks"?}`) in one of `SUBTITLE_FORMATS` (cues within the clip's
+    `duration` when given)."""
     if output_format not in SUBTITLE_FORMATS:
         raise ValueError(f"Unknown subtitle format {output_format!r}; expected one of {SUBTITLE_FORMATS}.")
     if output_format == "json":
@@ -91,7 +112,7 @@ def render(result: dict, output_format: str) -> str:
         return result["text"] + "\n"
     if "chunks" not in result:
         raise ValueError(f"{output_format.upper()} needs timestamps: transcribe with `return_timestamps='word'`.")
-    return to_srt(result["chunks"]) if output_format == "srt" else to_vtt(result["chunks"])
+    return (to_srt if output_format == "srt" else to_vtt)(result["chunks"], duration=duration)
 
 
 def write(result: dict, path: str | os.PathLike, output_format: str | None = None) -> str:

@@ -12,8 +12,10 @@ import argparse
 import contextlib
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -199,6 +201,25 @@ def decode_clip(path: str, allow_urls: bool):
         message = one_line(error)
         raise CliError(message if path in message else f"{path}: {message}") from None
     return {"array": waveform, "sampling_rate": QWEN_AUDIO_SAMPLING_RATE}
+
+
+@contextlib.contextmanager
+def terminate_like_interrupt():
+    """SIGTERM (docker stop, systemd, kill) ends the block as Ctrl+C does, with a `KeyboardInterrupt`: `finally` blocks
+    and context managers run (a `--tiny` checkpoint, working folders) instead of the process dying where it stands.
+    uvicorn catches SIGTERM itself while it serves, then sends it again once it has shut down: it lands here."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -19,11 +19,13 @@ from .common import (
     check_model_or_tiny,
     load_pipeline,
     model_or_tiny,
+    terminate_like_interrupt,
 )
 
 
 TINY_MODEL_NAME = "qwen-audio-tiny"
 LOOPBACK_HOSTS = ("localhost",)
+API_KEY_VARIABLE = "QWEN_AUDIO_API_KEY"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -37,8 +39,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free port)")
     parser.add_argument("--served-model-name", help="the name clients use as `model` (default: MODEL as given)")
     add_model_loading_arguments(parser)
-    parser.add_argument("--api-key", default=os.environ.get("QWEN_AUDIO_API_KEY"),
-                        help="require 'Authorization: Bearer KEY' on /v1 routes (default: $QWEN_AUDIO_API_KEY; none)")
+    parser.add_argument("--api-key", default=None,
+                        help=f"require 'Authorization: Bearer KEY' on /v1 routes and /health (default: "
+                             f"${API_KEY_VARIABLE}; none; an empty key is an error)")
     parser.add_argument("--max-queue", type=int, default=256,
                         help="requests that may wait for the model; more get 503 (default: 256)")
     parser.add_argument("--allow-urls", action="store_true", help="download audio_url parts given as http(s) URLs")
@@ -55,6 +58,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="max_tokens of requests that do not say (default: the checkpoint's max_new_tokens, "
                              "else 256)")
     parser.add_argument("--max-body-mb", type=float, default=32.0, help="largest request body (default: 32 MB)")
+    parser.add_argument("--read-timeout", type=float, default=30.0,
+                        help="seconds a request's headers, and each piece of its body, may take to arrive; slower "
+                             "clients are cut off (default: 30)")
+    parser.add_argument("--keep-alive-timeout", type=float, default=5.0,
+                        help="seconds an idle keep-alive connection stays open (default: 5)")
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     parser.set_defaults(run=run_serve)
     return parser
@@ -71,8 +79,22 @@ def _check_arguments(args) -> None:
         raise CliError(f"--port must be at most 65535, got {args.port}")
     if args.batch_wait_ms < 0 or args.max_body_mb <= 0 or args.max_audio_seconds <= 0:
         raise CliError("--batch-wait-ms must be >= 0, --max-body-mb and --max-audio-seconds > 0")
+    if not (args.read_timeout > 0 and args.keep_alive_timeout > 0):
+        raise CliError("--read-timeout and --keep-alive-timeout must be > 0")
+    args.api_key = _api_key(args.api_key)
     if args.default_max_tokens is not None and not 1 <= args.default_max_tokens <= args.max_tokens_limit:
         raise CliError("--default-max-tokens must be between 1 and --max-tokens-limit")
+
+
+def _api_key(given: str | None) -> str | None:
+    """--api-key, else the environment's key; an empty one is refused: it would serve without authentication while
+    its user believes otherwise."""
+    where = "--api-key"
+    if given is None:
+        given, where = os.environ.get(API_KEY_VARIABLE), f"${API_KEY_VARIABLE}"
+    if given is not None and not given.strip():
+        raise CliError(f"{where} is empty: give a key, or unset it to serve without authentication")
+    return given
 
 
 def _is_loopback(host: str) -> bool:
@@ -110,7 +132,7 @@ def run_serve(args, out=None) -> int:
     try:
         import uvicorn
 
-        from ..serving.app import build_app
+        from ..serving.app import build_app, server_config
         from ..serving.protocol import ServerLimits
     except ImportError as error:
         raise CliError(f"qwen-audio serve needs the [serve] extra ({error.name} is missing): "
@@ -120,7 +142,7 @@ def run_serve(args, out=None) -> int:
         print(f"warning: listening on {args.host} without --api-key: anyone who can reach this address can use the "
               "server.", file=sys.stderr)
     try:
-        with model_or_tiny(args) as model:
+        with terminate_like_interrupt(), model_or_tiny(args) as model:
             pipe = load_pipeline(model, device=args.device, dtype=args.dtype)
             default_max_tokens = (args.default_max_tokens
                                   or getattr(pipe.model.generation_config, "max_new_tokens", None) or 256)
@@ -130,16 +152,16 @@ def run_serve(args, out=None) -> int:
             name = args.served_model_name or (TINY_MODEL_NAME if args.tiny else args.model)
             app = build_app(pipe, name, limits, max_batch_size=args.max_batch_size,
                             batch_wait_s=args.batch_wait_ms / 1000, max_body_bytes=int(args.max_body_mb * 2**20),
-                            max_pending=args.max_queue, api_key=args.api_key)
+                            max_pending=args.max_queue, api_key=args.api_key, read_timeout_s=args.read_timeout)
             host, port = sock.getsockname()[:2]
             shown_host = f"[{host}]" if ":" in host else host
             print(f"Serving {name!r} at http://{shown_host}:{port}/v1 (OpenAI-compatible; Ctrl+C stops)", file=out,
                   flush=True)
-            server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=5))
+            server = uvicorn.Server(server_config(app, args.log_level, args.keep_alive_timeout))
             try:
                 server.run(sockets=[sock])
             except KeyboardInterrupt:
-                pass  # uvicorn re-raises Ctrl+C once it has shut down gracefully: a normal end here
+                pass  # uvicorn re-raises Ctrl+C (and SIGTERM) once it has shut down gracefully: a normal end here
     finally:
         sock.close()
     return EXIT_OK

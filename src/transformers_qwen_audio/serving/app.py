@@ -46,10 +46,19 @@ from .protocol import (
     truncate_at_stop,
     usage,
 )
+from .live import add_live_route
+from .timeouts import BodyReadTimeout, head_deadline_protocol
 
 
 DEFAULT_MAX_BODY_BYTES = 32 * 2**20
 OWNED_BY = "transformers-qwen-audio"
+# OpenAI's bodies nest about 6 levels deep; far deeper JSON is an attack on the parser (or on code that walks it).
+MAX_JSON_DEPTH = 64
+# How long a request's head (request line and headers) and each piece of its body may take to arrive: slow clients
+# would otherwise hold connections open forever (uvicorn times out only idle keep-alive connections).
+DEFAULT_READ_TIMEOUT_S = 30.0
+# uvicorn's own default: an idle keep-alive connection is closed after this long.
+DEFAULT_KEEP_ALIVE_S = 5.0
 
 
 def _one_line(error: BaseException) -> str:
@@ -130,8 +139,8 @@ class InferenceEngine:
         return self.pipe(
             [request.waveform for request in requests], batch_size=len(requests), task=first.task,
             language=first.language, output_language=first.output_language,
-            return_timestamps="word" if first.timestamps else False, long_audio=self.limits.long_audio,
-            **first.generate_kwargs,
+            return_timestamps="word" if first.timestamps else False,
+            long_audio=first.long_audio or self.limits.long_audio, **first.generate_kwargs,
         )
 
     def _completion(self, request: ChatRequest, output) -> Completion:
@@ -172,15 +181,38 @@ async def limited_body(request: Request, max_bytes: int):
         yield chunk
 
 
-async def read_json_body(request: Request, max_bytes: int):
-    """The request's JSON body, at most `max_bytes` long."""
-    body = b"".join([chunk async for chunk in limited_body(request, max_bytes)])
+def _json_depth(value) -> int:
+    """How deeply `value` nests arrays and objects, walked without recursion (stops past `MAX_JSON_DEPTH`)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending and deepest <= MAX_JSON_DEPTH:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def parse_json_body(body: bytes):
+    """A JSON request body, refused as a 400 when it is empty, invalid or nested more than `MAX_JSON_DEPTH` deep."""
     if not body:
         raise RequestError("The request body is empty; send a JSON object.", code="invalid_json")
+    too_deep = RequestError(f"The request body nests JSON more than {MAX_JSON_DEPTH} levels deep (this server's "
+                            "limit).", code="json_too_deep")
     try:
-        return json.loads(body)
+        value = json.loads(body)
+    except RecursionError:  # the parser's own stack limit, far below 100,000 levels
+        raise too_deep from None
     except (ValueError, UnicodeDecodeError) as error:
-        raise RequestError(f"The request body is not valid JSON: {error}", code="invalid_json") from None
+        raise RequestError(f"The request body is not valid JSON: {_one_line(error)}", code="invalid_json") from None
+    if _json_depth(value) > MAX_JSON_DEPTH:
+        raise too_deep
+    return value
+
+
+async def read_json_body(request: Request, max_bytes: int):
+    """The request's JSON body, at most `max_bytes` long."""
+    return parse_json_body(b"".join([chunk async for chunk in limited_body(request, max_bytes)]))
 
 
 async def read_form(request: Request, max_bytes: int) -> tuple[dict, bytes | None]:
@@ -209,13 +241,19 @@ async def read_form(request: Request, max_bytes: int) -> tuple[dict, bytes | Non
 
 def build_app(pipe, model_name: str, limits: ServerLimits | None = None, max_batch_size: int = 8,
               batch_wait_s: float = 0.01, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-              max_pending: int = 256, api_key: str | None = None) -> FastAPI:
+              max_pending: int = 256, api_key: str | None = None,
+              read_timeout_s: float = DEFAULT_READ_TIMEOUT_S) -> FastAPI:
     """
     The FastAPI app serving `pipe` (an `audio-chat` pipeline) under the name `model_name`. With `api_key`, the `/v1`
-    routes require `Authorization: Bearer <api_key>`, as OpenAI's API does.
+    routes and `/health` require `Authorization: Bearer <api_key>`, as OpenAI's API does. A request body that stalls
+    for `read_timeout_s` gets a 408 (`server_config` applies the same deadline to request heads).
 
     `app.state.batcher.stats` tells how requests were batched; `/health` reports the same.
     """
+    if api_key is not None and not api_key.strip():
+        raise ValueError("`api_key` is empty: an empty key would turn authentication off; give a key or None.")
+    if not read_timeout_s > 0:
+        raise ValueError(f"`read_timeout_s` must be positive, got {read_timeout_s!r}.")
     limits = limits or ServerLimits()
     engine = InferenceEngine(pipe, limits)
     batcher = DynamicBatcher(engine.run_batch, max_batch_size=max_batch_size, max_wait_s=batch_wait_s,
@@ -233,10 +271,13 @@ def build_app(pipe, model_name: str, limits: ServerLimits | None = None, max_bat
     app.state.batcher = batcher
     app.state.engine = engine
     app.state.model_name = model_name
+    app.state.read_timeout_s = read_timeout_s
+    app.add_middleware(BodyReadTimeout, seconds=read_timeout_s)
 
     @app.middleware("http")
     async def require_api_key(http_request: Request, call_next):
-        if api_key and http_request.url.path.startswith("/v1"):
+        path = http_request.url.path
+        if api_key and (path.startswith("/v1") or path == "/health"):
             scheme, _, given = http_request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), api_key.encode()):
                 return _error_response(RequestError("Missing or incorrect API key: send 'Authorization: Bearer <key>'.",
@@ -281,7 +322,8 @@ def build_app(pipe, model_name: str, limits: ServerLimits | None = None, max_bat
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "model": model_name, "batcher": batcher.stats.to_dict()}
+        # No model name: served under its local path by default, it would tell anyone the server's folders.
+        return {"status": "ok", "batcher": batcher.stats.to_dict()}
 
     def submit(payload, key):
         try:
@@ -331,6 +373,8 @@ def build_app(pipe, model_name: str, limits: ServerLimits | None = None, max_bat
     async def translations(http_request: Request):
         return await audio_endpoint(http_request, "translate")
 
+    add_live_route(app, batcher, limits, model_name, api_key, max_message_bytes=max_body_bytes)
+
     async def stream_events(request: ChatRequest, streamer, cancelled: threading.Event, result):
         stop_filter = StopSequenceFilter(request.stop)
         try:
@@ -365,6 +409,17 @@ def build_app(pipe, model_name: str, limits: ServerLimits | None = None, max_bat
     return app
 
 
+def server_config(app, log_level: str = "info", keep_alive_s: float = DEFAULT_KEEP_ALIVE_S):
+    """uvicorn's configuration for an app of `build_app`: its read timeout on request heads too, idle keep-alive
+    connections closed after `keep_alive_s`, five seconds for a graceful shutdown."""
+    import uvicorn
+
+    if not keep_alive_s > 0:
+        raise ValueError(f"`keep_alive_s` must be positive, got {keep_alive_s!r}.")
+    return uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=5, timeout_keep_alive=keep_alive_s,
+                          http=head_deadline_protocol(app.state.read_timeout_s))
+
+
 class BackgroundServer:
     """
     `app` served by uvicorn in a background thread (a notebook, a test, a benchmark), on `host` at `port` (0: a free
@@ -378,7 +433,7 @@ class BackgroundServer:
     """
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, start_timeout_s: float = 30.0,
-                 log_level: str = "warning"):
+                 log_level: str = "warning", keep_alive_s: float = DEFAULT_KEEP_ALIVE_S):
         import socket
 
         import uvicorn
@@ -386,7 +441,7 @@ class BackgroundServer:
         self.app = app
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.bind((host, port))
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=5))
+        self.server = uvicorn.Server(server_config(app, log_level, keep_alive_s))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True,
                                        name="qwen-audio-server")
         self.thread.start()

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..audio_io import QWEN_AUDIO_SAMPLING_RATE, load_audio
-from ..conversation import MIN_AUDIO_SAMPLES
+from ..audio_io import QWEN_AUDIO_SAMPLING_RATE, AudioTooLongError, load_audio
+from ..conversation import MIN_AUDIO_SAMPLES, check_control_tokens
 from ..feature_extraction_qwen_audio import MAX_AUDIO_SECONDS
 from ..tokenization_qwen_audio import AUDIO_END_TOKEN, AUDIO_START_TOKEN
 
@@ -148,7 +148,7 @@ def _is_int(value) -> bool:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _type_name(value) -> str:
@@ -175,6 +175,8 @@ def _optional_number(body, name, low, high, low_inclusive=True):
         return None
     if not _is_number(value):
         raise RequestError(f"'{name}' must be a number, got {_type_name(value)}.", param=name, code="invalid_type")
+    if not math.isfinite(value):  # JSON's NaN / Infinity, or a form's "nan"
+        raise RequestError(f"'{name}' must be a finite number, got {value}.", param=name, code="invalid_value")
     if value > high or value < low or (value == low and not low_inclusive):
         bracket = "[" if low_inclusive else "("
         raise RequestError(f"'{name}' must be in {bracket}{low}, {high}], got {value}.", param=name,
@@ -253,17 +255,18 @@ def _decode_base64(data: str, param: str) -> bytes:
 
 
 def _decode_clip(source, param: str, limits: ServerLimits) -> np.ndarray:
+    # The limit goes to the decoder: the header's duration and rate are checked before a sample is decoded.
     try:
-        waveform = load_audio(source, allow_urls=limits.allow_urls)
+        waveform = load_audio(source, allow_urls=limits.allow_urls, max_seconds=limits.max_audio_seconds)
+    except AudioTooLongError as error:
+        raise RequestError(
+            f"The audio lasts {error.seconds:.1f} s; this server accepts clips of at most "
+            f"{limits.max_audio_seconds:g} s (start it with a larger --max-audio-seconds to hear longer clips as "
+            "consecutive 30 s windows).", param=param, code="audio_too_long") from None
     except (ValueError, TypeError, OSError) as error:
         raise RequestError(f"Could not decode the audio: {' '.join(str(error).split())}", param=param,
                            code="invalid_audio") from None
     seconds = len(waveform) / QWEN_AUDIO_SAMPLING_RATE
-    if seconds > limits.max_audio_seconds:
-        raise RequestError(
-            f"The audio lasts {seconds:.1f} s; this server accepts clips of at most {limits.max_audio_seconds:g} s "
-            "(start it with a larger --max-audio-seconds to hear longer clips as consecutive 30 s windows).",
-            param=param, code="audio_too_long")
     if len(waveform) < MIN_AUDIO_SAMPLES:
         raise RequestError(
             f"The audio lasts {seconds * 1000:.0f} ms; Qwen-Audio needs at least "
@@ -316,6 +319,10 @@ def _check_text(text: str, param: str) -> str:
     if AUDIO_START_TOKEN in text or AUDIO_END_TOKEN in text:
         raise RequestError(f"Text must not contain {AUDIO_START_TOKEN} or {AUDIO_END_TOKEN}; send audio as "
                            "input_audio parts.", param=param, code="invalid_value")
+    try:  # the processor's own check, here to name the field: `<|im_end|>` in a text would forge a turn
+        check_control_tokens(text, param)
+    except ValueError as error:
+        raise RequestError(str(error), param=param, code="invalid_value") from None
     return text
 
 
@@ -500,7 +507,9 @@ def chunk_body(request: ChatRequest, delta: dict | None, finish_reason: str | No
 TRANSCRIPTION_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
 TIMESTAMP_GRANULARITIES = ("word", "segment")
 TRANSCRIPTION_FIELDS = frozenset({"file", "model", "language", "prompt", "response_format", "temperature",
-                                  "timestamp_granularities[]", "timestamp_granularities"})
+                                  "timestamp_granularities[]", "timestamp_granularities", "long_audio"})
+# The `long_audio` form field (an extension): how clips over 30 s are cut into windows (the pipeline's modes).
+TRANSCRIPTION_LONG_AUDIO = ("chunk", "sequential", "vad")
 
 
 @dataclass
@@ -514,6 +523,7 @@ class TranscriptionRequest:
     response_format: str
     granularities: tuple[str, ...]
     generate_kwargs: dict
+    long_audio: str | None = None  # None: the server's `ServerLimits.long_audio`
 
     @property
     def output_language(self) -> str | None:
@@ -530,7 +540,8 @@ class TranscriptionRequest:
 
     @property
     def batch_key(self):
-        return ("audio", self.task, self.language, self.timestamps, tuple(sorted(self.generate_kwargs.items())))
+        return ("audio", self.task, self.language, self.timestamps, tuple(sorted(self.generate_kwargs.items())),
+                self.long_audio)
 
 
 def _single_field(fields: Mapping, name: str) -> str | None:
@@ -585,9 +596,13 @@ def parse_transcription_request(fields: Mapping, audio: bytes | None, task: str,
             raise RequestError("'temperature' must be a number.", param="temperature", code="invalid_type") from None
         generate_kwargs.update(_generation_settings({"temperature": value}, limits))
         generate_kwargs["max_new_tokens"] = limits.transcription_max_tokens
+    long_audio = _single_field(fields, "long_audio")
+    if long_audio is not None and long_audio not in TRANSCRIPTION_LONG_AUDIO:
+        raise RequestError(f"'long_audio' must be one of {', '.join(TRANSCRIPTION_LONG_AUDIO)}, got {long_audio!r}.",
+                           param="long_audio", code="invalid_value")
     request = TranscriptionRequest(model=model_name, task=task, waveform=np.zeros(0, np.float32), language=language,
                                    response_format=response_format, granularities=granularities,
-                                   generate_kwargs=generate_kwargs)
+                                   generate_kwargs=generate_kwargs, long_audio=long_audio)
     try:  # the pipeline's own rules for languages and timestamps
         build_task_prompt(task, audio_language=language or "unknown", output_language=request.output_language,
                           timestamps=request.timestamps)
@@ -605,7 +620,8 @@ def transcription_body(request: TranscriptionRequest, result: dict):
     if request.response_format == "text":
         return text + "\n"
     if request.response_format in ("srt", "vtt"):
-        return (to_srt if request.response_format == "srt" else to_vtt)(result.get("chunks", []))
+        render = to_srt if request.response_format == "srt" else to_vtt
+        return render(result.get("chunks", []), duration=request.seconds)
     body = {"text": text, "usage": {"type": "duration", "seconds": math.ceil(request.seconds)}}
     if request.response_format == "verbose_json":
         body = {"task": "transcribe" if request.task == "transcribe" else "translate",
@@ -614,8 +630,8 @@ def transcription_body(request: TranscriptionRequest, result: dict):
         if "word" in request.granularities:
             # One cue per word: the words with their missing ends filled in the subtitles' way.
             body["words"] = [{"word": cue["text"], "start": cue["start"], "end": cue["end"]}
-                             for cue in group_into_cues(chunks, max_chars=0)]
+                             for cue in group_into_cues(chunks, max_chars=0, duration=request.seconds)]
         if "segment" in request.granularities:
             body["segments"] = [{"id": index, "seek": 0, "start": cue["start"], "end": cue["end"], "text": cue["text"]}
-                                for index, cue in enumerate(group_into_cues(chunks))]
+                                for index, cue in enumerate(group_into_cues(chunks, duration=request.seconds))]
     return body
