@@ -1,0 +1,262 @@
+"""Live transcription: the rolling buffer (`long_form.LiveTranscript`) on constructed timestamps, the server's
+WebSocket (`/v1/audio/live`) and its limits, and the transcription endpoint's `long_audio` field."""
+
+import io
+import json
+import struct
+import time
+
+import numpy as np
+import pytest
+import soundfile
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+from starlette.websockets import WebSocketDisconnect  # noqa: E402
+from transformers import pipeline  # noqa: E402
+
+import transformers_qwen_audio  # noqa: E402,F401  (registers "audio-chat")
+from transformers_qwen_audio.long_form import LiveTranscript  # noqa: E402
+from transformers_qwen_audio.serving.app import build_app  # noqa: E402
+from transformers_qwen_audio.serving.live import LIVE_ROUTE  # noqa: E402
+from transformers_qwen_audio.serving.protocol import ServerLimits  # noqa: E402
+from transformers_qwen_audio.tiny_checkpoint import build_released_checkpoint  # noqa: E402
+
+RATE = 16000
+
+
+def timeline(seconds: float, seed: int = 0, pause=(0.25, 0.6)):
+    rng = np.random.default_rng(seed)
+    words, time_ = [], 0.3
+    while time_ + 0.9 < seconds - 0.2:
+        length = rng.uniform(0.2, 0.9)
+        words.append((f"w{len(words)}", round(time_, 2), round(time_ + length, 2)))
+        time_ += length + rng.uniform(*pause)
+    return words
+
+
+def words_in(words, start: float, end: float):
+    """What a model hearing [start, end) of the stream says: words inside it, a word cut by its end left open."""
+    heard = []
+    for text, word_start, word_end in words:
+        if word_start >= start - 1e-3 and word_end <= end + 1e-3:
+            heard.append({"text": text, "timestamp": (round(word_start - start, 3), round(word_end - start, 3))})
+        elif start <= word_start < end:
+            heard.append({"text": text + "~", "timestamp": (round(word_start - start, 3), None)})
+    return heard
+
+
+def as_tuples(words):
+    return [(word["text"], *word["timestamp"]) for word in words]
+
+
+def expected(words):
+    return [(text, pytest.approx(start, abs=0.02), pytest.approx(end, abs=0.02)) for text, start, end in words]
+
+
+# --- the rolling buffer ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("pause", [(0.25, 0.6), (0.0, 0.05)])  # with pauses; and without any (cut when full)
+def test_live_transcript_finals_are_stable_and_every_word_is_final_once(pause):
+    seconds = 75.0
+    words = timeline(seconds, 1, pause)
+    live, finals_seen, frame = LiveTranscript(), [], int(0.25 * RATE)
+    for first in range(0, int(seconds * RATE), frame):
+        live.push(np.zeros(frame, np.float32))
+        while live.due():
+            start = live.buffer_start / RATE
+            finals_seen.append(live.settle(words_in(words, start, start + len(live.window_audio()) / RATE)))
+        # A word is final only after the pause that follows it has been heard (or the buffer filled up).
+        assert all(word["timestamp"][1] <= live.seconds - live.tail_seconds + 1e-6 for word in live.final)
+        assert len(live.buffer) <= live.window
+    during = len(live.final)
+    live.finish()
+    while live.due():
+        start = live.buffer_start / RATE
+        live.settle(words_in(words, start, start + len(live.window_audio()) / RATE))
+    assert during > len(words) // 2  # most words were final while the stream went on
+    assert as_tuples(live.final) == expected(words) and live.partial == []
+    assert [word for batch in finals_seen for word in batch] == live.final[:during]
+
+
+def test_live_transcript_refuses_bad_settings_and_audio():
+    with pytest.raises(ValueError, match="shorter than the window"):
+        LiveTranscript(step_seconds=20, tail_seconds=15)
+    with pytest.raises(ValueError, match="mono"):
+        LiveTranscript().push(np.zeros((2, 100), np.float32))
+
+
+# --- the server -----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory):
+    folder = build_released_checkpoint(tmp_path_factory.mktemp("live") / "tiny")
+    return pipeline("audio-chat", model=str(folder))
+
+
+def make_client(pipe, **app_kwargs):
+    limits = app_kwargs.pop("limits", ServerLimits(max_audio_seconds=120.0))
+    return TestClient(build_app(pipe, "tiny", limits=limits, batch_wait_s=0.0, **app_kwargs))
+
+
+@pytest.fixture(scope="module")
+def client(pipe):
+    with make_client(pipe, max_body_bytes=256 * 1024) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def stream_words(client, monkeypatch):
+    """The engine's transcription answers from a constructed timeline: each sample holds its stream time in ms."""
+    words = timeline(12.0, 2)
+    engine = client.app.state.engine
+    batches = []
+
+    def transcribe(requests):
+        batches.append(len(requests))
+        answers = []
+        for request in requests:
+            start = round(float(request.waveform[0]) * 32768) / 1000
+            answers.append({"text": "", "chunks": words_in(words, start, start + request.seconds)})
+        return answers
+
+    monkeypatch.setattr(engine, "_transcribe", transcribe)
+    return words, batches
+
+
+def pcm(seconds: float, start: float = 0.0) -> bytes:
+    """PCM16 whose every sample holds its time on the stream, in milliseconds."""
+    milliseconds = np.round((start + np.arange(int(seconds * RATE)) / RATE) * 1000).astype("<i2")
+    return milliseconds.tobytes()
+
+
+def wav_header(rate: int = RATE, channels: int = 1) -> bytes:
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * 2 * channels, 2 * channels, 16)
+    return b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + \
+        struct.pack("<I", 0xFFFFFFFF)
+
+
+def until_done(socket) -> list[dict]:
+    messages = []
+    while not messages or messages[-1]["type"] != "done":
+        messages.append(socket.receive_json())
+    return messages
+
+
+def test_websocket_partials_then_finals_on_the_stream_time_line(client, stream_words):
+    words, _ = stream_words
+    with client.websocket_connect(LIVE_ROUTE) as socket:
+        socket.send_text(json.dumps({"type": "config", "language": "en", "sample_rate": 16000}))
+        audio = wav_header() + pcm(12.0)
+        frame = 8000  # 0.25 s
+        for first in range(0, len(audio), frame):
+            socket.send_bytes(audio[first: first + frame])
+        socket.send_text(json.dumps({"type": "end"}))
+        messages = until_done(socket)
+    finals = [word for message in messages if message["type"] == "final" for word in message["words"]]
+    assert [(word["word"], word["start"], word["end"]) for word in finals] == expected(words)
+    kinds = [message["type"] for message in messages]
+    assert "error" not in kinds and kinds.count("partial") >= 10
+    assert kinds.count("final") >= 3 and kinds.index("final") < len(kinds) - 3  # finals while the stream goes on
+    assert any(message["words"] for message in messages if message["type"] == "partial")
+
+
+def test_websocket_bad_messages_get_errors_and_the_session_goes_on(client, stream_words):
+    with client.websocket_connect(LIVE_ROUTE) as socket:
+        socket.send_bytes(b"\x00\x01\x02")
+        assert socket.receive_json() == {"type": "error", "code": "invalid_audio", "message": (
+            "A binary message carries 16-bit samples; 3 bytes is not a whole number of them.")}
+        socket.send_text("{not json")
+        assert socket.receive_json()["code"] == "invalid_json"
+        socket.send_text(json.dumps({"type": "config", "sample_rate": 44100}))
+        assert socket.receive_json()["code"] == "invalid_sample_rate"
+        socket.send_text(json.dumps({"type": "config", "language": "xx"}))
+        assert socket.receive_json()["code"] == "invalid_value"
+        socket.send_text(json.dumps({"type": "pause"}))
+        assert socket.receive_json()["code"] == "invalid_value"
+        socket.send_bytes(wav_header(rate=8000))
+        assert socket.receive_json()["code"] == "invalid_sample_rate"
+        socket.send_bytes(wav_header(channels=2))
+        assert "send 16-bit PCM mono" in socket.receive_json()["message"]
+        socket.send_bytes(pcm(0.5))
+        socket.send_text(json.dumps({"type": "end"}))
+        assert until_done(socket)[-1] == {"type": "done"}
+
+
+def test_websocket_oversize_messages_and_streams_close_the_session(pipe, client, stream_words):
+    with client.websocket_connect(LIVE_ROUTE) as socket:
+        socket.send_bytes(pcm(9.0))  # 288,000 bytes > 256 KiB
+        error = socket.receive_json()
+        assert error["code"] == "message_too_large"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_json()
+        assert closed.value.code == 1009
+    with make_client(pipe, limits=ServerLimits(max_audio_seconds=2.0)) as short_client:
+        with short_client.websocket_connect(LIVE_ROUTE) as socket:
+            socket.send_bytes(pcm(1.5))
+            socket.send_bytes(pcm(1.0, start=1.5))
+            messages = [socket.receive_json()]
+            while messages[-1]["type"] != "error":
+                messages.append(socket.receive_json())
+            assert messages[-1]["code"] == "audio_too_long" and "2 s" in messages[-1]["message"]
+            with pytest.raises(WebSocketDisconnect) as closed:
+                socket.receive_json()
+            assert closed.value.code == 1008
+
+
+def test_websocket_api_key_and_freed_sessions(pipe):
+    with make_client(pipe, api_key="secret") as keyed:
+        with pytest.raises(WebSocketDisconnect) as refused:
+            with keyed.websocket_connect(LIVE_ROUTE) as socket:
+                socket.receive_json()
+        assert refused.value.code == 1008
+        sessions = keyed.app.state.live_sessions
+        assert sessions.opened == 0
+        for _ in range(2):
+            with keyed.websocket_connect(LIVE_ROUTE, headers={"Authorization": "Bearer secret"}) as socket:
+                socket.send_bytes(pcm(0.3))
+                assert sessions.active >= 1
+            # The client left without "end": its session and buffer are gone.
+            deadline = time.monotonic() + 10
+            while sessions.active and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert sessions.active == 0
+        assert sessions.opened == 2
+
+
+def test_websocket_on_the_tiny_model(client):
+    """Random weights: the mechanics (partials come, the stream ends), not the words."""
+    rng = np.random.default_rng(0)
+    audio = (np.clip(0.1 * rng.standard_normal(int(2.5 * RATE)), -1, 1) * 32767).astype("<i2").tobytes()
+    with client.websocket_connect(LIVE_ROUTE) as socket:
+        for first in range(0, len(audio), 16000):
+            socket.send_bytes(audio[first: first + 16000])
+        socket.send_text(json.dumps({"type": "end"}))
+        messages = until_done(socket)
+    kinds = [message["type"] for message in messages]
+    assert "error" not in kinds and kinds.count("partial") >= 2
+    for message in messages[:-1]:
+        assert all(0 <= word["start"] <= word["end"] <= 2.5 for word in message["words"])
+
+
+# --- the transcription endpoint's long_audio field ----------------------------------------------------------------
+def test_transcription_endpoint_long_audio_field(pipe, monkeypatch):
+    seen = []
+    original = type(pipe).__call__
+    monkeypatch.setattr(type(pipe), "__call__", lambda self, *args, **kwargs: seen.append(
+        kwargs.get("long_audio")) or original(self, *args, **kwargs))
+    buffer = io.BytesIO()
+    soundfile.write(buffer, (0.05 * np.random.default_rng(3).standard_normal(35 * RATE)).astype(np.float32), RATE,
+                    format="WAV", subtype="PCM_16")
+    with make_client(pipe) as long_client:
+        for field, mode in ((None, "chunk"), ("sequential", "sequential")):
+            data = {"language": "en", "response_format": "verbose_json", "timestamp_granularities[]": "word"}
+            if field:
+                data["long_audio"] = field
+            seen.clear()
+            response = long_client.post("/v1/audio/transcriptions", files={"file": ("a.wav", buffer.getvalue())},
+                                        data={**data, "temperature": "0"})
+            assert response.status_code == 200, response.text
+            assert seen[0] == mode  # the server's default (chunk past 30 s), or the request's
+            assert all(0 <= word["start"] <= word["end"] <= 35.0 for word in response.json()["words"])
+        response = long_client.post("/v1/audio/transcriptions", files={"file": ("a.wav", buffer.getvalue())},
+                                    data={"language": "en", "long_audio": "overlap"})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "long_audio"
