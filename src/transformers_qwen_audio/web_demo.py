@@ -10,13 +10,16 @@
     qwen-audio web ./qwen-audio-chat-native --port 8080
     qwen-audio web --tiny                                 # the embedded tiny model (random weights), offline
 
-Three tabs:
+Four tabs:
 - Chat: upload or record clips (several per turn), ask about them, several turns; the reply streams token by token;
   regenerate, undo, clear and stop in the conversation. Clips show as players in the conversation.
-- Transcribe: a clip or a long recording (heard as consecutive 30 s windows), in a given language or translated,
+- Transcribe: a clip or a long recording (heard as consecutive 30 s windows, as windows that start after the last
+  whole word, or as windows cut in pauses), in a given language or translated,
   with word timestamps: a table of words (select a word to play the recording from there), subtitles under the
   player, SRT and WebVTT files to download.
 - Sound questions: one click per task of the model (caption, sound events, acoustic scene, ...) or a free question.
+- Live: the microphone streams into a rolling buffer (`long_form.LiveTranscript`); the text grows as you speak,
+  words final once the model has heard the pause after them.
 
 Bad input (a file that is not audio, an empty recording, a clip over the limit) shows a message in the page and the
 app goes on. Transcriptions and sound questions from several users run together as one pipeline batch; chat replies
@@ -28,16 +31,27 @@ From Python: `build_demo(pipeline("audio-chat", model=...)).launch()`.
 
 import functools
 import os
+import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .audio_io import load_audio
+from .audio_io import (
+    QWEN_AUDIO_SAMPLING_RATE,
+    AudioTooLongError,
+    DecoderMissingError,
+    NotAudioError,
+    ffmpeg_executable,
+    load_audio,
+)
 from .batching import DynamicBatcher, StopWhenCancelled
+from .long_form import LONG_FORM_METHODS, LiveTranscript, words_text
+from .conversation import CONTROL_TOKENS
 from .subtitles import group_into_cues, render
 from .task_prompts import LANGUAGE_NAMES, OUTPUT_LANGUAGES, QUESTION_TASKS, SPEECH_TASKS, supported_tasks
 from .tokenization_qwen_audio import AUDIO_LANGUAGES
@@ -65,8 +79,15 @@ TASK_LABELS = {
 }
 WORD_TABLE_HEADERS = ["word", "start (s)", "end (s)"]
 NO_TRANSLATION = "none"  # the "Translate into" choice that means: transcribe
-# libsndfile reads the first ones (and Gradio's WAV recordings); the others go through Gradio's decoder (ffmpeg).
-AUDIO_FORMATS_HINT = "WAV, FLAC, OGG, MP3; others need ffmpeg"
+# The "Long recordings" choices of the Transcribe tab: how recordings over 30 s are cut into windows.
+LONG_AUDIO_CHOICES = [("back-to-back 30 s windows (fastest)", "chunk"),
+                      ("windows after the last whole word", "sequential"), ("windows cut in pauses (VAD)", "vad")]
+# libsndfile reads the first ones (and Gradio's WAV recordings); the others go through imageio-ffmpeg's ffmpeg.
+AUDIO_FORMATS_HINT = "WAV, FLAC, OGG, MP3, M4A, WebM, MP4, AAC"
+# Gradio's cache (uploads, recordings, the subtitle files it serves) and the demo's own subtitle folders: checked
+# every `frequency` seconds, files older than `age` deleted, all of them at shutdown. A conversation's clips are
+# decoded again at every turn, so they must outlive a long session.
+CACHE_CLEANUP_S = (3600, 6 * 3600)
 
 
 @dataclass
@@ -113,22 +134,10 @@ def _duration_text(seconds: float) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
-def _decode_any(path: str) -> tuple[np.ndarray, int]:
-    """Samples and rate: libsndfile first; other formats (WebM, M4A, ...) through Gradio's own decoder (ffmpeg)."""
-    import soundfile
-
-    try:
-        return soundfile.read(path, dtype="float32", always_2d=False)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError):
-        from gradio.processing_utils import audio_from_file
-
-        sampling_rate, samples = audio_from_file(path)
-        return samples, sampling_rate
-
-
 def load_clip(path: str | None, max_seconds: float) -> np.ndarray:
     """
     The clip at `path` (a Gradio upload or recording) as a 16 kHz mono waveform; `InputError` says what is wrong.
+    Decoded by `audio_io.load_audio` with the limit, so a file's header is checked before a sample is decoded.
     Decoded again at every chat turn rather than cached: it costs milliseconds next to generation, and a cache of
     long recordings would cost gigabytes.
     """
@@ -140,26 +149,33 @@ def load_clip(path: str | None, max_seconds: float) -> np.ndarray:
     if os.path.getsize(path) == 0:
         raise InputError(f"{name} is empty: record again, or upload a clip with sound in it.")
     try:
-        samples, sampling_rate = _decode_any(path)
-    except RuntimeError as error:
-        if "ffmpeg" in str(error):  # Gradio's decoder without ffmpeg: the server, not the file, is at fault
-            raise InputError(f"{name} can only be decoded with ffmpeg, which this server lacks (WAV, FLAC, OGG and "
-                             "MP3 work without it).") from None
-        raise InputError(f"{name} is not an audio file this demo can read ({AUDIO_FORMATS_HINT}).") from None
-    except Exception:  # noqa: BLE001 - whatever the decoders say, the user needs to know only this
-        raise InputError(f"{name} is not an audio file this demo can read ({AUDIO_FORMATS_HINT}).") from None
-    if samples.size == 0:
-        raise InputError(f"{name} is empty (no samples): record again, or upload a clip with sound in it.")
-    seconds = samples.shape[0] / sampling_rate
-    if seconds > max_seconds:
+        return load_audio(path, max_seconds=max_seconds)
+    except AudioTooLongError as error:
         raise InputError(
-            f"{name} is {_duration_text(seconds)} long; this demo takes clips of up to {_duration_text(max_seconds)} "
-            "here. Cut it, or start the demo with a higher limit."
-        )
-    try:
-        return load_audio(samples, sampling_rate=sampling_rate)  # mono, 16 kHz, checked for NaN and shape
-    except (ValueError, TypeError) as error:
-        raise InputError(f"{name}: {error}") from None
+            f"{name} is {_duration_text(error.seconds)} long; this demo takes clips of up to "
+            f"{_duration_text(max_seconds)} here. Cut it, or start the demo with a higher limit."
+        ) from None
+    except DecoderMissingError:  # the server, not the file, is at fault
+        raise InputError(f"{name} can only be decoded with ffmpeg, which this server lacks (WAV, FLAC, OGG and "
+                         "MP3 work without it).") from None
+    except NotAudioError:
+        raise InputError(f"{name} is not an audio file this demo can read ({AUDIO_FORMATS_HINT}).") from None
+    except (ValueError, TypeError, OSError) as error:
+        message = " ".join(str(error).split())
+        if " is empty" in message:  # a header without samples
+            raise InputError(f"{name} is empty (no samples): record again, or upload a clip with sound in it.") \
+                from None
+        # The decoder names the file by its path in Gradio's cache; the user knows it by its name.
+        raise InputError(message.replace(f"file {path}", name)) from None
+
+
+def check_text(text: str, what: str) -> str:
+    """`text` as typed; `InputError` when it holds one of the prompt's control tokens (`<|im_end|>` would let a
+    message forge a turn of its own; the processor refuses them too, in its own words)."""
+    found = [(text.find(token), token) for token in CONTROL_TOKENS if token in text]
+    if found:
+        raise InputError(f"{what} contains {min(found)[1]}, a control token of the model's prompt; remove it.")
+    return text
 
 
 def _language_choices(codes) -> list[tuple[str, str]]:
@@ -183,7 +199,9 @@ def history_to_messages(history, system_prompt: str, max_seconds: float) -> list
     The pipeline conversation of a Gradio chat history (message dicts whose content is a string or a list of
     `{"type": "text" | "file", ...}` parts): files become decoded audio parts, text parts are kept in order.
     """
-    messages = [{"role": "system", "content": system_prompt.strip()}] if system_prompt and system_prompt.strip() else []
+    messages = []
+    if system_prompt and system_prompt.strip():
+        messages.append({"role": "system", "content": check_text(system_prompt.strip(), "The system prompt")})
     for message in history:
         role = message["role"]
         content = message["content"]
@@ -214,7 +232,7 @@ def _user_turn(message) -> list:
     if isinstance(message, str):
         message = {"text": message, "files": []}
     files = [_file_path(file) for file in message.get("files") or []]
-    text = (message.get("text") or "").strip()
+    text = check_text((message.get("text") or "").strip(), "The message")
     if not files and not text:
         raise InputError("The message is empty: type a question or attach a clip.")
     return [{"path": path} for path in files] + ([text] if text else [])
@@ -232,7 +250,7 @@ class WebDemo:
         self.limits = limits or WebDemoLimits()
         self.generate_kwargs = dict(generate_kwargs or {})
         self.title = title
-        self.workdir = tempfile.TemporaryDirectory(prefix="qwen-audio-web-")
+        self.workdir = tempfile.TemporaryDirectory(prefix="qwen-audio-web-", ignore_cleanup_errors=True)
         self.batcher = DynamicBatcher(self._run_batch, max_batch_size=self.limits.max_batch_size,
                                       max_wait_s=self.limits.batch_wait_s, name="qwen-audio-web-batcher")
 
@@ -296,7 +314,7 @@ class WebDemo:
             return gr.validate(False, str(error))
         return gr.validate(True, "")
 
-    def transcribe(self, audio, language="en", translate_into=NO_TRANSLATION, timestamps=True):
+    def transcribe(self, audio, language="en", translate_into=NO_TRANSLATION, timestamps=True, long_audio="chunk"):
         """Transcript, word table, subtitle files and the player (with subtitles) of one recording."""
         import gradio as gr
 
@@ -304,7 +322,10 @@ class WebDemo:
             waveform = load_clip(_file_path(audio), self.limits.transcribe_audio_seconds)
             if language not in AUDIO_LANGUAGES:
                 raise InputError(f"Unknown language {language!r}; choose one of {', '.join(AUDIO_LANGUAGES)}.")
-            call = {"task": "transcribe", "language": language, "long_audio": "chunk",
+            if long_audio not in ("chunk", *LONG_FORM_METHODS):
+                raise InputError(f"Unknown long-recording mode {long_audio!r}; choose chunk, "
+                                 f"{', '.join(LONG_FORM_METHODS)}.")
+            call = {"task": "transcribe", "language": language, "long_audio": long_audio,
                     **self._generation(None, greedy=True)}
             if translate_into not in (NO_TRANSLATION, *OUTPUT_LANGUAGES):
                 raise InputError(f"Unknown translation language {translate_into!r}; choose one of "
@@ -321,15 +342,57 @@ class WebDemo:
                 for chunk in chunks]
         files, cues = [], None
         if timestamps:
+            duration = len(waveform) / QWEN_AUDIO_SAMPLING_RATE
             stem = Path(_file_path(audio)).stem or "recording"
+            self._delete_old_subtitles()
             folder = Path(tempfile.mkdtemp(dir=self.workdir.name))
             for output_format in ("srt", "vtt"):
                 target = folder / f"{stem}.{output_format}"
-                target.write_text(render(result, output_format), encoding="utf-8")
+                target.write_text(render(result, output_format, duration=duration), encoding="utf-8")
                 files.append(str(target))
-            cues = [{"text": cue["text"], "timestamp": [cue["start"], cue["end"]]} for cue in group_into_cues(chunks)]
+            cues = [{"text": cue["text"], "timestamp": [cue["start"], cue["end"]]}
+                    for cue in group_into_cues(chunks, duration=duration)]
         player = gr.Audio(value=_file_path(audio), subtitles=cues or None, playback_position=0)
         return result["text"], rows, files or None, player
+
+    def live(self, chunk, transcript, language="en"):
+        """One piece of the microphone's stream (`gr.Audio(streaming=True)`: `(rate, samples)`) into the session's
+        rolling buffer (`LiveTranscript`, kept in `gr.State`): the final text so far and the words still open."""
+        transcript = transcript if isinstance(transcript, LiveTranscript) else LiveTranscript()
+        if chunk is not None:
+            try:
+                rate, samples = chunk
+                samples = load_audio(samples, sampling_rate=rate)
+                if transcript.seconds + len(samples) / QWEN_AUDIO_SAMPLING_RATE > self.limits.transcribe_audio_seconds:
+                    raise InputError(f"Live transcription stops at {_duration_text(self.limits.transcribe_audio_seconds)}.")
+                transcript.push(samples)
+                self._transcribe_due(transcript, language)
+            except (InputError, ValueError, TypeError) as error:
+                raise _page_error(error, "Cannot transcribe this") from None
+        return words_text(transcript.final), words_text(transcript.partial), transcript
+
+    def live_end(self, transcript, language="en"):
+        """The recording stopped: what is left in the buffer becomes final."""
+        if not isinstance(transcript, LiveTranscript):
+            return "", "", None
+        transcript.finish()
+        self._transcribe_due(transcript, language)
+        return words_text(transcript.final), "", None
+
+    def _transcribe_due(self, transcript: LiveTranscript, language: str) -> None:
+        if language not in AUDIO_LANGUAGES:
+            raise InputError(f"Unknown language {language!r}; choose one of {', '.join(AUDIO_LANGUAGES)}.")
+        while transcript.due():
+            result = self._submit(transcript.window_audio(), task="transcribe", language=language,
+                                  return_timestamps="word", long_audio="truncate", **self._generation(None, greedy=True))
+            transcript.settle(result["chunks"])
+
+    def _delete_old_subtitles(self) -> None:
+        """Subtitle folders older than Gradio's cache keeps its copies (`CACHE_CLEANUP_S`): they would pile up."""
+        oldest = time.time() - CACHE_CLEANUP_S[1]
+        for folder in Path(self.workdir.name).iterdir():
+            if folder.stat().st_mtime < oldest:
+                shutil.rmtree(folder, ignore_errors=True)
 
     @staticmethod
     def word_start(words, index) -> float | None:
@@ -354,7 +417,7 @@ class WebDemo:
             if task in QUESTION_TASKS:
                 if not question or not question.strip():
                     raise InputError("Type a question about the clip, or click one of the task buttons.")
-                call["prompt"] = question.strip()
+                call["prompt"] = check_text(question.strip(), "The question")
             result = self._submit(waveform, **call)
         except (InputError, ValueError, TypeError) as error:
             raise _page_error(error, "Cannot answer this") from None
@@ -366,7 +429,9 @@ class WebDemo:
         import gradio as gr
 
         limits = self.limits
-        with gr.Blocks(title=self.title, analytics_enabled=False, fill_height=True) as demo:
+        use_packaged_ffmpeg()
+        with gr.Blocks(title=self.title, analytics_enabled=False, fill_height=True,
+                       delete_cache=CACHE_CLEANUP_S) as demo:
             gr.Markdown(f"# {self.title}\nAudio chat, transcription with word timestamps, and sound questions.")
             with gr.Tab("Chat", id="chat"):
                 settings = [
@@ -408,6 +473,8 @@ class WebDemo:
                                                           *_language_choices(OUTPUT_LANGUAGES)],
                                                          value=NO_TRANSLATION, label="Translate into")
                         timestamps = gr.Checkbox(value=True, label="Word timestamps (table, SRT, WebVTT)")
+                        long_audio = gr.Dropdown(LONG_AUDIO_CHOICES, value="chunk", label="Long recordings",
+                                                 elem_id="long-audio")
                         transcribe_button = gr.Button("Transcribe", variant="primary")
                     with gr.Column():
                         transcript = gr.Textbox(label="Transcript", lines=4, buttons=["copy"], elem_id="transcript")
@@ -418,7 +485,7 @@ class WebDemo:
                 words = gr.Dataframe(headers=WORD_TABLE_HEADERS, datatype=["str", "number", "number"],
                                      label="Words", interactive=False, max_height=320, column_count=3,
                                      elem_id="words")
-                transcribe_inputs = [recording, language, translate_into, timestamps]
+                transcribe_inputs = [recording, language, translate_into, timestamps, long_audio]
                 gr.on([transcribe_button.click], self.transcribe, transcribe_inputs,
                       [transcript, words, subtitle_files, player], api_name="transcribe",
                       concurrency_limit=limits.max_batch_size)
@@ -428,6 +495,24 @@ class WebDemo:
                     return gr.skip() if start is None else gr.Audio(playback_position=start, autoplay=True)
 
                 words.select(play_from_word, [words], [player], api_visibility="undocumented", queue=False)
+            with gr.Tab("Live", id="live"):
+                with gr.Row():
+                    with gr.Column():
+                        microphone = gr.Audio(sources=["microphone"], streaming=True, label="Microphone",
+                                              elem_id="live-microphone")
+                        live_language = gr.Dropdown(_language_choices(AUDIO_LANGUAGES), value="en",
+                                                    label="Spoken language")
+                    with gr.Column():
+                        live_final = gr.Textbox(label="Transcript (final words)", lines=6, buttons=["copy"],
+                                                elem_id="live-final")
+                        live_partial = gr.Textbox(label="Still listening (may change)", lines=2,
+                                                  elem_id="live-partial")
+                live_state = gr.State(None)
+                microphone.stream(self.live, [microphone, live_state, live_language],
+                                  [live_final, live_partial, live_state], stream_every=0.5, api_name="live",
+                                  concurrency_limit=limits.max_batch_size)
+                microphone.stop_recording(self.live_end, [live_state, live_language],
+                                          [live_final, live_partial, live_state], api_name="live_end")
             with gr.Tab("Sound questions", id="sound"):
                 with gr.Row():
                     with gr.Column():
@@ -451,6 +536,16 @@ class WebDemo:
                                 concurrency_limit=limits.max_batch_size, concurrency_id="sound-questions")
         demo.queue(max_size=256)
         return demo
+
+
+def use_packaged_ffmpeg() -> None:
+    """Points Gradio's own decoder (pydub, for microphone WebM and format conversions) at the ffmpeg `audio_io`
+    finds (imageio-ffmpeg's, no system package needed)."""
+    executable = ffmpeg_executable()
+    if executable is not None:
+        from pydub import AudioSegment
+
+        AudioSegment.converter = executable
 
 
 def offline_theme():

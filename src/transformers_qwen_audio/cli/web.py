@@ -15,6 +15,7 @@ from .common import (
     check_model_or_tiny,
     load_pipeline,
     model_or_tiny,
+    terminate_like_interrupt,
 )
 
 
@@ -73,7 +74,7 @@ def run_web(args, out=None) -> int:
         raise CliError(f"qwen-audio web needs the [web] extra ({error.name} is missing): "
                        "pip install 'transformers-qwen-audio[web]'") from None
 
-    with model_or_tiny(args) as model:
+    with terminate_like_interrupt(), model_or_tiny(args) as model:
         title = "Qwen-Audio: embedded tiny model (random weights)" if args.tiny else f"Qwen-Audio: {args.model}"
         pipe = load_pipeline(model, device=args.device, dtype=args.dtype)
         generate_kwargs = {} if args.min_new_tokens is None else {"min_new_tokens": args.min_new_tokens}
