@@ -46,10 +46,11 @@ def test_two_processes_give_the_one_process_results(setup):
     run([sys.executable, *arguments, "--output_dir", str(root / "one")])
     run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
          "--mixed_precision", "no", "--dynamo_backend", "no", *arguments, "--output_dir", str(root / "two")])
-    one = json.loads((root / "one" / "predictions.json").read_text())
-    two = json.loads((root / "two" / "predictions.json").read_text())
-    assert len(one["tiny_sounds_small"]) == 5
-    assert two == one  # every row once, in dataset order, same replies
+    one = (root / "one" / "predictions" / "tiny_sounds_small.jsonl").read_text().splitlines()
+    two = (root / "two" / "predictions" / "tiny_sounds_small.jsonl").read_text().splitlines()
+    assert len(one) == 1 + 5 and [json.loads(line)["row"] for line in one[1:]] == list(range(5))
+    assert two == one  # every row once, in dataset order, same replies (the second process's part merged)
+    assert not list((root / "two" / "predictions").glob("*.part*.jsonl"))
     results = json.loads((root / "two" / "results.json").read_text())["results"][0]
     assert results["num_samples"] == 5 and 0 <= results["metrics"]["accuracy"] <= 1
     assert "model-index" in (root / "two" / "model_index.yaml").read_text()

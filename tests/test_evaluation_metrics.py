@@ -1,5 +1,6 @@
 """The original evaluation's normalisation and metrics, on hand-checked examples."""
 
+import dataclasses
 import math
 
 import pytest
@@ -23,6 +24,16 @@ def test_corpus_wer_is_total_edits_over_total_reference_words():
     assert metrics.corpus_word_error_rate(["你好世界"], ["你好世介"], language="zh") == pytest.approx(0.25)
     with pytest.raises(ValueError, match="references"):
         metrics.corpus_word_error_rate(["a"], ["a", "b"])
+
+
+def test_english_normalizer_wer_is_the_open_asr_leaderboards():
+    # Whisper's English normaliser with its spelling mapping: British spellings, numbers and currency agree; the
+    # original's normalisation and the basic one count them as errors.
+    references = ["The colour of the theatre is grey.", "he paid twenty five dollars"]
+    hypotheses = ["the color of the theater is gray", "he paid $25"]
+    assert metrics.english_normalizer_word_error_rate(references, hypotheses) == 0.0
+    assert metrics.whisper_basic_word_error_rate(references, hypotheses) > 0.3
+    assert metrics.corpus_word_error_rate(references, hypotheses) > 0.3
 
 
 def test_bleu_tokenizer_follows_the_output_language():
@@ -52,9 +63,10 @@ def test_every_shipped_benchmark_parses_and_names_the_papers_figure():
     paper = {}
     for name in names:
         spec = BenchmarkSpec.from_yaml(resolve_benchmark(name))
-        paper.update({f"{name}/{metric}": value for metric, value in spec.paper.items()})
+        paper.update({f"{spec.result_key}/{metric}": value for metric, value in spec.paper_figures.items()})
     assert paper["librispeech_test_clean/wer"] == 0.020 and paper["librispeech_test_other/wer"] == 0.042
-    assert paper["clothoaqa/accuracy"] == 0.579 and paper["covost2_en_zh/bleu"] == 41.5
+    assert paper["clothoaqa.clothoaqa_test/accuracy"] == 0.579 and paper["covost2_en_zh/bleu"] == 41.5
+    assert paper["aishell1_test/wer"] == 0.013  # the test source of the jsonl that also holds dev
     assert BenchmarkSpec.from_yaml(resolve_benchmark("clothoaqa")).max_new_tokens == 4
     assert BenchmarkSpec.from_yaml(resolve_benchmark("clotho")).prompt.endswith("<|caption_clotho|>")
 
@@ -72,6 +84,33 @@ def test_bad_benchmark_yaml_is_refused_with_its_reason(tmp_path):
         BenchmarkSpec.from_yaml(path)
     with pytest.raises(FileNotFoundError, match="No benchmark"):
         resolve_benchmark("no_such_benchmark")
+    path.write_text("task: asr\ndataset: x\nprompt: p\nmax_new_tokens: 4\ncolumns: {reference: t, speaker: s}\n")
+    with pytest.raises(ValueError, match=r"unknown column role\(s\) \['speaker'\]"):
+        BenchmarkSpec.from_yaml(path)
+    path.write_text("task: asr\ndataset: x\nprompt: p\nmax_new_tokens: 4\ncolumns: {reference: t\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        BenchmarkSpec.from_yaml(path)
+    base = dict(name="b", task="asr", dataset="x", prompt="p", max_new_tokens=4, columns={"reference": "gt"})
+    with pytest.raises(ValueError, match="`sources` needs the column of a row's source"):
+        BenchmarkSpec(**base, sources=["a_test"])
+    with pytest.raises(ValueError, match="either per source in `sources` or once in `paper`"):
+        BenchmarkSpec(**{**base, "columns": {"reference": "gt", "source": "source"}}, sources={"a": {"wer": 1.0}},
+                      paper={"wer": 1.0})
+    with pytest.raises(ValueError, match="not the scored split 'test'"):
+        BenchmarkSpec(**base, data_files={"train": "train/*.parquet"})
+
+
+def test_a_spec_of_several_sources_is_one_spec_per_source():
+    spec = BenchmarkSpec(name="aishell1", task="asr", dataset="x.jsonl", prompt="p", max_new_tokens=4,
+                         columns={"reference": "gt", "source": "source"},
+                         sources={"aishell1_dev": None, "aishell1_test": {"wer": 0.013}})
+    parts = spec.per_source()
+    assert [(part.source, part.result_key, part.paper_figures) for part in parts] == [
+        ("aishell1_dev", "aishell1.aishell1_dev", {}), ("aishell1_test", "aishell1.aishell1_test", {"wer": 0.013})]
+    # What predictions depend on: not the paper's figures nor max_samples, but the source and the generation.
+    assert parts[0].fingerprint() != parts[1].fingerprint()
+    assert parts[1].fingerprint() == dataclasses.replace(parts[1], max_samples=3, paper_source="x").fingerprint()
+    assert parts[1].fingerprint() != dataclasses.replace(parts[1], max_new_tokens=5).fingerprint()
 
 
 def test_table_and_model_index():
@@ -82,6 +121,19 @@ def test_table_and_model_index():
     card = model_card_data(results, "tiny")
     assert card.eval_results[0].metric_value == 0.05 and card.eval_results[0].task_type == "automatic-speech-recognition"
     assert "model-index" in card.to_yaml()
+    # One row and one model-index dataset per source of the original's jsonl, each next to its own figure.
+    per_source = [{"benchmark": "clothoaqa", "source": source, "task": "aqa", "dataset": "data/st/clothoaqa_eval.jsonl",
+                   "split": "test", "num_samples": count, "metrics": {"accuracy": accuracy}, "paper": paper,
+                   "skipped": skipped}
+                  for source, count, accuracy, paper, skipped in [
+                      ("clothoaqa_val", 4, 0.5, {}, []),
+                      ("clothoaqa_test", 6, 0.25, {"accuracy": 0.579}, [{"row": 7, "error": "NotAudioError: x"}])]]
+    table = markdown_table(per_source)
+    assert "| clothoaqa (clothoaqa_val) | accuracy | 0.5 | – | 4 |" in table
+    assert "| clothoaqa (clothoaqa_test) | accuracy | 0.25 | 0.579 | 6 |" in table
+    assert "Skipped as undecodable in clothoaqa (clothoaqa_test): row 7 (NotAudioError: x)" in table
+    assert [(entry.dataset_name, entry.dataset_split) for entry in model_card_data(per_source, "tiny").eval_results] == [
+        ("clothoaqa", "clothoaqa_val"), ("clothoaqa", "clothoaqa_test")]
 
 
 def test_caption_scores_offline():

@@ -7,7 +7,9 @@ The metrics of the original evaluation (QwenLM/Qwen-Audio `eval_audio/evaluate_*
 computed with jiwer and sacrebleu (`evaluate.load` would fetch metric code from the Hub).
 
 - ASR / SRWT word error rate: special tokens removed (`remove_special_tokens`), sacrebleu's `none` tokeniser,
-  lowercased, then corpus edit distance / reference length; Chinese by character.
+  lowercased, then corpus edit distance / reference length; Chinese by character. English ASR adds two named
+  columns that the paper does not report: `wer_whisper_basic` (Whisper's basic normaliser) and
+  `wer_english_normalizer` (the Open ASR leaderboard's: Whisper's English normaliser with its spelling mapping).
 - Translation: `sacrebleu.corpus_bleu` with the `13a` tokeniser, `zh` for Chinese and `ja-mecab` for Japanese output.
 - Classification / AQA: exact-match accuracy of the stripped reply (the original's `accuracy_score(refs, hyps)`).
 - SRWT: WER plus the average shift of the word boundaries (`AverageShiftCalculator`).
@@ -79,7 +81,21 @@ def whisper_basic_word_error_rate(references: list[str], hypotheses: list[str]) 
     corpus WER. Not what the paper reports."""
     from transformers.models.whisper.english_normalizer import BasicTextNormalizer
 
-    normalizer = BasicTextNormalizer()
+    return _normalized_word_error_rate(BasicTextNormalizer(), references, hypotheses)
+
+
+def english_normalizer_word_error_rate(references: list[str], hypotheses: list[str]) -> float:
+    """A second column, named as such: the Open ASR leaderboard's normalisation (transformers' Whisper
+    `EnglishTextNormalizer` with Whisper's British -> American spelling mapping: numbers, contractions, fillers,
+    punctuation) then corpus WER. Not what the paper reports."""
+    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+
+    from .english_spelling import ENGLISH_SPELLING
+
+    return _normalized_word_error_rate(EnglishTextNormalizer(ENGLISH_SPELLING), references, hypotheses)
+
+
+def _normalized_word_error_rate(normalizer, references: list[str], hypotheses: list[str]) -> float:
     return corpus_word_error_rate(
         [normalizer(remove_special_tokens(text)) for text in references],
         [normalizer(remove_special_tokens(text)) for text in hypotheses],

@@ -32,9 +32,15 @@ def _format(value) -> str:
     return str(value)
 
 
+def result_label(result: dict) -> str:
+    """The benchmark, and the source of the original's jsonl it scored when that is not the benchmark's name."""
+    source = result.get("source")
+    return f"{result['benchmark']} ({source})" if source not in (None, result["benchmark"]) else result["benchmark"]
+
+
 def markdown_table(results: list[dict]) -> str:
-    """One row per (benchmark, metric): ours next to the paper's figure where it reports one ("–": not computed,
-    e.g. SPICE, which needs Java)."""
+    """One row per (benchmark and source, metric): ours next to the paper's figure for that source or split where it
+    reports one ("–": not computed, e.g. SPICE, which needs Java); then the clips skipped as undecodable."""
     lines = ["| benchmark | metric | ours | paper | samples |", "| --- | --- | --- | --- | --- |"]
     for result in results:
         names = list(result["metrics"]) + [name for name in result["paper"] if name not in result["metrics"]]
@@ -44,14 +50,20 @@ def markdown_table(results: list[dict]) -> str:
             value = result["metrics"].get(metric)
             arrow = " ↓" if metric in LOWER_IS_BETTER else ""
             lines.append(
-                f"| {result['benchmark']} | {metric}{arrow} | {_format(value)} | {_format(result['paper'].get(metric))} "
+                f"| {result_label(result)} | {metric}{arrow} | {_format(value)} | {_format(result['paper'].get(metric))} "
                 f"| {result['num_samples']} |"
             )
+    skipped = [(result_label(result), result["skipped"]) for result in results if result.get("skipped")]
+    if skipped:
+        lines.append("")
+        lines += [f"Skipped as undecodable in {label}: " + ", ".join(f"row {item['row']} ({item['error']})" for item in items)
+                  for label, items in skipped]
     return "\n".join(lines) + "\n"
 
 
 def eval_results(results: list[dict], model_name: str | None = None):
-    """`huggingface_hub.EvalResult`s for the model card's `model-index` (finite metrics only)."""
+    """`huggingface_hub.EvalResult`s for the model card's `model-index` (finite metrics only), one dataset entry per
+    source (or split) scored."""
     from huggingface_hub import EvalResult
 
     entries = []
@@ -62,7 +74,8 @@ def eval_results(results: list[dict], model_name: str | None = None):
                 continue
             entries.append(EvalResult(
                 task_type=task_type, task_name=task_name, dataset_type=result["dataset"], dataset_name=result["benchmark"],
-                dataset_split=result["split"], metric_type=metric.lower(), metric_name=metric, metric_value=float(value),
+                dataset_config=result.get("dataset_config"), dataset_split=result.get("source") or result["split"],
+                metric_type=metric.lower(), metric_name=metric, metric_value=float(value),
             ))
     return entries
 
@@ -88,12 +101,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_results(results: list[dict], output_dir: str | os.PathLike, model_name: str) -> dict:
-    """`results.json` (metrics and predictions), `results.md` (the table) and `model_index.yaml` in `output_dir`."""
+    """`results.json` (the metrics; the predictions are in `predictions/*.jsonl`), `results.md` (the table) and
+    `model_index.yaml` in `output_dir`, each replaced whole."""
     output_dir = Path(output_dir)
     summary = [{key: value for key, value in result.items() if key != "predictions"} for result in results]
-    atomic_write_text(output_dir / "results.json", json.dumps({"model": model_name, "results": summary}, indent=1) + "\n")
-    atomic_write_text(output_dir / "predictions.json", json.dumps(
-        {result["benchmark"]: result["predictions"] for result in results}, indent=1, ensure_ascii=False) + "\n")
+    atomic_write_text(output_dir / "results.json", json.dumps({"model": model_name, "results": summary}, indent=1,
+                                                              ensure_ascii=False) + "\n")
     atomic_write_text(output_dir / "results.md", markdown_table(results))
     card = model_card_data(results, model_name)
     atomic_write_text(output_dir / "model_index.yaml", card.to_yaml() + "\n")

@@ -7,8 +7,10 @@ Evaluates a Qwen-Audio checkpoint on benchmarks declared in YAML (the packaged `
 paths), with the prompts, `max_new_tokens`, text normalisation and metrics of the original evaluation, batched with
 left padding.
 
-Writes `results.json`, `predictions.json`, `results.md` (ours vs the paper) and `model_index.yaml` (the model card's
-`model-index`); the logic lives in `transformers_qwen_audio.evaluation`.
+Writes `predictions/<benchmark>.jsonl` as batches finish (a rerun resumes from them), then `results.json`,
+`results.md` (ours vs the paper, per source or split) and `model_index.yaml` (the model card's `model-index`) after
+each benchmark; a clip that cannot be decoded is reported and skipped (`--max_bad_clip_fraction` of them at most).
+The logic lives in `transformers_qwen_audio.evaluation`.
 
 Usage:
 
@@ -18,6 +20,9 @@ python -m transformers_qwen_audio.recipes.evaluate --model_name_or_path qwen-aud
 
 # The options in a YAML (`--config`), any of them overridden on the command line
 qwen-audio evaluate --config my_evaluation.yaml --batch_size 4
+
+# A local mirror of the Hub datasets (ROOT/openslr/librispeech_asr/clean/test/0000.parquet, ...)
+qwen-audio evaluate --model_name_or_path Qwen/Qwen-Audio --benchmarks librispeech_test_clean --hub_datasets_root ROOT
 
 # The paper's benchmarks on GPUs, one shard per process
 accelerate launch --num_processes 8 -m transformers_qwen_audio.recipes.evaluate --model_name_or_path Qwen/Qwen-Audio \
@@ -34,6 +39,8 @@ from transformers import HfArgumentParser
 
 import transformers_qwen_audio  # noqa: F401  registers the model and processor with the Auto classes
 from transformers_qwen_audio.evaluation import evaluate_checkpoint, markdown_table
+from transformers_qwen_audio.evaluation.results import result_label
+from transformers_qwen_audio.evaluation.runner import DEFAULT_MAX_BAD_CLIP_FRACTION
 
 
 DEFAULT_BENCHMARKS = ["tiny_asr", "tiny_srwt", "tiny_sounds"]
@@ -52,6 +59,14 @@ class EvaluationArguments:
     dtype: str = field(default="auto", metadata={"help": "auto, float32, bfloat16 or float16."})
     update_model_card: bool = field(
         default=False, metadata={"help": "Write the results into the checkpoint's README.md model-index."}
+    )
+    max_bad_clip_fraction: float = field(
+        default=DEFAULT_MAX_BAD_CLIP_FRACTION,
+        metadata={"help": "Clips that cannot be decoded are reported and skipped; a benchmark with more than this "
+                          "fraction of them stops, listing them (0: stop at the first)."},
+    )
+    hub_datasets_root: str | None = field(
+        default=None, metadata={"help": "A local folder read in place of hf://datasets/ (ROOT/<owner>/<name>/...)."}
     )
 
 
@@ -79,15 +94,20 @@ def parse_arguments(argv: list[str] | None = None) -> EvaluationArguments:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Evaluates as `argv` (default: the command line) says; the main process prints and writes the results."""
+    """Evaluates as `argv` (default: the command line) says; the main process prints and writes the results. A user
+    error (missing checkpoint folder or dataset, bad benchmark YAML, too many undecodable clips) exits with one line."""
     args = parse_arguments(argv)
-    results = evaluate_checkpoint(
-        args.model_name_or_path, args.benchmarks, output_dir=args.output_dir, batch_size=args.batch_size,
-        max_samples=args.max_samples, dtype=args.dtype, update_model_card=args.update_model_card,
-    )
+    try:
+        results = evaluate_checkpoint(
+            args.model_name_or_path, args.benchmarks, output_dir=args.output_dir, batch_size=args.batch_size,
+            max_samples=args.max_samples, dtype=args.dtype, update_model_card=args.update_model_card,
+            max_bad_clip_fraction=args.max_bad_clip_fraction, hub_datasets_root=args.hub_datasets_root,
+        )
+    except (OSError, ValueError, TypeError) as error:
+        raise SystemExit(f"evaluate: error: {' '.join(str(error).split())}") from None
     if results is not None:  # the main process
         print(markdown_table(results))
-        print(json.dumps({result["benchmark"]: result["metrics"] for result in results}, indent=1))
+        print(json.dumps({result_label(result): result["metrics"] for result in results}, indent=1))
 
 
 if __name__ == "__main__":
