@@ -260,3 +260,102 @@ def test_transcription_endpoint_long_audio_field(pipe, monkeypatch):
         response = long_client.post("/v1/audio/transcriptions", files={"file": ("a.wav", buffer.getvalue())},
                                     data={"language": "en", "long_audio": "overlap"})
     assert response.status_code == 400 and response.json()["error"]["param"] == "long_audio"
+
+
+# --- the web demo's Live tab --------------------------------------------------------------------------------------
+def test_web_demo_live_handler_streams_finals_and_ends_the_buffer(pipe, monkeypatch):
+    pytest.importorskip("gradio")
+    from transformers_qwen_audio.web_demo import WebDemo
+
+    words = timeline(10.0, 4)
+    demo = WebDemo(pipe)
+    calls = []
+
+    def submit(waveform, **call):
+        calls.append(call)
+        start = round(float(waveform[0]) * 32768) / 1000
+        return {"text": "", "chunks": words_in(words, start, start + len(waveform) / RATE)}
+
+    monkeypatch.setattr(demo, "_submit", submit)
+    try:
+        state, finals_seen = None, []
+        browser_rate = 48000  # the microphone's rate: resampled to 16 kHz by the handler
+        audio = np.repeat(np.frombuffer(pcm(10.0), dtype="<i2"), 3)
+        for first in range(0, len(audio), browser_rate // 2):
+            final, partial, state = demo.live((browser_rate, audio[first: first + browser_rate // 2]), state, "en")
+            finals_seen.append(final)
+        assert any(finals_seen[:-2]) and all(later.startswith(earlier)
+                                             for earlier, later in zip(finals_seen, finals_seen[1:]))
+        final, partial, state = demo.live_end(state, "en")
+        assert final == " ".join(text for text, _, _ in words) and partial == "" and state is None
+        assert calls[0]["return_timestamps"] == "word" and calls[0]["long_audio"] == "truncate"
+        with pytest.raises(Exception, match="Unknown language"):
+            demo.live((RATE, np.zeros(RATE, np.int16)), None, "xx")
+    finally:
+        demo.close()
+
+
+def readable_checkpoint(folder):
+    """The tiny model with its output head limited to letters and timestamps on a 0.5 s grid, so that random weights
+    write words with times (else mostly special tokens, which show nothing)."""
+    from transformers import AutoProcessor
+
+    from readable_checkpoints import limit_output_head
+
+    build_released_checkpoint(folder)
+    tokenizer = AutoProcessor.from_pretrained(folder).tokenizer
+    timestamps = [tokenizer.convert_tokens_to_ids(f"<|{hundredths / 100:.2f}|>") for hundredths in range(0, 3001, 50)]
+    return limit_output_head(folder, [*range(ord("a"), ord("z") + 1), ord(" "), *timestamps])
+
+
+def test_browser_live_tab_shows_words_while_the_fake_microphone_records(tmp_path):
+    """Chromium's fake microphone plays a file into the Live tab: words show before the recording ends, and the
+    final words only ever grow (random weights: their content is not checked)."""
+    import os
+    import shutil
+    import socket
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright")
+    pytest.importorskip("gradio")
+    executable = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.skip("no Chromium installed (Debian: apt-get install chromium)")
+    from transformers_qwen_audio.cli.common import load_pipeline
+    from transformers_qwen_audio.web_demo import build_demo, launch
+
+    rng = np.random.default_rng(5)
+    speech_like = np.concatenate([np.concatenate([0.2 * rng.standard_normal(int(RATE * rng.uniform(0.3, 0.8))),
+                                                  np.zeros(int(RATE * 0.4))]) for _ in range(20)])
+    microphone_file = tmp_path / "microphone.wav"
+    soundfile.write(microphone_file, speech_like.astype(np.float32), RATE, subtype="PCM_16")
+    demo = build_demo(load_pipeline(str(readable_checkpoint(tmp_path / "tiny"))),
+                      generate_kwargs={"do_sample": False, "max_new_tokens": 12})
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    launch(demo, port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, args=[
+                "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={microphone_file}"])
+            page = browser.new_page(permissions=["microphone"])
+            page.set_default_timeout(60_000)
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_role("tab", name="Live").click()
+            microphone = page.locator("#live-microphone")
+            microphone.get_by_role("button", name="Record").click()
+            seen, deadline = [], time.monotonic() + 60
+            while time.monotonic() < deadline and len({partial for _, partial in seen if partial}) < 3:
+                seen.append((page.locator("#live-final textarea").input_value(),
+                             page.locator("#live-partial textarea").input_value()))
+                time.sleep(0.2)
+            microphone.get_by_role("button", name="Stop").click()
+            browser.close()
+    finally:
+        demo.close()
+        demo.web_demo.close()
+    updates = {pair for pair in seen if any(pair)}
+    assert len(updates) >= 3, f"the Live tab showed no words while recording: {seen[-5:]}"
+    finals = [final for final, _ in seen]
+    assert all(later.startswith(earlier) for earlier, later in zip(finals, finals[1:]))

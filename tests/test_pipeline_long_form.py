@@ -48,7 +48,8 @@ def fake_windows(timelines, calls):
             words = []
             for text, word_start, word_end in timelines[int(round(owner))]:
                 if word_start >= start - 1e-3 and word_end <= end + 1e-3:
-                    words.append({"text": text, "timestamp": (round(word_start - start, 2), round(word_end - start, 2))})
+                    timestamp = (round(word_start - start, 2), round(word_end - start, 2))
+                    words.append({"text": text, "timestamp": timestamp})
                 elif start <= word_start < end:
                     words.append({"text": text + "~", "timestamp": (round(word_start - start, 2), None)})
             results.append(words)

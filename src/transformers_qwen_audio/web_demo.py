@@ -364,7 +364,8 @@ class WebDemo:
                 rate, samples = chunk
                 samples = load_audio(samples, sampling_rate=rate)
                 if transcript.seconds + len(samples) / QWEN_AUDIO_SAMPLING_RATE > self.limits.transcribe_audio_seconds:
-                    raise InputError(f"Live transcription stops at {_duration_text(self.limits.transcribe_audio_seconds)}.")
+                    limit = _duration_text(self.limits.transcribe_audio_seconds)
+                    raise InputError(f"Live transcription stops at {limit}.")
                 transcript.push(samples)
                 self._transcribe_due(transcript, language)
             except (InputError, ValueError, TypeError) as error:
@@ -384,7 +385,8 @@ class WebDemo:
             raise InputError(f"Unknown language {language!r}; choose one of {', '.join(AUDIO_LANGUAGES)}.")
         while transcript.due():
             result = self._submit(transcript.window_audio(), task="transcribe", language=language,
-                                  return_timestamps="word", long_audio="truncate", **self._generation(None, greedy=True))
+                                  return_timestamps="word", long_audio="truncate",
+                                  **self._generation(None, greedy=True))
             transcript.settle(result["chunks"])
 
     def _delete_old_subtitles(self) -> None:

@@ -191,9 +191,9 @@ def run_transcribe(args, out=None) -> int:
 
 
 class _SecondsProgress:
-    """A progress bar in audio seconds for a batch (`decode_clip` dicts) holding a recording longer than one window: the long-form methods
-    report each settled window (`progress_callback`), `chunk` and `truncate` the whole batch once it is done.
-    Entered, it gives the batch's pipeline keywords."""
+    """A progress bar in audio seconds for a batch (`decode_clip` dicts) holding a recording longer than one window:
+    the long-form methods report each settled window (`progress_callback`), `chunk` and `truncate` the whole batch
+    once it is done. Entered, it gives the batch's pipeline keywords."""
 
     def __init__(self, clips: dict, args, call_kwargs: dict):
         from tqdm.auto import tqdm

@@ -162,8 +162,8 @@ class LiveSession:
             data = wav_payload(data)
         samples = pcm16_samples(data)
         if self.transcript.seconds + len(samples) / QWEN_AUDIO_SAMPLING_RATE > self.limits.max_audio_seconds:
-            raise LiveError(f"The stream passes {self.limits.max_audio_seconds:g} s, this server's limit (start it with "
-                            "a larger --max-audio-seconds for longer streams).", code="audio_too_long",
+            raise LiveError(f"The stream passes {self.limits.max_audio_seconds:g} s, this server's limit (start it "
+                            "with a larger --max-audio-seconds for longer streams).", code="audio_too_long",
                             close=CLOSE_POLICY_VIOLATION)
         self.started = True
         self.transcript.push(samples)
