@@ -11,10 +11,12 @@
 
 Endpoints: `POST /v1/chat/completions` (audio as `input_audio` parts, `stream: true` as server-sent events),
 `POST /v1/audio/transcriptions` and `/v1/audio/translations` (OpenAI's Whisper API: json, text, srt, vtt,
-verbose_json with word and segment timestamps), `GET /v1/models`, `GET /health`. Concurrent requests with the same generation settings are batched. Audio URLs
-(`audio_url` parts with http(s) addresses) are downloaded only with `--allow-urls`. The server binds to 127.0.0.1
-unless `--host` says otherwise; `--api-key KEY` makes it require `Authorization: Bearer KEY` (the `api_key` of the
-OpenAI client).
+verbose_json with word and segment timestamps), `GET /v1/models`, `GET /health`. Concurrent requests with the same generation settings are
+batched. Audio URLs (`audio_url` parts with http(s) addresses) are downloaded only with `--allow-urls`. The server
+binds to 127.0.0.1 unless `--host` says otherwise; `--api-key KEY` makes the `/v1` routes and `/health` require
+`Authorization: Bearer KEY` (the `api_key` of the OpenAI client; an empty key is an error). Clips are checked against
+`--max-audio-seconds` from their header before they are decoded; request heads and bodies that stall past
+`--read-timeout` are cut off; SIGTERM stops the server as Ctrl+C does.
 
 ```python
 >>> from openai import OpenAI
