@@ -1,4 +1,5 @@
-"""The README's main job, shortened: tiny data, a few pre-training steps, evaluation, pipeline and CLI use."""
+"""The README's main job, shortened: tiny data, a few pre-training steps, evaluation, a few fine-tuning steps on
+generated dialogues, their scores, pipeline and CLI use."""
 
 import json
 import math
@@ -8,6 +9,7 @@ import pytest
 
 from transformers_qwen_audio import demo
 from transformers_qwen_audio.data import TinyMultitaskConfig
+from transformers_qwen_audio.data.tiny_chat import QUESTION_TYPES, TinyChatConfig
 
 
 SMALL_DATA = TinyMultitaskConfig(
@@ -16,6 +18,9 @@ SMALL_DATA = TinyMultitaskConfig(
 )
 SHORT_RECIPE = {"max_steps": 12, "encoder_ctc_warmup_steps": 4, "per_device_train_batch_size": 4, "learning_rate": 3.0e-3, "warmup_steps": 0,
                 "logging_steps": 2, "save_steps": 1000}
+SMALL_DIALOGUES = TinyChatConfig(seed=0, num_train_dialogues=64, num_validation_dialogues=8, num_test_dialogues=16)
+SHORT_SFT = {"max_steps": 6, "per_device_train_batch_size": 4, "learning_rate": 3.0e-3, "warmup_steps": 0,
+             "logging_steps": 2, "save_steps": 1000}
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +29,7 @@ def demo_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("QWEN_AUDIO_CACHE", str(root / "cache"))
         report = demo.run(root / "out", seed=1, data_config=SMALL_DATA, recipe_overrides=SHORT_RECIPE,
-                          max_eval_samples=8, threads=1)
+                          max_eval_samples=8, threads=1, chat_data_config=SMALL_DIALOGUES, sft_overrides=SHORT_SFT)
     return root, report
 
 
@@ -51,7 +56,8 @@ def test_evaluation_has_the_right_keys_and_finite_scores(demo_run):
     assert "| tiny_asr | wer ↓ |" in (root / "out" / "eval" / "results.md").read_text()
     card = (root / "out" / "model" / "README.md").read_text()
     assert "model-index" in card and "tiny_sounds" in card
-    assert set(report["targets"]) == set(demo.TARGETS)
+    assert set(report["targets"]) <= set(demo.TARGETS)
+    assert {"tiny_asr/wer", "tiny_srwt/boundary_mae", "tiny_sounds/accuracy"} <= set(report["targets"])
 
 
 def test_the_model_is_used_through_the_pipeline_and_the_cli(demo_run):
@@ -61,6 +67,32 @@ def test_the_model_is_used_through_the_pipeline_and_the_cli(demo_run):
     assert isinstance(example["pipeline_transcript"].get("chunks"), list)
     assert isinstance(example["pipeline_event"], str)
     assert "qwen-audio transcribe" in example["cli_command"]
+
+
+def test_stage_two_fine_tunes_the_stage_one_model_into_a_chat_model(demo_run):
+    from transformers_qwen_audio.configuration_qwen_audio import declared_chat_format
+
+    root, report = demo_run
+    chat = report["chat"]
+    assert chat["training"] == "trained" and all(math.isfinite(loss) for loss in chat["loss_first_last"])
+    sft_recipe = (root / "out" / "sft.yaml").read_text()
+    assert str(root / "out" / "model") in sft_recipe and str(root / "out" / "chat-data") in sft_recipe
+    # Its pipeline asks it in words, not with the base model's task tags.
+    assert declared_chat_format(str(root / "out" / "chat")) == "chatml"
+    assert declared_chat_format(str(root / "out" / "model")) == "raw"
+    assert set(chat["metrics"]) <= {f"tiny_chat_{kind}" for kind in QUESTION_TYPES} and chat["metrics"]
+    card = (root / "out" / "chat" / "README.md").read_text()
+    assert "model-index" in card and "tiny_chat_" in card
+    assert "| tiny_chat_" in (root / "out" / "chat-eval" / "results.md").read_text()
+    assert {key.split("/")[0] for key in report["targets"]} == {name for name in report["metrics"]} | set(chat["metrics"])
+
+
+def test_the_chat_model_holds_a_conversation_with_two_clips(demo_run):
+    _, report = demo_run
+    conversation = report["chat"]["conversation"]
+    assert [message["role"] for message in conversation] == ["user", "assistant"] * 3
+    clips = [part for message in conversation[0::2] for part in message["content"] if part["type"] == "audio"]
+    assert len(clips) == 2 and all(isinstance(message["content"], str) for message in conversation[1::2])
 
 
 def test_batch_of_eight_scores_what_batch_of_one_scores(demo_run):
@@ -88,8 +120,9 @@ def test_a_second_run_reuses_the_finished_checkpoint(demo_run):
     root, _ = demo_run
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("QWEN_AUDIO_CACHE", str(root / "cache"))
-        report = demo.run(root / "out", seed=1, data_config=SMALL_DATA, max_eval_samples=1, cli=False)
-    assert report["training"] == "reused"
+        report = demo.run(root / "out", seed=1, data_config=SMALL_DATA, max_eval_samples=1, cli=False,
+                          chat_data_config=SMALL_DIALOGUES)
+    assert report["training"] == "reused" and report["chat"]["training"] == "reused"
 
 
 def test_the_main_job_needs_no_source_checkout():

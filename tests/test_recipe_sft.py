@@ -19,7 +19,7 @@ from transformers_qwen_audio.training.runs import run_sft
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RECIPES = REPO_ROOT / "recipes"  # the real-scale recipes; the tiny ones are package data
-TINY_SFT = recipe_path("tiny/sft.yaml")
+TINY_SFT = recipe_path("tiny/sft_smoke.yaml")
 TINY_DATASET = REPO_ROOT / "examples" / "data" / "tiny_sft.jsonl"
 SAMPLING_RATE = 16000
 
