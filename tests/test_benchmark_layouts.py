@@ -11,7 +11,9 @@ import pytest
 import soundfile
 import yaml
 
-from transformers_qwen_audio.evaluation import BenchmarkSpec, TooManyBadClipsError, evaluate_checkpoint, resolve_benchmark
+from transformers_qwen_audio.evaluation import (
+    BenchmarkSpec, TooManyBadClipsError, evaluate_checkpoint, resolve_benchmark,
+)
 from transformers_qwen_audio.evaluation import runner
 from transformers_qwen_audio.evaluation.benchmarks import BENCHMARKS_DIR, load_benchmark_rows
 from transformers_qwen_audio.recipes.evaluate import main
@@ -67,8 +69,8 @@ def build_hub_mirror(root) -> None:
     """`ROOT/<owner>/<name>/...` as the Hub repositories name their files; the splits not scored are not parquet."""
     librispeech = root / "openslr" / "librispeech_asr"
     for config in ("clean", "other"):
-        write_parquet(librispeech / config / "test" / "0000.parquet", {"file": "string", "audio": None, "text": "string",
-                      "speaker_id": "int64", "chapter_id": "int64", "id": "string"}, num_rows=2)
+        write_parquet(librispeech / config / "test" / "0000.parquet", {"file": "string", "audio": None,
+                      "text": "string", "speaker_id": "int64", "chapter_id": "int64", "id": "string"}, num_rows=2)
         (librispeech / config / "validation").mkdir(parents=True)
         (librispeech / config / "validation" / "0000.parquet").write_bytes(NOT_PARQUET)
     (librispeech / "clean" / "train.100").mkdir()
@@ -137,7 +139,8 @@ def test_every_paper_benchmark_runs_on_its_layout_per_source_next_to_the_papers_
     assert by_label["aishell1_test", "aishell1_test"]["paper"] == {"wer": 0.013}
     for name in ("librispeech_test_clean", "librispeech_test_other", *COVOST2_CONFIGS):
         assert by_label[name, None]["num_samples"] == 2 and by_label[name, None]["split"] == "test"
-    assert set(by_label["librispeech_test_clean", None]["metrics"]) == {"wer", "wer_whisper_basic", "wer_english_normalizer"}
+    assert set(by_label["librispeech_test_clean", None]["metrics"]) == {"wer", "wer_whisper_basic",
+                                                                         "wer_english_normalizer"}
     assert by_label["covost2_en_zh", None]["dataset_config"] == "en_zh-CN"
 
     table = (tmp_path / "results.md").read_text()

@@ -218,7 +218,9 @@ def _call_builder(reference: str) -> None:
 def _hub_location(spec: BenchmarkSpec, relative: str, hub_datasets_root: str | None) -> str:
     """`hf://datasets/<dataset>/<relative>`, or the same path under a local mirror of `hf://datasets/`."""
     location = f"{HUB_DATASETS}{spec.dataset}/{relative}"
-    return location.replace(HUB_DATASETS, str(hub_datasets_root).rstrip("/") + "/", 1) if hub_datasets_root else location
+    if hub_datasets_root is None:
+        return location
+    return location.replace(HUB_DATASETS, str(hub_datasets_root).rstrip("/") + "/", 1)
 
 
 def _split_file_patterns(spec: BenchmarkSpec, hub_datasets_root: str | None) -> list[str]:
@@ -253,7 +255,9 @@ def _load_split(spec: BenchmarkSpec, hub_datasets_root: str | None):
     return dataset, os.path.abspath(location) if os.path.isdir(location) else None
 
 
-def load_benchmark_rows(spec: BenchmarkSpec, hub_datasets_root: str | os.PathLike | None = None) -> tuple[list[dict], str | None]:
+def load_benchmark_rows(
+    spec: BenchmarkSpec, hub_datasets_root: str | os.PathLike | None = None,
+) -> tuple[list[dict], str | None]:
     """
     The benchmark's rows (audio left undecoded) and the folder relative audio paths resolve against.
 
@@ -304,7 +308,8 @@ def _kept_indices(spec: BenchmarkSpec, dataset) -> list[int]:
         return kept
     absent = sorted(set(spec.sources) - set(present))
     if absent:
-        raise ValueError(f"Benchmark {spec.name!r}: no rows of the source(s) {absent}; the data's sources are {present}.")
+        raise ValueError(f"Benchmark {spec.name!r}: no rows of the source(s) {absent}; the data's sources are "
+                         f"{present}.")
     return [index for index in kept if str(values[index]) in spec.sources]
 
 

@@ -56,8 +56,8 @@ def markdown_table(results: list[dict]) -> str:
     skipped = [(result_label(result), result["skipped"]) for result in results if result.get("skipped")]
     if skipped:
         lines.append("")
-        lines += [f"Skipped as undecodable in {label}: " + ", ".join(f"row {item['row']} ({item['error']})" for item in items)
-                  for label, items in skipped]
+        lines += [f"Skipped as undecodable in {label}: "
+                  + ", ".join(f"row {item['row']} ({item['error']})" for item in items) for label, items in skipped]
     return "\n".join(lines) + "\n"
 
 

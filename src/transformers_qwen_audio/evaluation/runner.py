@@ -175,7 +175,8 @@ def run_benchmark(
             try:
                 decoded.append((row, load_audio(row["audio"], base_dir=base_dir)))
             except DECODE_ERRORS as error:
-                batch_lines.append({**_line_identity(row), "error": " ".join(f"{type(error).__name__}: {error}".split())})
+                reason = " ".join(f"{type(error).__name__}: {error}".split())
+                batch_lines.append({**_line_identity(row), "error": reason})
         if decoded:
             replies = generate_batch(model, processor, [build_prompt(spec, row) for row, _ in decoded],
                                      [waveform for _, waveform in decoded], spec.max_new_tokens, spec.min_new_tokens)
@@ -223,8 +224,8 @@ def _line_identity(row: dict) -> dict:
 
 
 def _bad_clips_message(spec, failures: list[dict], num_rows: int, fraction: float, store) -> str:
-    listed = "; ".join(f"row {line['row']}" + (f" ({line['source']})" if "source" in line else "") + f": {line['error']}"
-                       for line in failures[:LISTED_BAD_CLIPS])
+    listed = "; ".join(f"row {line['row']}" + (f" ({line['source']})" if "source" in line else "")
+                       + f": {line['error']}" for line in failures[:LISTED_BAD_CLIPS])
     more = f"; and {len(failures) - LISTED_BAD_CLIPS} more" if len(failures) > LISTED_BAD_CLIPS else ""
     where = f" (all in {store.path})" if store is not None else ""
     return (f"Benchmark {spec.result_key!r} stopped: {len(failures)} of {num_rows} clips could not be decoded, over "
@@ -241,7 +242,7 @@ def _jsonable(value):
 
 def checkpoint_fingerprint(model_name_or_path: str, dtype: str) -> str:
     """Identifies the weights a prediction came from: the files' names, sizes and modification times for a folder
-    (a retrained checkpoint in the same folder is another model), the resolved revision for a Hub id."""
+    (a retrained checkpoint in the same folder is another model), the id alone for a Hub model; and the dtype."""
     folder = Path(model_name_or_path)
     if folder.is_dir():
         identity = [(path.name, path.stat().st_size, path.stat().st_mtime_ns) for path in sorted(folder.iterdir())
@@ -260,8 +261,9 @@ def load_checkpoint(model_name_or_path: str, dtype: str, device):
     """The model and processor, or a one-line error that says when the folder does not exist."""
     from transformers import AutoModelForCausalLM, AutoProcessor
 
-    if not os.path.isdir(model_name_or_path) and (os.path.exists(model_name_or_path) or _looks_like_a_folder(model_name_or_path)):
-        what = "is not a folder" if os.path.exists(model_name_or_path) else "does not exist"
+    exists = os.path.exists(model_name_or_path)
+    if not os.path.isdir(model_name_or_path) and (exists or _looks_like_a_folder(model_name_or_path)):
+        what = "is not a folder" if exists else "does not exist"
         raise FileNotFoundError(f"The checkpoint folder {model_name_or_path} {what}.")
     try:
         model = AutoModelForCausalLM.from_pretrained(model_name_or_path, dtype=dtype)
@@ -302,7 +304,8 @@ def evaluate_checkpoint(
     from .benchmarks import resolve_benchmark
     from .results import write_results
 
-    specs = [spec if isinstance(spec, BenchmarkSpec) else BenchmarkSpec.from_yaml(resolve_benchmark(spec)) for spec in benchmarks]
+    specs = [spec if isinstance(spec, BenchmarkSpec) else BenchmarkSpec.from_yaml(resolve_benchmark(spec))
+             for spec in benchmarks]
     specs = [part for spec in specs for part in spec.per_source()]
     if max_samples is not None:
         for spec in specs:
