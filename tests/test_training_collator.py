@@ -308,3 +308,26 @@ def test_typeless_audio_part_and_clips_column_in_prompt_completion(processor):
     batch = QwenAudioCollator(processor)([example])
     assert batch["feature_attention_mask"].sum(-1).tolist() == [50]
     assert trained_segments(processor.tokenizer, batch["input_ids"][0], batch["labels"][0]) == ["A tone.<|im_end|>"]
+
+
+# --- clips that cannot be read: skipped and counted (training runs set max_bad_row_share) ---------------------------
+
+
+def test_bad_clips_are_skipped_named_by_row_and_an_all_bad_batch_repeats_the_previous_one(processor):
+    collator = QwenAudioCollator(processor, max_bad_row_share=0.05, return_example_rows=True)
+    good = {**audio_chat(tone(0.3)), "source": "tones", "row": 3}
+    missing = {**audio_chat("/does/not/exist.wav"), "source": "tones", "row": 7}
+    batch = collator([good, missing])
+    assert batch["example_rows"] == ["Source tones, row 3"] and batch["input_ids"].shape[0] == 1
+    assert len(collator.skipped) == 1 and "Source tones, row 7" in collator.skipped[0]
+    assert "exist.wav" in collator.skipped[0]
+    # Every example bad: the previous batch again (the step keeps its place), still counted.
+    again = collator([missing, missing])
+    assert again["example_rows"] == ["Source tones, row 3"] and torch.equal(again["input_ids"], batch["input_ids"])
+    assert len(collator.skipped) == 3
+    # Past the share (5 % of at least MIN_ROWS_FOR_BAD_SHARE rows): stop with the list.
+    with pytest.raises(ValueError, match=r"max_bad_row_share.*Source tones, row 7"):
+        for _ in range(5):
+            collator([missing])
+    with pytest.raises(ValueError, match="Every example of the first batch.*row 7"):
+        QwenAudioCollator(processor, max_bad_row_share=0.5)([missing])

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from .. import demo
+from ..training.run_checks import MAX_SEED
 from .common import EXIT_OK, OneLineErrorParser, run_command
 
 
@@ -23,13 +24,24 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--output-dir", type=Path, default=demo.DEFAULT_OUTPUT_DIR,
                         help="keeps the data recipe, the checkpoint (DIR/model) and the results "
                              f"(default: {demo.DEFAULT_OUTPUT_DIR})")
-    parser.add_argument("--seed", type=int, default=42, help="training seed (the dataset is fixed: seed 0)")
+    parser.add_argument("--seed", type=seed_argument, default=42, help="training seed (the dataset is fixed: seed 0)")
     parser.add_argument("--retrain", action="store_true", help="train again even if DIR/model holds a finished checkpoint")
     parser.add_argument("--max-steps", type=int,
                         help="override the recipe's number of training steps (the encoder warm-up keeps its share)")
     parser.add_argument("--threads", type=int, help="CPU threads for training (default: torch's choice)")
     parser.set_defaults(run=run_demo)
     return parser
+
+
+def seed_argument(value: str) -> int:
+    """`--seed`: checked here, before the data is built and the recipe's process starts."""
+    try:
+        seed = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {value!r}") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SEED}, got {seed}")
+    return seed
 
 
 def add_parser(subcommands) -> argparse.ArgumentParser:

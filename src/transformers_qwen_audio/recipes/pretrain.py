@@ -26,10 +26,13 @@ CUDA_VISIBLE_DEVICES= accelerate launch --multi_gpu --num_processes 2 -m transfo
     --config TINY_PRETRAIN_YAML
 """
 
+import sys
+
 from trl import TrlParser
 
 import transformers_qwen_audio  # noqa: F401  registers the model and processor with the Auto classes
 from transformers_qwen_audio.training import AudioMixtureArguments, QwenAudioModelArguments, QwenAudioPretrainingConfig
+from transformers_qwen_audio.training.run_checks import parse_recipe, run_script
 from transformers_qwen_audio.training.runs import run_pretraining
 
 
@@ -40,8 +43,8 @@ def make_parser() -> TrlParser:
 def main(argv: list[str] | None = None) -> None:
     """Parses `argv` (default: the command line): `--config RECIPE.yaml`, any field overridden after it; then
     pre-trains."""
-    run_pretraining(*make_parser().parse_args_and_config(args=argv))
+    run_pretraining(*parse_recipe(make_parser(), argv))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main, "python -m transformers_qwen_audio.recipes.pretrain"))

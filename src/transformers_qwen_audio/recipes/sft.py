@@ -20,16 +20,18 @@ qwen-audio sft --config recipes/qwen-audio-chat/sft/config_lora.yaml --dataset_n
 accelerate launch --config_file recipes/accelerate_configs/zero2.yaml -m transformers_qwen_audio.recipes.sft \
     --config recipes/qwen-audio-chat/sft/config_lora.yaml --dataset_name YOUR/DATASET --per_device_train_batch_size 4
 
-# Tiny smoke run on CPU (the packaged `tiny/sft.yaml`; see recipes/README.md to build the tiny checkpoint and audio)
+# Tiny smoke run on CPU (the packaged `tiny/sft_smoke.yaml`; see recipes/README.md to build the tiny checkpoint and audio)
 python -m transformers_qwen_audio.recipes.sft --config TINY_SFT_YAML --model_name_or_path /tmp/tiny-qwen-audio/model
 """
 
+import sys
 from dataclasses import dataclass, field
 
 from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
 import transformers_qwen_audio  # noqa: F401  registers the model and processor with the Auto classes
 from transformers_qwen_audio.training.chat_mixture import ChatMixtureArguments
+from transformers_qwen_audio.training.run_checks import parse_recipe, run_script
 from transformers_qwen_audio.training.runs import run_sft
 
 
@@ -48,6 +50,11 @@ class AudioArguments:
                   "with LoRA, put no adapter on it."},
     )
     allow_urls: bool = field(default=False, metadata={"help": "Allow downloading http(s) audio URLs."})
+    max_bad_row_share: float = field(
+        default=0.01,
+        metadata={"help": "Rows whose clip cannot be read are skipped, each named in the log; past this share of the "
+                  "training rows the run stops with their list (0: stop at the first)."},
+    )
 
 
 def make_parser() -> TrlParser:
@@ -57,8 +64,8 @@ def make_parser() -> TrlParser:
 def main(argv: list[str] | None = None) -> None:
     """Parses `argv` (default: the command line): `--config RECIPE.yaml`, any field overridden after it; then
     fine-tunes."""
-    run_sft(*make_parser().parse_args_and_config(args=argv))
+    run_sft(*parse_recipe(make_parser(), argv))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main, "python -m transformers_qwen_audio.recipes.sft"))

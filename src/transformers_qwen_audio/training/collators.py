@@ -26,6 +26,8 @@ from ..conversation import find_audio_spans, load_clip, validate_conversation
 from ..modeling_qwen_audio import locate_audio_spans
 from ..processing_qwen_audio import FEATURE_PADDING_MODES
 from ..tokenization_qwen_audio import AUDIO_END_TOKEN, AUDIO_START_TOKEN
+from .mixture import MIN_ROWS_FOR_BAD_SHARE
+from .run_checks import EXAMPLE_ROWS
 
 
 logger = logging.get_logger(__name__)
@@ -39,6 +41,15 @@ def _as_clip_list(audio) -> list:
     if audio is None:
         return []
     return [audio] if is_single_clip(audio) else list(audio)
+
+
+def dataset_row(example) -> str | None:
+    """How messages name an example's dataset row, when it carries one (the mixtures' `source` and `row` columns)."""
+    row = example.get("row") if isinstance(example, Mapping) else None
+    if row is None:
+        return None
+    source = example.get("source")
+    return f"Source {source}, row {row}" if source else f"Row {row}"
 
 
 def transcript_ctc_labels(transcript: str | None) -> list[int]:
@@ -64,6 +75,9 @@ class _Example:
     text: str
     clips: list
     trainable_ranges: list | None
+    row: str = ""
+    waveforms: list | None = None
+    transcript: str | None = None
 
 
 @dataclass
@@ -129,6 +143,19 @@ class QwenAudioCollator:
             Add `ctc_labels` (`[num_clips, longest]`, -100 padded): the UTF-8 bytes of each clip's `transcript` (a
             column of the pre-training mixture) for the auxiliary encoder CTC loss of `QwenAudioPretrainer`. A clip
             of a row without a transcript, or of a row with several clips, gets no target.
+        max_bad_row_share (`float`, *optional*):
+            `None`: a clip that cannot be read (missing, undecodable, too short) raises, naming its example. A share
+            in [0, 1): such examples are skipped, each named in the log with its dataset row and source, and
+            collating stops with their list once they are more than this share of `num_rows` (of the examples
+            collated so far when `num_rows` is not given, judged over at least `MIN_ROWS_FOR_BAD_SHARE`). A batch
+            whose every example is bad collates the previous batch's examples again, so that the step keeps its place
+            (and every process of a distributed run takes it); the first batch of a process has none to repeat and
+            stops with the list.
+        num_rows (`int`, *optional*):
+            Rows of the dataset being collated, for `max_bad_row_share`.
+        return_example_rows (`bool`, *optional*, defaults to `False`):
+            Add `example_rows` (a list of strings, not a tensor): each example's dataset row, for the trainers'
+            messages (`run_checks.StopOnNonFiniteLoss` pops it before the model runs).
     """
 
     processor: Any
@@ -142,6 +169,9 @@ class QwenAudioCollator:
     allow_audio_paths_in_text: bool = False
     feature_padding: str = "longest"
     encoder_ctc_labels: bool = False
+    max_bad_row_share: float | None = None
+    num_rows: int | None = None
+    return_example_rows: bool = False
 
     def __post_init__(self):
         tokenizer = self.processor.tokenizer
@@ -151,8 +181,13 @@ class QwenAudioCollator:
             raise ValueError(f"`feature_padding` must be one of {FEATURE_PADDING_MODES}, got {self.feature_padding!r}.")
         if self.max_length is not None and self.max_length < 1:
             raise ValueError(f"`max_length` must be positive, got {self.max_length}.")
+        if self.max_bad_row_share is not None and not 0 <= self.max_bad_row_share < 1:
+            raise ValueError(f"`max_bad_row_share` must be in [0, 1), got {self.max_bad_row_share!r}.")
         if self.assistant_only_loss is None:
             self.assistant_only_loss = bool(self.completion_only_loss)
+        self.skipped = []  # one line per example skipped for a clip that cannot be read
+        self._examples_seen = 0
+        self._previous_batch = None
         self.pad_token_id = tokenizer.pad_token_id
         self.audio_start_token_id = tokenizer.convert_tokens_to_ids(AUDIO_START_TOKEN)
         self.audio_end_token_id = tokenizer.convert_tokens_to_ids(AUDIO_END_TOKEN)
@@ -265,12 +300,54 @@ class QwenAudioCollator:
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         if len(examples) == 0:
             raise ValueError("Cannot collate an empty list of examples.")
-        prepared = [self._example(example, index) for index, example in enumerate(examples)]
-        waveforms = [
-            self._decode(clip, f"Example {index}, audio clip {clip_index}")
-            for index, example in enumerate(prepared)
-            for clip_index, clip in enumerate(example.clips)
-        ]
+        self._examples_seen += len(examples)
+        ready = [prepared for index, example in enumerate(examples)
+                 if (prepared := self._prepared(example, index)) is not None]
+        if not ready:
+            if self._previous_batch is None:
+                raise ValueError(self._bad_rows_report("Every example of the first batch has a clip that cannot be "
+                                                       "read, so there is none to train on in its place"))
+            ready = self._previous_batch
+        elif self.max_bad_row_share is not None:
+            self._previous_batch = ready
+        return self._collate(ready)
+
+    def _prepared(self, example, index: int) -> _Example | None:
+        """The example with its clips decoded; None when one cannot be read and bad rows are skipped."""
+        row = dataset_row(example)
+        try:
+            prepared = self._example(example, index)
+        except ValueError as error:
+            if row is None:
+                raise
+            raise ValueError(f"{row}: {error}") from None
+        row = row or f"Example {index}"
+        try:
+            prepared.waveforms = [self._decode(clip, f"{row}, audio clip {clip_index}")
+                                  for clip_index, clip in enumerate(prepared.clips)]
+        except ValueError as error:
+            if self.max_bad_row_share is None:
+                raise
+            self._skip(" ".join(str(error).split()))
+            return None
+        prepared.row, prepared.transcript = row, example.get("transcript")
+        return prepared
+
+    def _skip(self, reason: str) -> None:
+        self.skipped.append(reason)
+        judged_over = max(self.num_rows or self._examples_seen, MIN_ROWS_FOR_BAD_SHARE)
+        if len(self.skipped) > self.max_bad_row_share * judged_over:
+            raise ValueError(self._bad_rows_report(
+                f"More examples have a clip that cannot be read than `max_bad_row_share` ({self.max_bad_row_share:g} "
+                f"of {judged_over} rows) allows"))
+        logger.warning(f"Skipped ({len(self.skipped)} so far): {reason}")
+
+    def _bad_rows_report(self, summary: str, shown: int = 20) -> str:
+        listed = "; ".join(self.skipped[:shown]) + (f"; and {len(self.skipped) - shown} more" if len(self.skipped) > shown else "")
+        return f"{summary}: {listed}."
+
+    def _collate(self, prepared: list[_Example]) -> dict[str, torch.Tensor]:
+        waveforms = [waveform for example in prepared for waveform in example.waveforms]
         batch = self.processor(
             text=[example.text for example in prepared],
             audio=waveforms or None,
@@ -299,13 +376,16 @@ class QwenAudioCollator:
             collated["feature_attention_mask"] = torch.from_numpy(batch["feature_attention_mask"])
             if self.encoder_ctc_labels:
                 collated["ctc_labels"] = pad_ctc_labels([
-                    transcript_ctc_labels(example.get("transcript") if len(ready.clips) == 1 else None)
-                    for example, ready in zip(examples, prepared)
-                    for _ in ready.clips
+                    transcript_ctc_labels(example.transcript if len(example.clips) == 1 else None)
+                    for example in prepared
+                    for _ in example.clips
                 ])
         if self.max_length is not None and int(attention_mask.sum(-1).max()) > self.max_length:
             collated = self._truncate(collated)
-        return self._pad_to_multiple(collated)
+        collated = self._pad_to_multiple(collated)
+        if self.return_example_rows:
+            collated[EXAMPLE_ROWS] = [example.row for example in prepared]
+        return collated
 
     def _decode(self, clip, where: str):
         try:

@@ -24,6 +24,7 @@ from .encoder_heads import (
     encoder_position_loss,
 )
 from .label_positions import keep_logits_at_labels
+from .run_checks import StopOnNonFiniteLoss
 from .timestamp_noise import perturb_timestamp_inputs, timestamp_token_ids
 
 
@@ -91,8 +92,8 @@ class QwenAudioPretrainingConfig(TrainingArguments):
         return self.encoder_ctc_weight > 0 or self.encoder_ctc_warmup_steps > 0
 
 
-class QwenAudioPretrainer(Trainer):
-    """`Trainer` that adds `encoder_ctc_weight` x the encoder CTC loss when the batch carries `ctc_labels` (the
+class QwenAudioPretrainer(StopOnNonFiniteLoss, Trainer):
+    """`Trainer` (stopping at a non-finite loss, `run_checks.StopOnNonFiniteLoss`) that adds `encoder_ctc_weight` x the encoder CTC loss when the batch carries `ctc_labels` (the
     collator's `encoder_ctc_labels=True`), and `encoder_position_weight` x the position loss. The encoder output is
     read with a forward hook, so the model runs once. During the first `encoder_ctc_warmup_steps` steps only the
     encoder and its heads run and learn. Training

@@ -9,6 +9,7 @@ the base model) with TRL's `SFTTrainer`. Both resume from the last checkpoint of
 state, a native checkpoint with its processor and model card, and push from the main process when asked.
 """
 
+import functools
 import logging
 import os
 import sys
@@ -24,12 +25,11 @@ from .mixture import load_audio_mixture
 from .model_setup import frozen_modules_pattern, load_checkpoint, load_model, load_processor, set_trainable_modules
 from .pretrainer import QwenAudioPretrainer
 from .resume import resumable_checkpoint
+from .run_checks import LOCAL_DATA_EXTENSIONS, StopOnNonFiniteLoss, check_local_path, check_seed
 from .saving import save_and_push
 
 
 logger = logging.getLogger(__name__)
-
-LOCAL_DATA_EXTENSIONS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
 def setup_logging(training_args, **arguments) -> None:
@@ -83,6 +83,8 @@ def train_and_evaluate(trainer, training_args, checkpoint, train_samples=None, e
 def run_pretraining(mixture_args, model_args, training_args) -> QwenAudioPretrainer:
     """Pre-training: the data mixture, the model from a checkpoint / `model_config` / Whisper encoder with what is not
     trained frozen, the auxiliary encoder heads, `QwenAudioPretrainer`; the final model is a plain checkpoint."""
+    check_seed(training_args)
+    check_local_path(model_args.model_name_or_path, "model folder")
     set_seed(training_args.seed)
     setup_logging(training_args, model=model_args, data=mixture_args, training=training_args)
     # The collator reads the raw `audio`/`prompt`/`completion` columns and builds input ids and labels itself.
@@ -111,6 +113,9 @@ def run_pretraining(mixture_args, model_args, training_args) -> QwenAudioPretrai
         max_length=mixture_args.max_length,
         audio_base_dir=model_args.audio_base_dir,
         encoder_ctc_labels=training_args.uses_encoder_ctc,
+        max_bad_row_share=mixture_args.max_bad_row_share,
+        num_rows=None if mixture_args.streaming else len(dataset["train"]),
+        return_example_rows=True,
     )
     trainer = QwenAudioPretrainer(
         model=model,
@@ -143,10 +148,31 @@ def load_sft_dataset(script_args) -> datasets.DatasetDict:
     name = script_args.dataset_name
     if name is None:
         raise ValueError("Set `dataset_name`: a local .json/.jsonl file or folder, or a Hub dataset id.")
+    check_local_path(name, "dataset")
     extension = os.path.splitext(name)[1].lower()
     if os.path.isfile(name) and extension in LOCAL_DATA_EXTENSIONS:
+        if os.path.getsize(name) == 0:
+            raise ValueError(f"The dataset {name} is empty.")
         return datasets.load_dataset(LOCAL_DATA_EXTENSIONS[extension], data_files={script_args.dataset_train_split: name})
     return datasets.load_dataset(name, name=script_args.dataset_config, streaming=script_args.dataset_streaming)
+
+
+def split_of(dataset, split: str, name: str, streaming: bool):
+    """`dataset[split]`, failing with the splits there are, or when it has no rows (the trainer would stop on a bare
+    `StopIteration`)."""
+    if split not in dataset:
+        raise ValueError(f"The dataset {name} has no split {split!r}; its splits: {', '.join(dataset)}.")
+    if not streaming and len(dataset[split]) == 0:
+        raise ValueError(f"The {split!r} split of the dataset {name} has no rows.")
+    return dataset[split]
+
+
+@functools.cache
+def sft_trainer_class():
+    """TRL's `SFTTrainer`, stopping at a non-finite loss as the pre-training trainer does."""
+    from trl import SFTTrainer
+
+    return type("QwenAudioSFTTrainer", (StopOnNonFiniteLoss, SFTTrainer), {"__module__": __name__})
 
 
 def default_audio_base_dir(script_args, audio_base_dir: str | None) -> str | None:
@@ -167,8 +193,10 @@ def run_sft(script_args, training_args, model_args, audio_args, mixture_args):
     """
     from accelerate import PartialState
     from transformers import AutoProcessor
-    from trl import SFTTrainer, get_peft_config, get_quantization_config
+    from trl import get_peft_config, get_quantization_config
 
+    check_seed(training_args)
+    check_local_path(model_args.model_name_or_path, "model folder")
     set_seed(training_args.seed)
     setup_logging(training_args, model=model_args, script=script_args, audio=audio_args, training=training_args)
     # Keep every column for the collator, which builds the labels itself.
@@ -185,6 +213,10 @@ def run_sft(script_args, training_args, model_args, audio_args, mixture_args):
     else:
         dataset = load_sft_dataset(script_args)
         train_split, test_split = script_args.dataset_train_split, script_args.dataset_test_split
+    dataset_label = script_args.dataset_name or "of `chat_datasets`"
+    streaming = script_args.dataset_streaming
+    train_dataset = split_of(dataset, train_split, dataset_label, streaming)
+    eval_dataset = split_of(dataset, test_split, dataset_label, streaming) if training_args.eval_strategy != "no" else None
 
     processor = AutoProcessor.from_pretrained(
         model_args.model_name_or_path, revision=model_args.model_revision, trust_remote_code=False
@@ -217,25 +249,27 @@ def run_sft(script_args, training_args, model_args, audio_args, mixture_args):
         pad_to_multiple_of=training_args.pad_to_multiple_of,
         audio_base_dir=default_audio_base_dir(script_args, audio_args.audio_base_dir),
         allow_urls=audio_args.allow_urls,
+        max_bad_row_share=audio_args.max_bad_row_share,
+        num_rows=None if streaming else len(train_dataset),
+        return_example_rows=True,
     )
-    trainer = SFTTrainer(
+    trainer = sft_trainer_class()(
         model=model,
         args=training_args,
         data_collator=data_collator,
-        train_dataset=dataset[train_split],
-        eval_dataset=(dataset[test_split] if training_args.eval_strategy != "no" else None),
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
         processing_class=processor,
         peft_config=peft_config,
     )
     if trainer.accelerator.is_main_process and hasattr(trainer.model, "print_trainable_parameters"):
         trainer.model.print_trainable_parameters()
 
-    streaming = script_args.dataset_streaming
     train_and_evaluate(
         trainer, training_args, checkpoint,
-        train_samples=None if streaming else len(dataset[train_split]),
+        train_samples=None if streaming else len(train_dataset),
         eval_dataset=trainer.eval_dataset,
-        eval_samples=None if streaming or trainer.eval_dataset is None else len(dataset[test_split]),
+        eval_samples=None if streaming or eval_dataset is None else len(eval_dataset),
     )
     save_and_push(
         trainer,
