@@ -209,3 +209,23 @@ def test_a_few_steps_of_stage_two_lower_the_loss(chat_data, tiny_model, tmp_path
     # The replies' wording repeats across dialogues: a few steps of a random model already learn some of it.
     assert losses[-1] < losses[0] - 1.0, losses
     assert (tmp_path / "chat" / "config.json").is_file() and (tmp_path / "chat" / "README.md").is_file()
+
+
+def test_chat_without_a_model_uses_the_main_jobs_chat_model_or_says_it_falls_back(tiny_model, tmp_path, monkeypatch,
+                                                                                    capsys):
+    import shutil
+
+    from transformers_qwen_audio.cli import main
+
+    clip = tmp_path / "clip.wav"
+    soundfile.write(clip, np.zeros(SAMPLING_RATE // 2, dtype=np.float32), SAMPLING_RATE)
+    monkeypatch.chdir(tmp_path)
+    arguments = ["chat", str(clip), "--prompt", "What is this?", "--max-new-tokens", "2", "--greedy"]
+    assert main(arguments) == 0
+    assert "no trained chat model in qwen-audio-demo/chat" in capsys.readouterr().err
+
+    # A finished main job (its stage-2 folder with train_results.json) is what it uses then.
+    shutil.copytree(tiny_model, tmp_path / "qwen-audio-demo" / "chat")
+    (tmp_path / "qwen-audio-demo" / "chat" / "train_results.json").write_text("{}")
+    assert main(arguments) == 0
+    assert "using the main job's tiny Qwen-Audio-Chat in qwen-audio-demo/chat" in capsys.readouterr().err

@@ -3,12 +3,14 @@
 # Licensed under the Apache License, Version 2.0 (the "License");
 # you may not use this file except in compliance with the License.
 """
-`qwen-audio chat MODEL AUDIO... --prompt "..."` answers one question; without `--prompt`, an interactive multi-turn
+`qwen-audio chat [MODEL] AUDIO... --prompt "..."` answers one question; without `--prompt`, an interactive multi-turn
 session starts: `/audio PATH` attaches a clip to the next message, `/reset` starts over, `/quit` (or end of input)
-leaves.
+leaves. Without MODEL, the main job's tiny Qwen-Audio-Chat (`qwen-audio-demo/chat`) answers when it is trained, else
+one with random weights (`common.demo_chat_model_or_random` says which).
 """
 
 import argparse
+import os
 import sys
 
 from .common import (
@@ -18,6 +20,7 @@ from .common import (
     check_audio_files,
     check_model,
     decode_clip,
+    demo_chat_model_or_random,
     generation_kwargs,
     load_pipeline,
     one_line,
@@ -29,7 +32,8 @@ INTERACTIVE_HELP = "Type a message. /audio PATH attaches a clip to your next mes
 
 def add_parser(subcommands) -> argparse.ArgumentParser:
     chat = subcommands.add_parser("chat", help="ask about audio clips (one question, or an interactive session)")
-    add_generation_arguments(chat)
+    add_generation_arguments(chat, model_optional=True,
+                             model_help=" (default: the main job's chat model, qwen-audio-demo/chat)")
     chat.add_argument("audio", nargs="*", help="audio files attached to the first message")
     chat.add_argument("--prompt", "-p", help="the question; without it, an interactive session starts")
     chat.add_argument("--system", help="system message (default: the original's 'You are a helpful assistant.')")
@@ -43,8 +47,18 @@ def _user_message(text: str, clips: list[dict]) -> dict:
 
 
 def run_chat(args, out=None) -> int:
+    if args.model is not None and os.path.isfile(args.model):  # a checkpoint is a folder: this is the first clip
+        args.audio, args.model = [args.model, *args.audio], None
+    if args.model is not None:
+        return chat_with(args.model, args, out)
+    check_audio_files(args.audio)
+    with demo_chat_model_or_random() as model:
+        return chat_with(model, args, out)
+
+
+def chat_with(model: str, args, out=None) -> int:
     out = out or sys.stdout
-    check_model(args.model)
+    check_model(model)
     check_audio_files(args.audio)
     interactive = args.prompt is None
     clips = []
@@ -55,7 +69,7 @@ def run_chat(args, out=None) -> int:
             if not interactive:
                 raise
             print(f"error: {error} (not attached)", file=sys.stderr)
-    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    pipe = load_pipeline(model, device=args.device, dtype=args.dtype)
     generation = generation_kwargs(args)
     system = [{"role": "system", "content": args.system}] if args.system else []
 

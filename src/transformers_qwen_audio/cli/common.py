@@ -77,9 +77,11 @@ def add_model_loading_arguments(parser: argparse.ArgumentParser) -> None:
     add_dtype_argument(parser)
 
 
-def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
-    """MODEL, how it loads, and the decoding options of `chat` and `transcribe`."""
-    parser.add_argument("model", help="checkpoint folder (native or released layout) or Hub repo id")
+def add_generation_arguments(parser: argparse.ArgumentParser, model_help: str = "",
+                             model_optional: bool = False) -> None:
+    """MODEL (optional for `chat`), how it loads, and the decoding options of `chat` and `transcribe`."""
+    parser.add_argument("model", nargs="?" if model_optional else None,
+                        help="checkpoint folder (native or released layout) or Hub repo id" + model_help)
     add_model_loading_arguments(parser)
     parser.add_argument("--max-new-tokens", type=int, default=None, help="longest reply, in tokens")
     parser.add_argument("--min-new-tokens", type=int, default=None, help=argparse.SUPPRESS)
@@ -161,13 +163,28 @@ def check_audio_files(paths) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def model_or_tiny(args):
-    """MODEL as given, or with `--tiny` the embedded tiny Qwen-Audio-Chat (random weights) built in a temporary
-    folder, removed when the block ends."""
+    """MODEL as given, or with `--tiny` the tiny chat model of `demo_chat_model_or_random`."""
     if not args.tiny:
         yield args.model
         return
+    with demo_chat_model_or_random() as model:
+        yield model
+
+
+@contextlib.contextmanager
+def demo_chat_model_or_random():
+    """The tiny Qwen-Audio-Chat the main job trains (`qwen-audio-demo/chat` in the working folder) when it is
+    finished there, else the embedded tiny one with random weights, built in a temporary folder removed when the block
+    ends; says on stderr which one, and where it looked."""
+    from ..demo import DEFAULT_CHAT_MODEL, is_finished
     from ..tiny_checkpoint import build_released_checkpoint
 
+    if is_finished(DEFAULT_CHAT_MODEL):
+        print(f"using the main job's tiny Qwen-Audio-Chat in {DEFAULT_CHAT_MODEL}", file=sys.stderr)
+        yield os.fspath(DEFAULT_CHAT_MODEL)
+        return
+    print(f"no trained chat model in {DEFAULT_CHAT_MODEL} (`qwen-audio demo` trains one there): falling back to a tiny "
+          "model with RANDOM weights, whose replies mean nothing", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="qwen-audio-tiny-", ignore_cleanup_errors=True) as folder:
         yield os.fspath(build_released_checkpoint(Path(folder) / "released"))
 

@@ -33,8 +33,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                    description=serving.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", nargs="?", help="checkpoint folder (native or released layout) or Hub repo id")
     parser.add_argument("--tiny", action="store_true",
-                        help="serve the embedded tiny Qwen-Audio-Chat (random weights, built offline in a temporary "
-                             "folder): try the API without a download")
+                        help="serve the main job's tiny Qwen-Audio-Chat (qwen-audio-demo/chat of the working folder) "
+                             "when `qwen-audio demo` has trained it, else one with random weights built offline in a "
+                             "temporary folder: try the API without a download")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free port)")
     parser.add_argument("--served-model-name", help="the name clients use as `model` (default: MODEL as given)")

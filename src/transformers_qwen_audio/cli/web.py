@@ -6,8 +6,10 @@
 
 import argparse
 import sys
+from pathlib import Path
 
 from .. import web_demo
+from ..demo import DEFAULT_CHAT_MODEL
 from .common import (
     EXIT_OK,
     CliError,
@@ -24,7 +26,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                    description=web_demo.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", nargs="?", help="checkpoint folder (native or released layout) or Hub repo id")
     parser.add_argument("--tiny", action="store_true",
-                        help="the embedded tiny Qwen-Audio-Chat (random weights, built offline in a temporary folder)")
+                        help="the main job's tiny Qwen-Audio-Chat (qwen-audio-demo/chat of the working folder) when "
+                             "`qwen-audio demo` has trained it, else one with random weights, built offline in a "
+                             "temporary folder")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=web_demo.DEFAULT_PORT,
                         help=f"port (default: {web_demo.DEFAULT_PORT})")
@@ -75,7 +79,8 @@ def run_web(args, out=None) -> int:
                        "pip install 'transformers-qwen-audio[web]'") from None
 
     with terminate_like_interrupt(), model_or_tiny(args) as model:
-        title = "Qwen-Audio: embedded tiny model (random weights)" if args.tiny else f"Qwen-Audio: {args.model}"
+        random_weights = args.tiny and Path(model) != DEFAULT_CHAT_MODEL
+        title = "Qwen-Audio: embedded tiny model (random weights)" if random_weights else f"Qwen-Audio: {model}"
         pipe = load_pipeline(model, device=args.device, dtype=args.dtype)
         generate_kwargs = {} if args.min_new_tokens is None else {"min_new_tokens": args.min_new_tokens}
         demo = web_demo.build_demo(pipe, limits, generate_kwargs, title=title)

@@ -163,12 +163,14 @@ class DialogueGenerator:
             first = int(self.rng.integers(10))
             second = int(self.rng.integers(10 - first))
             return (f"What is {NUMBER_WORDS[first]} plus {NUMBER_WORDS[second]}?",
-                    f"{NUMBER_WORDS[first]} plus {NUMBER_WORDS[second]} is {NUMBER_WORDS[first + second]}.".capitalize())
+                    f"{NUMBER_WORDS[first]} plus {NUMBER_WORDS[second]} is "
+                    f"{NUMBER_WORDS[first + second]}.".capitalize())
         if form == 3:
             word = self.choice(sorted(OPPOSITES))
             return f'What is the opposite of "{word}"?', f'The opposite of "{word}" is "{OPPOSITES[word]}".'
         word = self.choice(WORDS)
-        return f'How many letters are in the word "{word}"?', f'The word "{word}" has {NUMBER_WORDS[len(word)]} letters.'
+        return (f'How many letters are in the word "{word}"?',
+                f'The word "{word}" has {NUMBER_WORDS[len(word)]} letters.')
 
     # The dialogue shapes --------------------------------------------------------------------------------------------
     def speech_dialogue(self):
@@ -254,7 +256,8 @@ def read_split(multitask_dir: Path, subset: str, split: str) -> list[dict]:
 def generate_dialogues(multitask_dir: Path, split: str, count: int, seed: int) -> list[dict]:
     """`count` dialogues over the clips of `split`, the shapes in the proportions of `DIALOGUE_SHARES`."""
     rng = np.random.default_rng([seed, SPLITS.index(split)])
-    generator = DialogueGenerator(read_split(multitask_dir, "speech", split), read_split(multitask_dir, "sounds", split), rng)
+    generator = DialogueGenerator(read_split(multitask_dir, "speech", split), read_split(multitask_dir, "sounds", split),
+                                  rng)
     shapes = list(DIALOGUE_SHARES)
     quotas = np.floor(np.array(list(DIALOGUE_SHARES.values())) * count).astype(int)
     quotas[0] += count - quotas.sum()

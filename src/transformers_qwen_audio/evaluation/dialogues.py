@@ -47,7 +47,8 @@ def reply_requests(dialogues: list[dict], audio_base_dir: Path) -> list[dict]:
         messages = absolute_audio(dialogue["messages"], audio_base_dir)
         replies = [position for position, message in enumerate(messages) if message["role"] == "assistant"]
         if len(replies) != len(dialogue["question_types"]):
-            raise ValueError(f"Dialogue {index}: {len(replies)} replies but {len(dialogue['question_types'])} question types.")
+            raise ValueError(f"Dialogue {index}: {len(replies)} replies but "
+                             f"{len(dialogue['question_types'])} question types.")
         for position, question_type in zip(replies, dialogue["question_types"]):
             reference = "".join(part["text"] for part in messages[position]["content"])
             requests.append({"messages": messages[:position], "reference": reference, "type": question_type})
@@ -79,7 +80,8 @@ def score_type(question_type: str, references: list[str], replies: list[str]) ->
             errors.append([abs(a - b) for a, b in zip(expected, found)] if len(found) == len(expected) else None)
         found_errors = [error for pair in errors if pair is not None for error in pair]
         return {
-            "within_tolerance": sum(pair is not None and max(pair) <= GROUNDING_TOLERANCE for pair in errors) / len(errors),
+            "within_tolerance": sum(pair is not None and max(pair) <= GROUNDING_TOLERANCE
+                                    for pair in errors) / len(errors),
             "boundary_mae": sum(found_errors) / len(found_errors) if found_errors else math.nan,
         }
     matches = [normalized(reference) == normalized(reply) for reference, reply in zip(references, replies, strict=True)]
