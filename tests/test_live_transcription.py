@@ -16,6 +16,7 @@ from starlette.websockets import WebSocketDisconnect  # noqa: E402
 from transformers import pipeline  # noqa: E402
 
 import transformers_qwen_audio  # noqa: E402,F401  (registers "audio-chat")
+from constructed_words import as_tuples, expected, make_timeline, words_heard  # noqa: E402
 from transformers_qwen_audio.long_form import LiveTranscript  # noqa: E402
 from transformers_qwen_audio.serving.app import build_app  # noqa: E402
 from transformers_qwen_audio.serving.live import LIVE_ROUTE  # noqa: E402
@@ -25,40 +26,15 @@ from transformers_qwen_audio.tiny_checkpoint import build_released_checkpoint  #
 RATE = 16000
 
 
-def timeline(seconds: float, seed: int = 0, pause=(0.25, 0.6)):
-    rng = np.random.default_rng(seed)
-    words, time_ = [], 0.3
-    while time_ + 0.9 < seconds - 0.2:
-        length = rng.uniform(0.2, 0.9)
-        words.append((f"w{len(words)}", round(time_, 2), round(time_ + length, 2)))
-        time_ += length + rng.uniform(*pause)
-    return words
-
-
 def words_in(words, start: float, end: float):
-    """What a model hearing [start, end) of the stream says: words inside it, a word cut by its end left open."""
-    heard = []
-    for text, word_start, word_end in words:
-        if word_start >= start - 1e-3 and word_end <= end + 1e-3:
-            heard.append({"text": text, "timestamp": (round(word_start - start, 3), round(word_end - start, 3))})
-        elif start <= word_start < end:
-            heard.append({"text": text + "~", "timestamp": (round(word_start - start, 3), None)})
-    return heard
-
-
-def as_tuples(words):
-    return [(word["text"], *word["timestamp"]) for word in words]
-
-
-def expected(words):
-    return [(text, pytest.approx(start, abs=0.02), pytest.approx(end, abs=0.02)) for text, start, end in words]
+    return words_heard(words, start, end, open_end=True)
 
 
 # --- the rolling buffer ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("pause", [(0.25, 0.6), (0.0, 0.05)])  # with pauses; and without any (cut when full)
 def test_live_transcript_finals_are_stable_and_every_word_is_final_once(pause):
     seconds = 75.0
-    words = timeline(seconds, 1, pause)
+    words = make_timeline(seconds, 1, pause)
     live, finals_seen, frame = LiveTranscript(), [], int(0.25 * RATE)
     for first in range(0, int(seconds * RATE), frame):
         live.push(np.zeros(frame, np.float32))
@@ -106,7 +82,7 @@ def client(pipe):
 @pytest.fixture
 def stream_words(client, monkeypatch):
     """The engine's transcription answers from a constructed timeline: each sample holds its stream time in ms."""
-    words = timeline(12.0, 2)
+    words = make_timeline(12.0, 2, (0.25, 0.6))
     engine = client.app.state.engine
     batches = []
 
@@ -267,7 +243,7 @@ def test_web_demo_live_handler_streams_finals_and_ends_the_buffer(pipe, monkeypa
     pytest.importorskip("gradio")
     from transformers_qwen_audio.web_demo import WebDemo
 
-    words = timeline(10.0, 4)
+    words = make_timeline(10.0, 4, (0.25, 0.6))
     demo = WebDemo(pipe)
     calls = []
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from constructed_words import as_tuples, expected, make_timeline, words_heard
 from transformers_qwen_audio.long_form import (
     long_form_words,
     sequential_long_form,
@@ -20,67 +21,43 @@ def _recording(seconds: float, owner: int = 0) -> np.ndarray:
     return owner * OWNER_STRIDE + (np.arange(int(seconds * RATE)) / RATE).astype(np.float64)
 
 
-def _timeline(seconds: float, seed: int = 0):
-    """Words of 0.2-0.9 s with pauses of 0.05-0.6 s, as (text, start, end)."""
-    rng = np.random.default_rng(seed)
-    words, time, index = [], 0.3, 0
-    while True:
-        length = rng.uniform(0.2, 0.9)
-        if time + length > seconds - 0.1:
-            return words
-        words.append((f"w{index}", round(time, 2), round(time + length, 2)))
-        time += length + rng.uniform(0.05, 0.6)
-        index += 1
-
-
 def _fake_transcriber(timelines, calls):
-    """Returns the words inside each window (relative times); a word cut by the window's end comes back garbled,
-    ending at the edge, as a model that heard half of it might say it. `calls` gets each batch's size."""
+    """Returns the words inside each window (relative times), a word cut by the window's end garbled and ending at
+    the edge. `calls` gets each batch's size."""
 
     def transcribe(windows):
         calls.append(len(windows))
         results = []
         for window in windows:
             owner, start = divmod(float(window[0]), OWNER_STRIDE)
-            end = start + len(window) / RATE
-            words = []
-            for text, word_start, word_end in timelines[int(owner)]:
-                if word_start >= start - 1e-9 and word_end <= end + 1e-9:
-                    words.append({"text": text, "timestamp": (round(word_start - start, 2), round(word_end - start, 2))})
-                elif start <= word_start < end:  # cut by the edge
-                    words.append({"text": text + "~", "timestamp": (round(word_start - start, 2), round(end - start, 2))})
-            results.append(words)
+            results.append(words_heard(timelines[int(owner)], start, start + len(window) / RATE))
         return results
 
     return transcribe
 
 
-def _as_tuples(words):
-    return [(word["text"], *word["timestamp"]) for word in words]
-
-
-def _expected(timeline):
-    return [(text, pytest.approx(start, abs=0.011), pytest.approx(end, abs=0.011)) for text, start, end in timeline]
+def _expected(words):
+    return expected(words, tolerance=0.011)
 
 
 @pytest.mark.parametrize("seconds, seed", [(95.0, 0), (61.3, 1), (30.0, 2), (12.0, 3)])
 def test_sequential_keeps_every_word_once_on_the_recording_time_line(seconds, seed):
-    timeline = _timeline(seconds, seed)
+    timeline = make_timeline(seconds, seed)
     calls = []
     [words] = sequential_long_form([_recording(seconds)], _fake_transcriber([timeline], calls), sampling_rate=RATE)
-    assert _as_tuples(words) == _expected(timeline)
+    assert as_tuples(words) == _expected(timeline)
     # Each window but the last settles at least 30 - 1 (tail) - 0.9 (longest word) seconds.
     assert len(calls) <= int(np.ceil(max(seconds - 30, 0) / 28.1)) + 1
 
 
 def test_sequential_advances_recordings_together_in_one_batch_per_step():
-    timelines = [_timeline(70.0, 0), _timeline(20.0, 1)]
+    timelines = [make_timeline(70.0, 0), make_timeline(20.0, 1)]
     calls = []
     words = sequential_long_form([_recording(70.0, 0), _recording(20.0, 1)], _fake_transcriber(timelines, calls),
                                  sampling_rate=RATE)
     assert calls[0] == 2 and len(calls) == 3 and calls[1:] == [1, 1]
     for timeline, found in zip(timelines, words):
-        assert _as_tuples(found) == _expected(timeline)
+        assert as_tuples(found) == _expected(timeline)
 
 
 def test_sequential_advances_through_silence_and_overlong_words():
@@ -89,7 +66,7 @@ def test_sequential_advances_through_silence_and_overlong_words():
     # One "word" longer than a window: the loop still ends, and what follows it is found.
     timeline = [("long", 1.0, 40.0), ("after", 41.0, 41.5)]
     [words] = sequential_long_form([_recording(45.0)], _fake_transcriber([timeline], []), sampling_rate=RATE)
-    assert _as_tuples(words)[-1] == ("after", pytest.approx(41.0, abs=0.011), pytest.approx(41.5, abs=0.011))
+    assert as_tuples(words)[-1] == ("after", pytest.approx(41.0, abs=0.011), pytest.approx(41.5, abs=0.011))
 
 
 def test_sequential_refuses_bad_settings_and_results():
@@ -115,7 +92,7 @@ def _segments(timeline, gap: float = 0.3):
 
 
 def test_windows_end_in_pauses_and_cover_all_speech():
-    timeline = _timeline(200.0, 4)
+    timeline = make_timeline(200.0, 4)
     segments = _segments(timeline)
     windows = windows_at_pauses(segments, 200 * RATE, sampling_rate=RATE)
     assert all(end - start <= 30 * RATE for start, end in windows)
@@ -128,7 +105,7 @@ def test_windows_end_in_pauses_and_cover_all_speech():
 
 
 def test_vad_transcribes_all_windows_as_batches_and_keeps_every_word_once():
-    timelines = [_timeline(150.0, 5), _timeline(45.0, 6)]
+    timelines = [make_timeline(150.0, 5), make_timeline(45.0, 6)]
     recordings = [_recording(150.0, 0), _recording(45.0, 1)]
     segments = [_segments(timeline) for timeline in timelines]
     calls = []
@@ -138,4 +115,4 @@ def test_vad_transcribes_all_windows_as_batches_and_keeps_every_word_once():
                   for found, recording in zip(segments, recordings))
     assert windows >= 8 and calls == [4] * (windows // 4) + ([windows % 4] if windows % 4 else [])
     for timeline, found in zip(timelines, words):
-        assert _as_tuples(found) == _expected(timeline)
+        assert as_tuples(found) == _expected(timeline)

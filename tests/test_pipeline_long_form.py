@@ -6,6 +6,7 @@ import pytest
 from transformers import pipeline
 
 import transformers_qwen_audio  # noqa: F401  (registers "audio-chat")
+from constructed_words import as_tuples, expected, make_timeline, words_heard
 from transformers_qwen_audio import long_form
 from transformers_qwen_audio.tiny_checkpoint import build_released_checkpoint
 
@@ -25,18 +26,8 @@ def recording(seconds: float, owner: int = 0) -> np.ndarray:
     return ((owner * OWNER_SECONDS + np.arange(int(seconds * RATE)) / RATE) / SCALE).astype(np.float32)
 
 
-def timeline(seconds: float, seed: int):
-    rng = np.random.default_rng(seed)
-    words, time = [], 0.3
-    while time + 0.9 < seconds - 0.1:
-        length = rng.uniform(0.2, 0.9)
-        words.append((f"w{len(words)}", round(time, 2), round(time + length, 2)))
-        time += length + rng.uniform(0.05, 0.6)
-    return words
-
-
 def fake_windows(timelines, calls):
-    """Stands in for `_transcribe_windows`: the words inside each window, a word cut by its end garbled."""
+    """Stands in for `_transcribe_windows`: the words inside each window, a word cut by its end garbled and open."""
 
     def transcribe(windows, batch_size, **kwargs):
         calls.append((len(windows), batch_size, kwargs))
@@ -44,30 +35,14 @@ def fake_windows(timelines, calls):
         for window in windows:
             owner, start = divmod(float(window[0]) * SCALE, OWNER_SECONDS)
             start = round(start, 3)
-            end = start + len(window) / RATE
-            words = []
-            for text, word_start, word_end in timelines[int(round(owner))]:
-                if word_start >= start - 1e-3 and word_end <= end + 1e-3:
-                    timestamp = (round(word_start - start, 2), round(word_end - start, 2))
-                    words.append({"text": text, "timestamp": timestamp})
-                elif start <= word_start < end:
-                    words.append({"text": text + "~", "timestamp": (round(word_start - start, 2), None)})
-            results.append(words)
+            results.append(words_heard(timelines[int(round(owner))], start, start + len(window) / RATE, open_end=True))
         return results
 
     return transcribe
 
 
-def as_tuples(chunks):
-    return [(chunk["text"], *chunk["timestamp"]) for chunk in chunks]
-
-
-def expected(words):
-    return [(text, pytest.approx(start, abs=0.02), pytest.approx(end, abs=0.02)) for text, start, end in words]
-
-
 def test_sequential_words_on_the_recording_time_line_batched_across_recordings(pipe, monkeypatch):
-    timelines = [timeline(70.0, 0), timeline(40.0, 1)]
+    timelines = [make_timeline(70.0, 0), make_timeline(40.0, 1)]
     calls, settled = [], []
     monkeypatch.setattr(pipe, "_transcribe_windows", fake_windows(timelines, calls))
     results = pipe([recording(70.0, 0), recording(40.0, 1)], task="transcribe", language="en",
@@ -82,7 +57,7 @@ def test_sequential_words_on_the_recording_time_line_batched_across_recordings(p
 
 
 def test_sequential_segments_and_plain_text(pipe, monkeypatch):
-    words = timeline(50.0, 2)
+    words = make_timeline(50.0, 2)
     monkeypatch.setattr(pipe, "_transcribe_windows", fake_windows([words], []))
     plain = pipe(recording(50.0), task="transcribe", language="en", long_audio="sequential")
     assert plain == {"text": " ".join(text for text, _, _ in words)}
@@ -93,7 +68,7 @@ def test_sequential_segments_and_plain_text(pipe, monkeypatch):
 
 
 def test_vad_windows_end_in_pauses_and_keep_every_word_once(pipe, monkeypatch):
-    timelines = [timeline(100.0, 3), timeline(45.0, 4)]
+    timelines = [make_timeline(100.0, 3), make_timeline(45.0, 4)]
 
     def speech(waveform, sampling_rate):
         owner = int(round(float(waveform[0]) * SCALE // OWNER_SECONDS))
@@ -134,7 +109,7 @@ def test_long_form_refuses_what_it_cannot_drive(pipe):
 
 
 def test_long_form_bad_inputs_are_named_or_returned(pipe, monkeypatch):
-    monkeypatch.setattr(pipe, "_transcribe_windows", fake_windows([timeline(5.0, 5)], []))
+    monkeypatch.setattr(pipe, "_transcribe_windows", fake_windows([make_timeline(5.0, 5)], []))
     with pytest.raises(FileNotFoundError, match="Input 1: "):
         pipe([recording(5.0), "/no/such.wav"], task="transcribe", language="en", long_audio="sequential")
     results = pipe([recording(5.0), "/no/such.wav"], task="transcribe", language="en", long_audio="sequential",
