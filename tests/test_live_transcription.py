@@ -54,6 +54,18 @@ def test_live_transcript_finals_are_stable_and_every_word_is_final_once(pause):
     assert [word for batch in finals_seen for word in batch] == live.final[:during]
 
 
+def test_live_transcript_moves_on_when_a_damaged_model_times_every_word_at_zero():
+    live, passes = LiveTranscript(), 0
+    for _ in range(45 * 4):
+        live.push(np.zeros(RATE // 4, np.float32))
+        while live.due():
+            passes += 1
+            assert passes < 500, "the buffer never moved on"
+            live.settle([{"text": "same", "timestamp": (0.0, 0.0)}, {"text": "again", "timestamp": (0.0, None)}])
+    assert len(live.buffer) <= live.window and live.buffer_start > 0
+    assert all(word["timestamp"][0] <= live.buffer_start / RATE for word in live.final)
+
+
 def test_live_transcript_refuses_bad_settings_and_audio():
     with pytest.raises(ValueError, match="shorter than the window"):
         LiveTranscript(step_seconds=20, tail_seconds=15)

@@ -327,22 +327,21 @@ class LiveTranscript:
     def _settled(self, words: list[Word], heard: float) -> tuple[int, int]:
         """How many words are final, and where (in samples) the buffer is cut."""
         limit = heard - self.tail_seconds
+        settled = 0  # words[:settled] end before the tail
+        while settled < len(words) and words[settled]["timestamp"][1] <= limit:
+            settled += 1
         count = 0
-        for index, word in enumerate(words):
-            end = word["timestamp"][1]
-            if end > limit:
-                break
+        for index in range(settled):
             following = words[index + 1]["timestamp"][0] if index + 1 < len(words) else heard
-            if following - end >= self.pause_seconds:
+            if following - words[index]["timestamp"][1] >= self.pause_seconds:
                 count = index + 1
-        full = len(self.buffer) > self.window - self.step
-        if full and count == 0:  # no pause heard in a whole window: cut at its settled part all the same
-            count = sum(1 for word in words if word["timestamp"][1] <= limit)
-            if count == 0:
-                return 0, int(limit * self.sampling_rate)
-        if count == 0:
-            return 0, 0
-        cut = max(word["timestamp"][1] for word in words[:count])
+        cut = max((word["timestamp"][1] for word in words[:count]), default=0.0)
+        if len(self.buffer) > self.window - self.step and cut * self.sampling_rate < self.step:
+            # A full buffer without a pause to cut at (or only at its very start, as a damaged model may time its
+            # words): its settled words are final all the same, and it moves on by at least one step.
+            count = settled
+            cut = max((word["timestamp"][1] for word in words[:settled]), default=limit)
+            return count, max(int(cut * self.sampling_rate), self.step)
         return count, int(cut * self.sampling_rate)
 
 
