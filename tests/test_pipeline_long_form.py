@@ -67,6 +67,14 @@ def test_sequential_segments_and_plain_text(pipe, monkeypatch):
     assert as_tuples(segments) == expected(words)
 
 
+def test_long_form_mode_given_when_the_pipeline_is_built(pipe, monkeypatch):
+    words = make_timeline(40.0, 6)
+    built = pipeline("audio-chat", model=pipe.model, processor=pipe.processor, long_audio="sequential",
+                     language="en")
+    monkeypatch.setattr(built, "_transcribe_windows", fake_windows([words], []))
+    assert built(recording(40.0), task="transcribe") == {"text": " ".join(text for text, _, _ in words)}
+
+
 def test_vad_windows_end_in_pauses_and_keep_every_word_once(pipe, monkeypatch):
     timelines = [make_timeline(100.0, 3), make_timeline(45.0, 4)]
 

@@ -217,7 +217,7 @@ class AudioChatPipeline(ChunkPipeline):
             inputs = (_as_chat(item) for item in inputs)
         method = kwargs.get("long_audio") or self._preprocess_params.get("long_audio")
         if method in LONG_FORM_METHODS:
-            return self._long_form(inputs, **kwargs)
+            return self._long_form(inputs, **{**kwargs, "long_audio": method})
         return super().__call__(inputs, **kwargs)
 
     def _long_form(self, inputs, long_audio, batch_size=None, progress_callback=None, errors="raise", **kwargs):
@@ -268,7 +268,8 @@ class AudioChatPipeline(ChunkPipeline):
 
     def _transcribe_windows(self, windows: list[np.ndarray], **kwargs) -> list[list[dict]]:
         """The word chunks of each window (times relative to it): one call of the pipeline, batched."""
-        answers = self(windows, return_timestamps="word", long_audio="truncate", **kwargs)
+        answers = self(windows, return_timestamps="word", long_audio="truncate", sampling_rate=QWEN_AUDIO_SAMPLING_RATE,
+                       **kwargs)
         return [answer["chunks"] for answer in answers]
 
     def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
