@@ -121,7 +121,8 @@ def main(argv=None) -> int:
         print(f"model: {args.model or 'embedded tiny model (random weights)'}")
         print(f"{args.recordings} recordings, {audio_seconds:.0f} s of audio, {len(utterances)} utterances "
               f"({sum(len(u['words']) for u in utterances)} words, {sum(map(len, heard_alone))} heard alone); "
-              f"one by one: {audio_seconds / alone_seconds:.1f} audio s/s")
+              f"one by one: WER vs text {corpus_word_error_rate(truths, references):.3f}, "
+              f"{audio_seconds / alone_seconds:.1f} audio s/s")
         print(f"{'method':<11}{'WER vs alone':>13}{'WER vs text':>12}{'dropped':>9}{'doubled':>9}"
               f"{'start err':>10}{'end err':>9}{'audio s/s':>10}")
         for method in METHODS:
