@@ -76,9 +76,12 @@ def test_stage_two_fine_tunes_the_stage_one_model_into_a_chat_model(demo_run):
     chat = report["chat"]
     assert chat["training"] == "trained" and all(math.isfinite(loss) for loss in chat["loss_first_last"])
     sft_recipe = (root / "out" / "sft.yaml").read_text()
-    assert str(root / "out" / "model") in sft_recipe and str(root / "out" / "chat-data") in sft_recipe
+    assert str(root / "out" / "model") in sft_recipe and str(root / "out" / "chat-data" / "train.jsonl") in sft_recipe
     # Its pipeline asks it in words, not with the base model's task tags.
+    from transformers import AutoProcessor
+
     assert declared_chat_format(str(root / "out" / "chat")) == "chatml"
+    assert AutoProcessor.from_pretrained(root / "out" / "chat").chat_format == "chatml"
     assert declared_chat_format(str(root / "out" / "model")) == "raw"
     assert set(chat["metrics"]) <= {f"tiny_chat_{kind}" for kind in QUESTION_TYPES} and chat["metrics"]
     card = (root / "out" / "chat" / "README.md").read_text()

@@ -200,7 +200,7 @@ def test_a_few_steps_of_stage_two_lower_the_loss(chat_data, tiny_model, tmp_path
     multitask, chat = chat_data
     trainer = run_sft(*parse_recipe(sft_recipe.make_parser(), [
         "--config", str(recipe_path("tiny/sft.yaml")), "--model_name_or_path", str(tiny_model),
-        "--dataset_name", str(chat), "--audio_base_dir", str(multitask), "--output_dir", str(tmp_path / "chat"),
+        "--dataset_name", str(chat / "train.jsonl"), "--audio_base_dir", str(multitask), "--output_dir", str(tmp_path / "chat"),
         "--max_steps", "8", "--per_device_train_batch_size", "2", "--learning_rate", "1e-2", "--warmup_steps", "0",
         "--lr_scheduler_type", "constant", "--logging_steps", "2", "--save_strategy", "no",
     ]))

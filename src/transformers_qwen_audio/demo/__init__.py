@@ -93,7 +93,10 @@ def write_sft_recipe(output_dir: Path, chat_data_dir: Path, audio_base_dir: Path
     recipe = yaml.safe_load(TINY_SFT_RECIPE.read_text())
     recipe.update({
         "model_name_or_path": str(output_dir / "model"), "output_dir": str(output_dir / "chat"),
-        "dataset_name": str(chat_data_dir), "audio_base_dir": str(audio_base_dir), "seed": seed, **(overrides or {}),
+        # The train file, not the folder: `load_dataset(FOLDER)` with the card's relative `data_files` reused the
+        # cached rows of another folder of the same name (a 64-dialogue test build trained in place of 8,000).
+        "dataset_name": str(chat_data_dir / "train.jsonl"), "audio_base_dir": str(audio_base_dir), "seed": seed,
+        **(overrides or {}),
     })
     path = output_dir / "sft.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
@@ -101,13 +104,17 @@ def write_sft_recipe(output_dir: Path, chat_data_dir: Path, audio_base_dir: Path
 
 
 def mark_as_chat_model(chat_dir: Path) -> None:
-    """Stage 1 declares a base model (`chat_format: raw`, so the pipeline sends it task tags); the fine-tuned one
-    answers conversations, so the pipeline must send task shorthands to it as chat instructions."""
-    from transformers import GenerationConfig
+    """Stage 1 declares a base model (`chat_format: raw`, so the pipeline sends it raw prompts and task tags), and
+    fine-tuning copies that into the processor too; the fine-tuned model answers conversations in ChatML, so both
+    must say `chatml` (the pipeline reads the processor's first)."""
+    from transformers import AutoProcessor, GenerationConfig
 
     generation_config = GenerationConfig.from_pretrained(chat_dir)
     generation_config.chat_format = "chatml"
     generation_config.save_pretrained(chat_dir)
+    processor = AutoProcessor.from_pretrained(chat_dir)
+    processor.chat_format = "chatml"
+    processor.save_pretrained(chat_dir)
 
 
 def train(recipe: Path, threads: int | None = None, module: str = PRETRAIN_MODULE) -> float:
@@ -128,7 +135,9 @@ def train(recipe: Path, threads: int | None = None, module: str = PRETRAIN_MODUL
         else:
             env["OMP_WAIT_POLICY"] = "PASSIVE"
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", module, "--config", str(recipe)], check=True, env=env)
+    status = subprocess.run([sys.executable, "-m", module, "--config", str(recipe)], env=env).returncode
+    if status != 0:  # the recipe printed its own one-line error (or its traceback) above
+        raise ChildProcessError(f"training with {recipe} failed (exit status {status}); its error is above")
     return time.perf_counter() - started
 
 
