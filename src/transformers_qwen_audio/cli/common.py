@@ -249,6 +249,16 @@ def add_recipe_parser(subcommands, name: str, run, help: str) -> argparse.Argume
     return parser
 
 
+def add_served_model_arguments(parser: argparse.ArgumentParser, served: str) -> None:
+    """MODEL or `--tiny`, and `--host`: what `serve` and `web` both take (`served`: what the command does with it)."""
+    parser.add_argument("model", nargs="?", help="checkpoint folder (native or released layout) or Hub repo id")
+    parser.add_argument("--tiny", action="store_true",
+                        help=f"{served} the main job's tiny Qwen-Audio-Chat (qwen-audio-demo/chat of the working "
+                             "folder) when `qwen-audio demo` has trained it, else one with random weights built "
+                             "offline in a temporary folder")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+
+
 def packaged_config(argv: list[str]) -> list[str]:
     """`--config NAME` where NAME is no file here but a packaged recipe (`tiny/pretrain.yaml`,
     `benchmarks/tiny_asr.yaml`) becomes that recipe's path, so an installed package runs its recipes by name."""

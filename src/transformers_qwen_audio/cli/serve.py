@@ -16,6 +16,7 @@ from .common import (
     EXIT_OK,
     CliError,
     add_model_loading_arguments,
+    add_served_model_arguments,
     check_model_or_tiny,
     load_pipeline,
     model_or_tiny,
@@ -31,12 +32,7 @@ API_KEY_VARIABLE = "QWEN_AUDIO_API_KEY"
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("serve", help="OpenAI-compatible HTTP server for audio chat",
                                    description=serving.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", nargs="?", help="checkpoint folder (native or released layout) or Hub repo id")
-    parser.add_argument("--tiny", action="store_true",
-                        help="serve the main job's tiny Qwen-Audio-Chat (qwen-audio-demo/chat of the working folder) "
-                             "when `qwen-audio demo` has trained it, else one with random weights built offline in a "
-                             "temporary folder: try the API without a download")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    add_served_model_arguments(parser, "serve")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free port)")
     parser.add_argument("--served-model-name", help="the name clients use as `model` (default: MODEL as given)")
     add_model_loading_arguments(parser)

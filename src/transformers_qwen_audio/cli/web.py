@@ -14,6 +14,7 @@ from .common import (
     EXIT_OK,
     CliError,
     add_model_loading_arguments,
+    add_served_model_arguments,
     check_model_or_tiny,
     load_pipeline,
     model_or_tiny,
@@ -24,12 +25,7 @@ from .common import (
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("web", help="Gradio web demo: audio chat, transcription, sound questions",
                                    description=web_demo.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", nargs="?", help="checkpoint folder (native or released layout) or Hub repo id")
-    parser.add_argument("--tiny", action="store_true",
-                        help="the main job's tiny Qwen-Audio-Chat (qwen-audio-demo/chat of the working folder) when "
-                             "`qwen-audio demo` has trained it, else one with random weights, built offline in a "
-                             "temporary folder")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    add_served_model_arguments(parser, "show")
     parser.add_argument("--port", type=int, default=web_demo.DEFAULT_PORT,
                         help=f"port (default: {web_demo.DEFAULT_PORT})")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
