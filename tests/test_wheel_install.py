@@ -22,12 +22,17 @@ from pathlib import Path
 import json, sys
 from transformers_qwen_audio import demo
 from transformers_qwen_audio.data import TinyMultitaskConfig
+from transformers_qwen_audio.data.tiny_chat import TinyChatConfig
 
 data = TinyMultitaskConfig(seed=0, num_voices=8, num_train_speech=48, num_validation_speech=4, num_test_speech=8,
                            num_train_sounds=20, num_validation_sounds=5, num_test_sounds=8)
 steps = {"max_steps": 12, "encoder_ctc_warmup_steps": 4, "warmup_steps": 0, "logging_steps": 2, "save_steps": 1000}
+# Both stages shortened, as tests/test_demo.py does.
+dialogues = TinyChatConfig(seed=0, num_train_dialogues=64, num_validation_dialogues=8, num_test_dialogues=16)
+sft_steps = {"max_steps": 6, "per_device_train_batch_size": 4, "learning_rate": 3.0e-3, "warmup_steps": 0,
+             "logging_steps": 2, "save_steps": 1000}
 report = demo.run(Path("out"), seed=1, data_config=data, recipe_overrides=steps, max_eval_samples=8, threads=1,
-                  cli=False)
+                  cli=False, chat_data_config=dialogues, sft_overrides=sft_steps)
 print(json.dumps({"recipe": str(demo.TINY_RECIPE), "package": demo.__file__, "report": report}, default=str))
 """
 
