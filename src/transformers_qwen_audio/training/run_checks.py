@@ -36,9 +36,16 @@ class StopOnNonFiniteLoss:
     Trainer mixin: a training step whose loss is NaN or infinite stops the run (`NonFiniteLossError`, naming the
     step and the dataset rows of the batch from the collator's `example_rows`) instead of training on: by default
     `Trainer` replaces such a loss in the log by the running mean (`logging_nan_inf_filter`) and goes on updating the
-    weights with non-finite gradients. The test costs one host sync a step, as `logging_nan_inf_filter`'s own does;
-    with several processes their flags are gathered, so that every process stops at the same step.
+    weights with non-finite gradients. The test costs one host sync a step, in place of `logging_nan_inf_filter`'s
+    (turned off: it would never filter); with several processes their flags are gathered, so that every process
+    stops at the same step.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A non-finite loss stops the run here, so the Trainer's own filter would never filter: turning it off
+        # keeps this test the step's only host sync for the loss.
+        self.args.logging_nan_inf_filter = False
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         rows = inputs.pop(EXAMPLE_ROWS, None)
