@@ -27,6 +27,7 @@ from .pretrainer import QwenAudioPretrainer
 from .resume import resumable_checkpoint
 from .run_checks import LOCAL_DATA_EXTENSIONS, StopOnNonFiniteLoss, check_local_path, check_seed
 from .saving import save_and_push
+from .sft_loss import PlainLossWithoutTriton
 
 
 logger = logging.getLogger(__name__)
@@ -169,10 +170,12 @@ def split_of(dataset, split: str, name: str, streaming: bool):
 
 @functools.cache
 def sft_trainer_class():
-    """TRL's `SFTTrainer`, stopping at a non-finite loss as the pre-training trainer does."""
+    """TRL's `SFTTrainer`, stopping at a non-finite loss as the pre-training trainer does, with the plain loss where
+    TRL's fused LM head has no Triton kernels (`sft_loss`)."""
     from trl import SFTTrainer
 
-    return type("QwenAudioSFTTrainer", (StopOnNonFiniteLoss, SFTTrainer), {"__module__": __name__})
+    return type("QwenAudioSFTTrainer", (StopOnNonFiniteLoss, PlainLossWithoutTriton, SFTTrainer),
+                {"__module__": __name__})
 
 
 def default_audio_base_dir(script_args, audio_base_dir: str | None) -> str | None:
