@@ -43,6 +43,9 @@ def main(argv=None) -> int:
             "srwt_wer": report["metrics"]["tiny_srwt"]["wer"],
             "boundary_mae_s": report["metrics"]["tiny_srwt"]["boundary_mae"],
             "sound_accuracy": report["metrics"]["tiny_sounds"]["accuracy"],
+            "unseen_voices_wer": report["metrics"]["tiny_asr_unseen"]["wer"],
+            "unseen_sounds_accuracy": report["metrics"]["tiny_sounds_unseen"]["accuracy"],
+            "long_recordings_wer": report["metrics"]["tiny_long_asr"]["wer"],
             "targets_reached": all(verdict["reached"] for verdict in report["targets"].values()),
             "train_steps": steps,
             "train_seconds": train_seconds,
@@ -60,6 +63,11 @@ def main(argv=None) -> int:
         print(f"| {row['seed']} | {row['wer']:.3f} | {row['srwt_wer']:.3f} | {row['boundary_mae_s']:.3f} | "
               f"{row['sound_accuracy']:.3f} | {row['train_steps']} | {row['train_seconds']} | "
               f"{row['train_steps_per_second']} | {row['eval_seconds']} | {'yes' if row['targets_reached'] else 'no'} |")
+    print("\n| seed | unseen voices WER | unseen sounds acc. | 10-30 s recordings WER |")
+    print("| --- | --- | --- | --- |")
+    for row in rows:
+        print(f"| {row['seed']} | {row['unseen_voices_wer']:.3f} | {row['unseen_sounds_accuracy']:.3f} | "
+              f"{row['long_recordings_wer']:.3f} |")
     print("\n| seed | chat train s | " + " | ".join(demo.TARGETS_OF_CHAT) + " |")
     print("| --- | --- | " + " | ".join("---" for _ in demo.TARGETS_OF_CHAT) + " |")
     for row in rows:

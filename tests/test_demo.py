@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
+import yaml
 
 from transformers_qwen_audio import demo
 from transformers_qwen_audio.data import TinyMultitaskConfig
@@ -15,6 +16,8 @@ from transformers_qwen_audio.data.tiny_chat import QUESTION_TYPES, TinyChatConfi
 SMALL_DATA = TinyMultitaskConfig(
     seed=0, num_voices=8, num_train_speech=48, num_validation_speech=4, num_test_speech=8,
     num_train_sounds=20, num_validation_sounds=5, num_test_sounds=8,
+    num_unseen_voices=2, num_validation_unseen_speech=4, num_test_unseen_speech=6, num_validation_unseen_sounds=5,
+    num_test_unseen_sounds=5, num_train_long=3, num_validation_long=2, num_test_long=2,
 )
 SHORT_RECIPE = {"max_steps": 12, "encoder_ctc_warmup_steps": 4, "per_device_train_batch_size": 4, "learning_rate": 3.0e-3, "warmup_steps": 0,
                 "logging_steps": 2, "save_steps": 1000}
@@ -43,7 +46,8 @@ def test_training_lowers_the_loss(demo_run):
 def test_evaluation_has_the_right_keys_and_finite_scores(demo_run):
     root, report = demo_run
     metrics = report["metrics"]
-    assert set(metrics) == {"tiny_asr", "tiny_srwt", "tiny_sounds"}
+    assert set(metrics) == set(demo.TINY_BENCHMARKS) == {
+        "tiny_asr", "tiny_srwt", "tiny_sounds", "tiny_asr_unseen", "tiny_sounds_unseen", "tiny_long_asr"}
     assert {"wer", "wer_whisper_basic"} <= set(metrics["tiny_asr"])
     assert {"wer", "average_shift", "boundary_mae", "matched_words", "reference_words"} <= set(metrics["tiny_srwt"])
     for value in (metrics["tiny_asr"]["wer"], metrics["tiny_srwt"]["wer"], metrics["tiny_sounds"]["accuracy"]):
@@ -52,11 +56,11 @@ def test_evaluation_has_the_right_keys_and_finite_scores(demo_run):
     # Boundary errors exist only for words the model got right (NaN when none, after a few steps).
     assert metrics["tiny_srwt"]["reference_words"] > 0
     results = json.loads((root / "out" / "eval" / "results.json").read_text())["results"]
-    assert [result["benchmark"] for result in results] == ["tiny_asr", "tiny_srwt", "tiny_sounds"]
+    assert [result["benchmark"] for result in results] == list(demo.TINY_BENCHMARKS)
     assert "| tiny_asr | wer ↓ |" in (root / "out" / "eval" / "results.md").read_text()
     card = (root / "out" / "model" / "README.md").read_text()
     assert "model-index" in card and "tiny_sounds" in card
-    assert set(report["targets"]) <= set(demo.TARGETS)
+    assert set(report["targets"]) <= set(demo.TARGETS) | set(demo.RELATIVE_TARGETS)
     assert {"tiny_asr/wer", "tiny_srwt/boundary_mae", "tiny_sounds/accuracy"} <= set(report["targets"])
 
 
@@ -179,3 +183,27 @@ def _spin(seconds):
     end = time.time() + seconds
     while time.time() < end:
         pass
+
+
+def test_relative_targets_compare_with_their_baseline_of_the_same_run():
+    results = [{"benchmark": "tiny_asr", "metrics": {"wer": 0.08}},
+               {"benchmark": "tiny_long_asr", "metrics": {"wer": 0.09}}]
+    verdict = demo.check_targets(results)
+    assert verdict["tiny_long_asr/wer"]["reached"] and "1.25 x tiny_asr/wer" in verdict["tiny_long_asr/wer"]["target"]
+    results[1]["metrics"]["wer"] = 0.11  # above 1.25 x 0.08
+    assert not demo.check_targets(results)["tiny_long_asr/wer"]["reached"]
+    assert "tiny_long_asr/wer" not in demo.check_targets(results[1:])  # no baseline scored: no verdict
+
+
+def test_the_srwt_ablation_leaves_out_every_timestamped_source_and_only_those():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("srwt_ablation", Path(__file__).parents[1] / "benchmarks" / "srwt_ablation.py")
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    recipe = yaml.safe_load(demo.TINY_RECIPE.read_text())
+    overrides = ablation.without_srwt({"max_steps": 10})
+    assert overrides["max_steps"] == 10
+    assert overrides["datasets"] == [source for source in recipe["datasets"] if not source.get("timestamps")]
+    assert len(overrides["datasets"]) < len(recipe["datasets"])
+    assert {source.get("name") for source in overrides["datasets"]} == {"speech", "long_speech", "sounds"}

@@ -21,6 +21,8 @@ def setup(tmp_path_factory):
     data = ensure_tiny_multitask(root / "data", TinyMultitaskConfig(
         num_voices=4, num_train_speech=8, num_validation_speech=2, num_test_speech=5,
         num_train_sounds=5, num_validation_sounds=5, num_test_sounds=5, held_out_words_per_voice=6,
+        num_unseen_voices=1, num_validation_unseen_speech=2, num_test_unseen_speech=2, num_validation_unseen_sounds=2,
+        num_test_unseen_sounds=2, num_train_long=1, num_validation_long=1, num_test_long=1,
     ))
     model = build_released_checkpoint(root / "model")
     benchmark = root / "sounds.yaml"

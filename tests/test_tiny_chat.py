@@ -229,3 +229,54 @@ def test_chat_without_a_model_uses_the_main_jobs_chat_model_or_says_it_falls_bac
     (tmp_path / "qwen-audio-demo" / "chat" / "train_results.json").write_text("{}")
     assert main(arguments) == 0
     assert "using the main job's tiny Qwen-Audio-Chat in qwen-audio-demo/chat" in capsys.readouterr().err
+
+
+def test_the_plain_cpu_loss_is_trls_fused_loss(chat_data, tiny_model, tmp_path):
+    """`sft_loss.PlainLossWithoutTriton`: on CPU the model's own loss replaces TRL's fused LM head; same value, same
+    gradients, same token accuracy."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForMultimodalLM, AutoProcessor
+    from trl import SFTConfig, SFTTrainer
+
+    from transformers_qwen_audio.training.collators import QwenAudioCollator
+    from transformers_qwen_audio.training.runs import sft_trainer_class
+
+    multitask, chat = chat_data
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    model = AutoModelForMultimodalLM.from_pretrained(tiny_model).train()  # no dropout in the tiny config
+    collator = QwenAudioCollator(processor=processor, assistant_only_loss=True, audio_base_dir=str(multitask))
+    rows = read_rows(chat, "train")[:6]
+    args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", max_steps=1, assistant_only_loss=True,
+                     remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True})
+    trainer = sft_trainer_class()(model=model, args=args, data_collator=collator, processing_class=processor,
+                                  train_dataset=Dataset.from_list(rows))
+    losses, gradients, accuracies = [], [], []
+    for compute_loss in (trainer.compute_loss, lambda *a, **k: SFTTrainer.compute_loss(trainer, *a, **k)):
+        model.zero_grad()
+        batch = {key: value for key, value in collator(rows).items() if isinstance(value, torch.Tensor)}
+        loss = compute_loss(model, batch)
+        loss.backward()
+        losses.append(loss.item())
+        gradients.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+        accuracies.append(trainer._metrics["train"]["mean_token_accuracy"][-1])
+    assert math.isclose(losses[0], losses[1], rel_tol=1e-5), losses
+    torch.testing.assert_close(gradients[0], gradients[1], rtol=1e-4, atol=1e-6)
+    assert math.isclose(accuracies[0], accuracies[1], abs_tol=1e-6), accuracies
+
+
+def test_the_length_column_follows_the_rendered_tokens(chat_data, tiny_model):
+    """`length` (for `group_by_length`) is an estimate: close to the tokens the collator makes of each dialogue,
+    and in the same order."""
+    from transformers import AutoProcessor
+
+    from transformers_qwen_audio.training.collators import QwenAudioCollator
+
+    multitask, chat = chat_data
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    collator = QwenAudioCollator(processor=processor, assistant_only_loss=True, audio_base_dir=str(multitask))
+    rows = read_rows(chat, "train")[:40]
+    tokens = np.array([int(collator([row])["attention_mask"].sum()) for row in rows])
+    estimates = np.array([row["length"] for row in rows])
+    assert np.all(np.abs(estimates - tokens) <= 0.25 * tokens + 20), np.c_[estimates, tokens]
+    assert np.corrcoef(estimates, tokens)[0, 1] > 0.95

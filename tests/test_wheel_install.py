@@ -25,7 +25,9 @@ from transformers_qwen_audio.data import TinyMultitaskConfig
 from transformers_qwen_audio.data.tiny_chat import TinyChatConfig
 
 data = TinyMultitaskConfig(seed=0, num_voices=8, num_train_speech=48, num_validation_speech=4, num_test_speech=8,
-                           num_train_sounds=20, num_validation_sounds=5, num_test_sounds=8)
+                           num_train_sounds=20, num_validation_sounds=5, num_test_sounds=8, num_unseen_voices=2,
+                           num_validation_unseen_speech=4, num_test_unseen_speech=6, num_validation_unseen_sounds=5,
+                           num_test_unseen_sounds=5, num_train_long=3, num_validation_long=2, num_test_long=2)
 steps = {"max_steps": 12, "encoder_ctc_warmup_steps": 4, "warmup_steps": 0, "logging_steps": 2, "save_steps": 1000}
 # Both stages shortened, as tests/test_demo.py does.
 dialogues = TinyChatConfig(seed=0, num_train_dialogues=64, num_validation_dialogues=8, num_test_dialogues=16)
@@ -89,7 +91,7 @@ def test_main_job_and_evaluation_run_from_the_wheel(venv):
     assert Path(ran["package"]).is_relative_to(site_packages) and Path(ran["recipe"]).is_relative_to(site_packages)
     report = ran["report"]
     assert report["training"] == "trained" and report["loss_first_last"] is not None
-    assert set(report["metrics"]) == {"tiny_asr", "tiny_srwt", "tiny_sounds"}
+    assert set(report["metrics"]) == {"tiny_asr", "tiny_srwt", "tiny_sounds", "tiny_asr_unseen", "tiny_sounds_unseen", "tiny_long_asr"}
     model = work / "out" / "model"
     assert (model / "config.json").is_file() and (model / "train_results.json").is_file()
     assert isinstance(report["example"]["pipeline_transcript"]["text"], str)

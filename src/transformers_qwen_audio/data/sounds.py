@@ -9,7 +9,15 @@ import numpy as np
 
 SAMPLING_RATE = 16000
 SOUND_LABELS = ("tone", "chirp", "white noise", "brown noise", "clicks")
-MIN_SECONDS, MAX_SECONDS = 0.5, 4.0
+# The generator settings: `train` for the training, validation and test clips; `unseen` for the `*_unseen` splits,
+# the same definitions with parameters no training clip has (frequencies, sweep range, click rates, lengths).
+SETTINGS = {
+    "train": {"seconds": (0.5, 4.0), "tone_hz": ((150.0, 3000.0),), "chirp_top_hz": 6000.0,
+              "click_rates": ((2.0, 20.0),)},
+    "unseen": {"seconds": (4.0, 6.0), "tone_hz": ((90.0, 150.0), (3000.0, 5000.0)), "chirp_top_hz": 8000.0,
+               "click_rates": ((1.0, 2.0), (20.0, 30.0))},
+}
+MIN_SECONDS, MAX_SECONDS = SETTINGS["train"]["seconds"]
 
 
 def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
@@ -26,17 +34,21 @@ def _fade(signal: np.ndarray, seconds: float = 0.01) -> np.ndarray:
     return signal
 
 
-def tone(rng: np.random.Generator, num_samples: int) -> np.ndarray:
-    """A steady sine between 150 and 3000 Hz."""
-    frequency = _log_uniform(rng, 150.0, 3000.0)
+def _one_of_ranges(rng: np.random.Generator, ranges) -> tuple[float, float]:
+    return ranges[0] if len(ranges) == 1 else ranges[int(rng.integers(len(ranges)))]
+
+
+def tone(rng: np.random.Generator, num_samples: int, settings: dict = SETTINGS["train"]) -> np.ndarray:
+    """A steady sine (150-3000 Hz in training)."""
+    frequency = _log_uniform(rng, *_one_of_ranges(rng, settings["tone_hz"]))
     time_axis = np.arange(num_samples) / SAMPLING_RATE
     return _fade(np.sin(2 * np.pi * frequency * time_axis + rng.uniform(0, 2 * np.pi)))
 
 
-def chirp(rng: np.random.Generator, num_samples: int) -> np.ndarray:
-    """An exponential sweep over one to three octaves, up or down, within 150-6000 Hz."""
+def chirp(rng: np.random.Generator, num_samples: int, settings: dict = SETTINGS["train"]) -> np.ndarray:
+    """An exponential sweep over one to three octaves, up or down, from 150 Hz (to 6000 Hz in training)."""
     octaves = rng.uniform(1.0, 3.0)
-    low = _log_uniform(rng, 150.0, 6000.0 / 2**octaves)
+    low = _log_uniform(rng, 150.0, settings["chirp_top_hz"] / 2**octaves)
     high = low * 2**octaves
     start, stop = (low, high) if rng.random() < 0.5 else (high, low)
     duration = num_samples / SAMPLING_RATE
@@ -47,20 +59,20 @@ def chirp(rng: np.random.Generator, num_samples: int) -> np.ndarray:
     return _fade(np.sin(phase))
 
 
-def white_noise(rng: np.random.Generator, num_samples: int) -> np.ndarray:
+def white_noise(rng: np.random.Generator, num_samples: int, settings: dict = SETTINGS["train"]) -> np.ndarray:
     return rng.standard_normal(num_samples)
 
 
-def brown_noise(rng: np.random.Generator, num_samples: int) -> np.ndarray:
+def brown_noise(rng: np.random.Generator, num_samples: int, settings: dict = SETTINGS["train"]) -> np.ndarray:
     """Integrated white noise (1/f^2 spectrum), its linear drift removed so that it stays centred."""
     brown = np.cumsum(rng.standard_normal(num_samples))
     time_axis = np.arange(num_samples)
     return brown - np.polyval(np.polyfit(time_axis, brown, 1), time_axis)
 
 
-def clicks(rng: np.random.Generator, num_samples: int) -> np.ndarray:
-    """An impulse train of 2 to 20 clicks per second (each a 2 ms decaying burst), slightly irregular."""
-    rate = rng.uniform(2.0, 20.0)
+def clicks(rng: np.random.Generator, num_samples: int, settings: dict = SETTINGS["train"]) -> np.ndarray:
+    """An impulse train (2 to 20 clicks per second in training; each a 2 ms decaying burst), slightly irregular."""
+    rate = rng.uniform(*_one_of_ranges(rng, settings["click_rates"]))
     period = SAMPLING_RATE / rate
     click_length = int(0.002 * SAMPLING_RATE)
     click = rng.standard_normal(click_length) * np.exp(-np.arange(click_length) / (click_length / 4))
@@ -76,12 +88,15 @@ def clicks(rng: np.random.Generator, num_samples: int) -> np.ndarray:
 GENERATORS = {"tone": tone, "chirp": chirp, "white noise": white_noise, "brown noise": brown_noise, "clicks": clicks}
 
 
-def generate_sound(label: str, rng: np.random.Generator) -> np.ndarray:
-    """A clip of `label` (one of `SOUND_LABELS`), 0.5-4 s, random level, sometimes over a low background hiss."""
+def generate_sound(label: str, rng: np.random.Generator, settings: str = "train") -> np.ndarray:
+    """A clip of `label` (one of `SOUND_LABELS`) with the generator `settings` (`SETTINGS`: 0.5-4 s in training),
+    random level, sometimes over a low background hiss."""
     if label not in GENERATORS:
         raise ValueError(f"Unknown sound label {label!r}; expected one of {SOUND_LABELS}.")
-    num_samples = int(rng.uniform(MIN_SECONDS, MAX_SECONDS) * SAMPLING_RATE)
-    signal = GENERATORS[label](rng, num_samples)
+    if settings not in SETTINGS:
+        raise ValueError(f"Unknown sound generator settings {settings!r}; expected one of {tuple(SETTINGS)}.")
+    num_samples = int(rng.uniform(*SETTINGS[settings]["seconds"]) * SAMPLING_RATE)
+    signal = GENERATORS[label](rng, num_samples, SETTINGS[settings])
     signal = signal / (np.abs(signal).max() + 1e-9) * rng.uniform(0.1, 0.9)
     if rng.random() < 0.5:
         signal = signal + rng.standard_normal(num_samples) * 10 ** (rng.uniform(-60, -40) / 20)

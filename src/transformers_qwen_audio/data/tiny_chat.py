@@ -9,7 +9,8 @@ the one to tune on and `test` stays held out.
 
 Every dialogue is a `messages` conversation in the released chat format (the chat template renders each clip as
 `Audio N:<audio>...</audio>\\n`, `assets/sft_sample.txt`), one to three turns, and a `question_types` column naming
-each assistant reply's question type (`QUESTION_TYPES`), which `evaluation.dialogues` scores:
+each assistant reply's question type (`QUESTION_TYPES`), which `evaluation.dialogues` scores, and a `length` column
+(an estimate of its tokens, for length-grouped batches: `train_sampling_strategy: group_by_length`):
 
 - `transcription`: what is said (`The person says: "..."`), and the plain instruction `task="transcribe"` sends to a
   chat checkpoint (`task_prompts.chat_task_instruction`), answered with the bare transcript;
@@ -44,7 +45,7 @@ from .tiny_multitask import SPLITS, WORDS
 
 
 # Bump when the generated dialogues change, so that an older build is not reused.
-CHAT_DATA_VERSION = 1
+CHAT_DATA_VERSION = 2
 QUESTION_TYPES = (
     "transcription", "word_position", "word_count", "grounding", "sound_kind", "two_clips", "follow_up", "pure_text",
 )
@@ -60,6 +61,10 @@ SOUND_KINDS = ("speech",) + SOUND_LABELS
 TRANSCRIPTION_QUESTIONS = ("What does the person say?", "What is said in this clip?", "What words are spoken?")
 COUNT_QUESTIONS = ("How many words are spoken?", "How many words does the person say?")
 KIND_QUESTIONS = ("What kind of sound is this?", "What sound is this?")
+# The `length` estimate (tokens of the tiny models' byte-level vocabulary): a character a token, the ChatML markers
+# of a turn, and for a clip its `Audio N:<audio>...</audio>` text and its audio tokens (Whisper's 50 frames a second,
+# pooled by 2).
+TURN_TOKENS, AUDIO_SPAN_TOKENS, AUDIO_TOKENS_PER_SECOND = 24, 12, 25
 # The dialogue shapes, with the share of each split's dialogues they get.
 DIALOGUE_SHARES = {"speech": 0.3, "sound": 0.08, "task": 0.12, "two_clips": 0.18, "follow_up": 0.17, "text": 0.15}
 
@@ -107,6 +112,7 @@ class DialogueGenerator:
         if not speech or not sounds:
             raise ValueError("Dialogues need both speech and sound clips; one of the lists is empty.")
         self.speech, self.sounds, self.rng = speech, sounds, rng
+        self.durations = {clip["audio"]: clip["duration"] for clip in speech + sounds}
 
     def choice(self, options):
         return options[int(self.rng.integers(len(options)))]
@@ -240,10 +246,17 @@ class DialogueGenerator:
 
     def dialogue(self, shape: str) -> dict:
         turns = getattr(self, f"{shape}_dialogue")()
-        messages = []
+        messages, length = [], 0
         for user_message, reply, _ in turns:
             messages += [user_message, assistant(reply)]
-        return {"messages": messages, "question_types": [question_type for *_, question_type in turns]}
+            length += TURN_TOKENS + len(reply) + sum(
+                len(part["text"]) if part["type"] == "text" else AUDIO_SPAN_TOKENS + AUDIO_TOKENS_PER_SECOND * clip_seconds
+                for part, clip_seconds in zip(user_message["content"], self.part_seconds(user_message)))
+        return {"messages": messages, "question_types": [question_type for *_, question_type in turns],
+                "length": int(length)}
+
+    def part_seconds(self, message: dict) -> list[float]:
+        return [self.durations.get(part.get("audio"), 0.0) for part in message["content"]]
 
 
 def read_split(multitask_dir: Path, subset: str, split: str) -> list[dict]:

@@ -56,8 +56,12 @@ WORDS = tuple(
     "white big small cat dog bird house water light door open close turn please and the".split()
 )
 SPLITS = ("train", "validation", "test")
+# Voices (and sound generator settings) that no training clip uses: `validation_unseen` to tune on, `test_unseen`
+# held out, beside the splits of the training voices.
+UNSEEN_SPLITS = ("validation_unseen", "test_unseen")
+ALL_SPLITS = SPLITS + UNSEEN_SPLITS
 # Bump when the generated data changes, so that caches built by an older version are not reused.
-DATASET_VERSION = 3
+DATASET_VERSION = 4
 
 ACCENTS = ("en", "en-US", "en-GB-x-rp", "en-GB-scotland", "en-029", "en-US-nyc", "en-GB-x-gbclan", "en-GB-x-gbcwmd")
 # Voice variants that stay intelligible (the whisper/robot/croak ones are left out).
@@ -66,6 +70,12 @@ VARIANTS = (
     "benjamin", "caleb", "david", "ed", "edward", "Gene", "grandma", "grandpa", "iven", "john", "linda", "max",
     "michel", "Mike", "norbert", "steph", "travis", "Alex", "Alicia", "Hugo", "Storm", "Reed",
 )
+# What training never hears, for the `*_unseen` splits: these accents and variants, and rates and pitches beyond the
+# training ranges (RATES / PITCHES) on either side.
+UNSEEN_ACCENTS = ("en-029", "en-GB-x-gbcwmd")
+UNSEEN_VARIANTS = ("m7", "f5", "Andy", "edward", "grandma", "linda", "Storm", "Reed")
+RATES, PITCHES = (120, 240), (25, 80)
+UNSEEN_RATES, UNSEEN_PITCHES = (100, 260), (15, 90)
 MIN_WORDS, MAX_WORDS = 2, 6
 
 
@@ -74,23 +84,37 @@ class TinyMultitaskConfig:
     """What to build. The defaults are the dataset of the tiny pre-training recipe."""
 
     seed: int = 0
-    num_voices: int = 48
+    num_voices: int = 72
     num_train_speech: int = 3000
     num_validation_speech: int = 200
     num_test_speech: int = 200
     num_train_sounds: int = 1000
     num_validation_sounds: int = 100
     num_test_sounds: int = 100
+    # The `*_unseen` splits: voices of accents, variants, rates and pitches that no training voice has (`UNSEEN_*`),
+    # this many per split, and sounds from the `unseen` generator settings (`sounds.SETTINGS`).
+    num_unseen_voices: int = 12
+    num_validation_unseen_speech: int = 200
+    num_test_unseen_speech: int = 200
+    num_validation_unseen_sounds: int = 100
+    num_test_unseen_sounds: int = 100
+    # `long_speech`: recordings of several utterances of the same split joined by pauses, 10-30 s (the window the
+    # model reads), so that a model hears whole windows and long-form decoding has something to build on.
+    num_train_long: int = 300
+    num_validation_long: int = 40
+    num_test_long: int = 40
+    long_min_seconds: float = 10.0
+    long_max_seconds: float = 30.0
     # Words each voice keeps for the validation and for the test split (the rest are its training words).
     held_out_words_per_voice: int = 6
     # Each word of an utterance is played at a random speed within 1 +- this (resampled: tempo and pitch move
     # together, Kaldi's speed perturbation), so no two occurrences of a rendering are the same samples: a model has
     # to learn the word, not the recording (without it, the tiny recipe's WER was 0.07 on train and 0.20 on
     # validation).
-    word_speed_range: float = 0.1
+    word_speed_range: float = 0.15
 
     def num_examples(self, subset: str, split: str) -> int:
-        return getattr(self, f"num_{split}_{subset}")
+        return getattr(self, f"num_{split}_{subset}", 0)
 
     def fingerprint(self) -> str:
         fields = "-".join(f"{value}" for value in asdict(self).values())
@@ -106,15 +130,22 @@ def default_cache_dir() -> Path:
     return Path(cache_home) / "transformers_qwen_audio"
 
 
-def sample_voices(rng: np.random.Generator, num_voices: int) -> list[Voice]:
-    voices, seen = [], set()
+def sample_voices(rng: np.random.Generator, num_voices: int, unseen: bool = False, taken: set | None = None) -> list[Voice]:
+    """Distinct voices: of the training accents, variants, rates and pitches, or (`unseen`) each with an accent or a
+    variant training never uses and a rate and pitch from the wider unseen ranges."""
+    voices, seen = [], set(taken or ())
+    accents = ACCENTS if unseen else tuple(a for a in ACCENTS if a not in UNSEEN_ACCENTS)
+    variants = VARIANTS if unseen else tuple(v for v in VARIANTS if v not in UNSEEN_VARIANTS)
+    rates, pitches = (UNSEEN_RATES, UNSEEN_PITCHES) if unseen else (RATES, PITCHES)
     while len(voices) < num_voices:
         voice = Voice(
-            accent=str(rng.choice(ACCENTS)),
-            variant=str(rng.choice(VARIANTS)),
-            rate=int(rng.integers(120, 241)),
-            pitch=int(rng.integers(25, 81)),
+            accent=str(rng.choice(accents)),
+            variant=str(rng.choice(variants)),
+            rate=int(rng.integers(rates[0], rates[1] + 1)),
+            pitch=int(rng.integers(pitches[0], pitches[1] + 1)),
         )
+        if unseen and voice.accent not in UNSEEN_ACCENTS and voice.variant not in UNSEEN_VARIANTS:
+            continue
         if voice.name not in seen:  # distinct timbres, so that held-out renderings are really new
             seen.add(voice.name)
             voices.append(voice)
@@ -206,45 +237,99 @@ def _write_split(root: Path, subset: str, split: str, rows: list[dict], clips: l
             handle.write(json.dumps(row) + "\n")
 
 
+def draw_utterances(config: TinyMultitaskConfig, split: str, assignment: list, bank: WordBank,
+                    rng: np.random.Generator, used_sentences: set) -> tuple[list[dict], list[np.ndarray]]:
+    """The split's utterances: each from one (voice, words) of `assignment`, a sentence no other split has."""
+    rows, clips = [], []
+    attempts, count = 0, config.num_examples("speech", split)
+    while len(rows) < count:
+        attempts += 1
+        if attempts > 100 * count + 1000:
+            raise RuntimeError(f"Could not draw enough distinct {split} sentences; lower the count.")
+        voice, words = assignment[int(rng.integers(len(assignment)))]
+        length = int(rng.integers(MIN_WORDS, min(MAX_WORDS, len(words)) + 1))
+        sentence_words = [words[index] for index in rng.choice(len(words), size=length, replace=True)]
+        sentence = " ".join(sentence_words)
+        if sentence in used_sentences:
+            continue
+        used_sentences.add(sentence)
+        audio, timings = compose_utterance(rng, [(word, bank(voice, word)) for word in sentence_words],
+                                           config.word_speed_range)
+        rows.append({
+            "audio": None, "text": sentence, "words": timings,
+            "voice": voice.key, "duration": round(len(audio) / SAMPLING_RATE, 3),
+        })
+        clips.append(audio)
+    return rows, clips
+
+
 def build_speech(config: TinyMultitaskConfig, root: Path, bank: WordBank, rng: np.random.Generator) -> dict:
+    """Writes `speech/` (every split) and `long_speech/` (train, validation, test); returns their counts per split."""
     voices = sample_voices(rng, config.num_voices)
     assignment = split_words_per_voice(rng, voices, config.held_out_words_per_voice)
+    # The unseen voices speak every word: none of their renderings is in training whatever the words.
+    taken = {voice.name for voice in voices}
+    for split in UNSEEN_SPLITS:
+        unseen_voices = sample_voices(rng, config.num_unseen_voices, unseen=True, taken=taken)
+        taken |= {voice.name for voice in unseen_voices}
+        assignment[split] = [(voice, list(WORDS)) for voice in unseen_voices]
     used_sentences: set[str] = set()
-    counts = {}
+    counts, long_counts = {}, {}
+    long_rng = np.random.default_rng(rng.integers(2**32))
     # Held-out splits first, so that their sentences are reserved before train draws; train then skips them.
-    for split in ("test", "validation", "train"):
-        rows, clips = [], []
-        attempts = 0
-        while len(rows) < config.num_examples("speech", split):
-            attempts += 1
-            if attempts > 100 * config.num_examples("speech", split) + 1000:
-                raise RuntimeError(f"Could not draw enough distinct {split} sentences; lower the count.")
-            voice, words = assignment[split][int(rng.integers(len(assignment[split])))]
-            length = int(rng.integers(MIN_WORDS, min(MAX_WORDS, len(words)) + 1))
-            sentence_words = [words[index] for index in rng.choice(len(words), size=length, replace=True)]
-            sentence = " ".join(sentence_words)
-            if sentence in used_sentences:
-                continue
-            used_sentences.add(sentence)
-            audio, timings = compose_utterance(rng, [(word, bank(voice, word)) for word in sentence_words],
-                                               config.word_speed_range)
-            rows.append({
-                "audio": None, "text": sentence, "words": timings,
-                "voice": voice.key, "duration": round(len(audio) / SAMPLING_RATE, 3),
-            })
-            clips.append(audio)
+    for split in ("test", "validation", *UNSEEN_SPLITS, "train"):
+        rows, clips = draw_utterances(config, split, assignment[split], bank, rng, used_sentences)
         _write_split(root, "speech", split, rows, clips)
         counts[split] = len(rows)
-    return counts
+        if split in SPLITS:
+            long_rows, long_clips = join_utterances(config, split, rows, clips, long_rng)
+            _write_split(root, "long_speech", split, long_rows, long_clips)
+            long_counts[split] = len(long_rows)
+    return counts, long_counts
+
+
+def join_utterances(config: TinyMultitaskConfig, split: str, rows: list[dict], clips: list[np.ndarray],
+                    rng: np.random.Generator) -> tuple[list[dict], list[np.ndarray]]:
+    """`long_speech` recordings: utterances of the split (each with its own pauses around it) joined by 0.2-1.5 s
+    of silence until a length drawn in `long_min/max_seconds`; the word times follow, and
+    `utterances` names the rows of `speech/SPLIT.jsonl` in order (to compare with transcribing them one by one)."""
+    long_rows, long_clips = [], []
+    for _ in range(config.num_examples("long", split)):
+        target = rng.uniform(config.long_min_seconds, config.long_max_seconds)
+        pieces, words, indices, position = [], [], [], 0
+        while True:
+            index = int(rng.integers(len(rows)))
+            pause = np.zeros(int(rng.uniform(0.2, 1.5) * SAMPLING_RATE) if pieces else 0, dtype=np.float32)
+            if (position + len(pause) + len(clips[index])) / SAMPLING_RATE > config.long_max_seconds:
+                if position / SAMPLING_RATE >= config.long_min_seconds:
+                    break
+                continue  # past the longest: another, shorter one (below the shortest, most of the range is left)
+            pieces += [pause, clips[index].astype(np.float32)]
+            position += len(pause)
+            offset = position / SAMPLING_RATE
+            words += [{"word": item["word"], "start": round(item["start"] + offset, 3),
+                       "end": round(item["end"] + offset, 3)} for item in rows[index]["words"]]
+            indices.append(index)
+            position += len(clips[index])
+            if position / SAMPLING_RATE >= target:
+                break
+        audio = np.concatenate(pieces)
+        long_rows.append({
+            "audio": None, "text": " ".join(item["word"] for item in words), "words": words,
+            "utterances": indices, "duration": round(len(audio) / SAMPLING_RATE, 3),
+        })
+        long_clips.append(audio)
+    return long_rows, long_clips
 
 
 def build_sounds(config: TinyMultitaskConfig, root: Path, rng: np.random.Generator) -> dict:
     counts = {}
-    for split in SPLITS:
+    for split in ALL_SPLITS:
+        settings = "unseen" if split in UNSEEN_SPLITS else "train"
         rows, clips = [], []
         for index in range(config.num_examples("sounds", split)):
             label = SOUND_LABELS[index % len(SOUND_LABELS)]  # balanced classes
-            audio = generate_sound(label, rng)
+            audio = generate_sound(label, rng, settings)
             rows.append({"audio": None, "label": label,
                          "duration": round(len(audio) / SAMPLING_RATE, 3)})
             clips.append(audio)
@@ -262,11 +347,20 @@ configs:
   - {{split: train, path: speech/train.jsonl}}
   - {{split: validation, path: speech/validation.jsonl}}
   - {{split: test, path: speech/test.jsonl}}
+  - {{split: validation_unseen, path: speech/validation_unseen.jsonl}}
+  - {{split: test_unseen, path: speech/test_unseen.jsonl}}
 - config_name: sounds
   data_files:
   - {{split: train, path: sounds/train.jsonl}}
   - {{split: validation, path: sounds/validation.jsonl}}
   - {{split: test, path: sounds/test.jsonl}}
+  - {{split: validation_unseen, path: sounds/validation_unseen.jsonl}}
+  - {{split: test_unseen, path: sounds/test_unseen.jsonl}}
+- config_name: long_speech
+  data_files:
+  - {{split: train, path: long_speech/train.jsonl}}
+  - {{split: validation, path: long_speech/validation.jsonl}}
+  - {{split: test, path: long_speech/test.jsonl}}
 task_categories:
 - automatic-speech-recognition
 - audio-classification
@@ -285,9 +379,13 @@ Audio files are FLAC (16 kHz mono); the `audio` column holds their paths relativ
   Columns: `audio`, `text`, `words` (each word with its exact `start` and `end` in seconds), `voice`, `duration`.
 - `sounds`: `tone`, `chirp`, `white noise`, `brown noise`, `clicks` generated by seeded numpy. Columns: `audio`,
   `label`, `duration`.
+- `long_speech`: recordings of {long_seconds} s, utterances of the same split of `speech` joined by pauses.
+  Columns: `audio`, `text`, `words`, `utterances` (their rows in `speech`, in order), `duration`.
 
-Splits (speech / sounds): {counts}. No word rendering (voice + word) and no sentence of `validation` or `test`
-occurs in `train`. Tune on `validation`; `test` is held out.
+Splits (speech / sounds / long_speech): {counts}. No word rendering (voice + word) and no sentence of `validation`
+or `test` occurs in `train`. Tune on `validation`; `test` is held out. `validation_unseen` and `test_unseen` hold
+voices whose accent or variant training never uses, at rates and pitches beyond its ranges, and sounds from other
+generator settings of the same five definitions (`sounds.SETTINGS`): tune on the first, hold out the second.
 
 Build settings: `{settings}`
 """
@@ -302,12 +400,14 @@ def build_tiny_multitask(output_dir: str | os.PathLike, config: TinyMultitaskCon
     try:
         rng = np.random.default_rng(config.seed)
         bank = WordBank()
-        speech_counts = build_speech(config, staging, bank, np.random.default_rng(rng.integers(2**32)))
+        speech_counts, long_counts = build_speech(config, staging, bank, np.random.default_rng(rng.integers(2**32)))
         sound_counts = build_sounds(config, staging, np.random.default_rng(rng.integers(2**32)))
-        counts = ", ".join(f"{split} {speech_counts[split]} / {sound_counts[split]}" for split in SPLITS)
+        counts = ", ".join(f"{split} {speech_counts[split]} / {sound_counts[split]} / {long_counts.get(split, 0)}"
+                           for split in ALL_SPLITS)
         (staging / "README.md").write_text(DATASET_CARD.format(
             version=DATASET_VERSION, seed=config.seed, num_voices=config.num_voices,
             word_speed_range=config.word_speed_range, counts=counts,
+            long_seconds=f"{config.long_min_seconds:g}-{config.long_max_seconds:g}",
             settings=json.dumps(asdict(config)),
         ))
         (staging / "build_config.json").write_text(json.dumps({"version": DATASET_VERSION, **asdict(config)}, indent=1))
