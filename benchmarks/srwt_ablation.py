@@ -1,8 +1,8 @@
 """
 The paper's SRWT claim at small scale: Qwen-Audio credits speech recognition with word-level timestamps (SRWT) in
 pre-training with better grounding and question answering after instruction tuning. This trains the main job's
-stage 1 twice, with and without its SRWT sources (the `timestamps: true` entries of `recipes/tiny/pretrain.yaml`,
-both the utterances' and the long recordings'), the same steps and seed, then the same stage 2 on each, and prints
+stage 1 twice, with and without its SRWT source (the `timestamps: true` entry of `recipes/tiny/pretrain.yaml`), the
+same steps and seed, then the same stage 2 on each, and prints
 the chat model's held-out scores side by side: grounding (start and end within 0.15 s), its boundary error, WER and
 the other question types, with the stage-1 WER.
 

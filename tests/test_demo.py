@@ -206,4 +206,4 @@ def test_the_srwt_ablation_leaves_out_every_timestamped_source_and_only_those():
     assert overrides["max_steps"] == 10
     assert overrides["datasets"] == [source for source in recipe["datasets"] if not source.get("timestamps")]
     assert len(overrides["datasets"]) < len(recipe["datasets"])
-    assert {source.get("name") for source in overrides["datasets"]} == {"speech", "long_speech", "sounds"}
+    assert {source.get("name") for source in overrides["datasets"]} == {"speech", "sounds"}

@@ -98,7 +98,7 @@ def test_held_out_renderings_and_sentences_do_not_occur_in_train(dataset_dir):
 
 def test_unseen_splits_hold_voices_training_never_uses(dataset_dir):
     from transformers_qwen_audio.data.tiny_multitask import (
-        PITCHES, RATES, UNSEEN_ACCENTS, UNSEEN_PITCHES, UNSEEN_RATES, UNSEEN_VARIANTS)
+        PITCHES, RATES, UNSEEN_PITCHES, UNSEEN_RATES)
 
     def voice_parts(key):  # accent+variant@rate/pitch
         name, rest = key.split("@")
@@ -108,8 +108,8 @@ def test_unseen_splits_hold_voices_training_never_uses(dataset_dir):
 
     trained = {row["voice"] for split in ("train", "validation", "test") for row in read_rows(dataset_dir, "speech", split)}
     for accent, variant, rate, pitch in map(voice_parts, trained):
-        assert accent not in UNSEEN_ACCENTS and variant not in UNSEEN_VARIANTS
         assert RATES[0] <= rate <= RATES[1] and PITCHES[0] <= pitch <= PITCHES[1]
+    trained_variants = {voice_parts(key)[1] for key in trained}
     trained_names = {key.split("@")[0] for key in trained}
     voices_per_split = {}
     for split in ("validation_unseen", "test_unseen"):
@@ -117,7 +117,7 @@ def test_unseen_splits_hold_voices_training_never_uses(dataset_dir):
         voices_per_split[split] = {row["voice"].split("@")[0] for row in rows}
         for row in rows:
             accent, variant, rate, pitch = voice_parts(row["voice"])
-            assert accent in UNSEEN_ACCENTS or variant in UNSEEN_VARIANTS
+            assert variant not in trained_variants
             assert UNSEEN_RATES[0] <= rate <= UNSEEN_RATES[1] and UNSEEN_PITCHES[0] <= pitch <= UNSEEN_PITCHES[1]
             assert " ".join(word["word"] for word in row["words"]) == row["text"]
     assert not voices_per_split["validation_unseen"] & trained_names
@@ -155,19 +155,21 @@ def test_build_is_cached_and_seeded(dataset_dir, tmp_path):
     files = sorted(path.relative_to(first) for path in first.rglob("*") if path.is_file())
     assert files == sorted(path.relative_to(second) for path in second.rglob("*") if path.is_file())
     assert len(files) > 60
-    # Bit for bit, but for a rare word of a breathy variant (f5) whose trimmed end moves by one 10 ms frame between
-    # processes (eSpeak NG noise that libc's srand does not reach): those clips differ only there.
-    differing = [relative for relative in files if (first / relative).read_bytes() != (second / relative).read_bytes()]
-    assert len(differing) <= 0.05 * len(files), differing
-    for subset in ("speech", "long_speech", "sounds"):
-        for split in ("train", "validation", "test", "validation_unseen", "test_unseen"):
-            if not (first / subset / f"{split}.jsonl").is_file():
-                continue
+    # Bit for bit, but in the unseen splits: some of their variants (the breathy f* ones, which the training voices
+    # of this build do not use) carry eSpeak NG noise that libc's srand does not reach, so a word's trimmed end can
+    # move by one 10 ms frame between processes; their texts and times are compared to that frame.
+    for relative in files:
+        if "_unseen" in str(relative):
+            continue
+        assert (first / relative).read_bytes() == (second / relative).read_bytes(), relative
+    for subset in ("speech", "sounds"):
+        for split in ("validation_unseen", "test_unseen"):
             for a, b in zip(read_rows(first, subset, split), read_rows(second, subset, split), strict=True):
                 assert a.get("text") == b.get("text") and a.get("label") == b.get("label")
                 assert abs(a["duration"] - b["duration"]) <= 0.0105
                 for word_a, word_b in zip(a.get("words", []), b.get("words", []), strict=True):
-                    assert abs(word_a["start"] - word_b["start"]) <= 0.0105 and abs(word_a["end"] - word_b["end"]) <= 0.0105
+                    assert abs(word_a["start"] - word_b["start"]) <= 0.0105
+                    assert abs(word_a["end"] - word_b["end"]) <= 0.0105
     # The texts do not depend on the process at all.
     assert [row["text"] for row in read_rows(first, "speech", "train")] == [row["text"] for row in read_rows(dataset_dir, "speech", "train")]
 
