@@ -433,3 +433,26 @@ def test_audio_paths_in_text_need_the_opt_in(released_pipe, reference_dir, expec
         released_pipe(in_text, **GREEDY_10)
     reply = released_pipe(in_text, allow_audio_paths_in_text=True, return_full_text=False, **GREEDY_10)
     assert reply[0]["generated_text"] == expected_replies[0]
+
+
+def test_generation_stops_at_the_chat_stop_ids_of_any_vocabulary(tmp_path):
+    """A checkpoint whose generation config names only its <|endoftext|> (the tiny byte-level ones): `generate` is
+    told to stop at <|im_end|> too, in a call and in `stream` (whose text would otherwise run on past the reply)."""
+    from transformers_qwen_audio.tiny_checkpoint import build_released_checkpoint
+
+    pipe = pipeline("audio-chat", model=str(build_released_checkpoint(tmp_path / "tiny")))
+    stop_ids = set(pipe.processor.chat_stop_token_ids)
+    assert not stop_ids <= set(np.atleast_1d(pipe.model.generation_config.eos_token_id).tolist())
+    seen, original_generate = [], pipe.model.generate
+
+    def spy(**kwargs):
+        seen.append(kwargs.get("eos_token_id"))
+        return original_generate(**kwargs)
+
+    pipe.model.generate = spy
+    messages = [{"role": "user", "content": "Hello"}]
+    pipe(messages, max_new_tokens=2, do_sample=False)
+    "".join(pipe.stream(messages, max_new_tokens=2, do_sample=False))
+    assert len(seen) == 2 and all(stop_ids <= set(ids) for ids in seen), seen
+    pipe(messages, max_new_tokens=2, do_sample=False, eos_token_id=5)  # the caller's own choice is kept
+    assert seen[-1] == 5

@@ -361,6 +361,11 @@ class AudioChatPipeline(ChunkPipeline):
         new_tokens = torch.empty((len(meta), 1, 0), dtype=torch.long)
         if valid:
             generate_kwargs = self._prepare_generate_kwargs(dict(generate_kwargs or {}))
+            if "eos_token_id" not in generate_kwargs and "generation_config" not in generate_kwargs:
+                # Stop where replies end (`_stop_ids`), not only at the generation config's ids: a checkpoint with
+                # another vocabulary than the released one (the tiny ones) names only its <|endoftext|> there, and
+                # generation would run on after <|im_end|> to `max_new_tokens`, streamed text included.
+                generate_kwargs["eos_token_id"] = sorted(self._stop_ids)
             if generate_kwargs.get("streamer") is not None and len(valid) > 1:
                 raise ValueError("A `streamer` follows one sequence: call with one input and batch_size=1.")
             prompt_length = model_inputs["input_ids"].shape[1]
