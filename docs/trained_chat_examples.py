@@ -59,11 +59,13 @@ def server_example(chat_dir: Path, speech: Path, sound: Path) -> list[dict]:
     port = free_port()
     process = start("serve", chat_dir, port)
     try:
+        served = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=30).read())
+        model_name = served["data"][0]["id"]
         messages, exchanges = [], []
         for content in ([audio_part(speech), audio_part(sound), {"type": "text", "text": "Which clip is speech?"}],
                         [{"type": "text", "text": "What does the person say?"}]):
             messages.append({"role": "user", "content": content})
-            body = json.dumps({"model": chat_dir.name, "max_tokens": 64, "temperature": 0, "messages": messages})
+            body = json.dumps({"model": model_name, "max_tokens": 64, "temperature": 0, "messages": messages})
             request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=body.encode(),
                                              headers={"Content-Type": "application/json"})
             reply = json.loads(urllib.request.urlopen(request, timeout=120).read())
@@ -99,7 +101,10 @@ def web_example(chat_dir: Path, speech: Path, sound: Path, chromium: str, screen
                 box.press("Enter")
                 expect(bot).to_have_count(turn)
                 expect(box).to_be_editable()
-            page.screenshot(path=str(screenshot))
+            # The conversation scrolls inside its box: from the top, the clips and the first question show.
+            page.locator("#conversation").evaluate(
+                "box => box.querySelectorAll('*').forEach(element => { element.scrollTop = 0; })")
+            page.screenshot(path=str(screenshot), full_page=True)
             Image.open(screenshot).convert("RGB").quantize(colors=256).save(screenshot, optimize=True)
             replies = [bot.nth(index).inner_text().strip() for index in range(3)]
             browser.close()
