@@ -85,6 +85,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=96, help="per 30 s window")
     parser.add_argument("--tolerance", type=float, default=0.3, help="seconds around a word's true time")
     parser.add_argument("--language", default="en")
+    parser.add_argument("--window-seconds", type=float, default=None,
+                        help="windows of sequential / vad (default 30 s; chunk always hears 30 s)")
     args = parser.parse_args(argv)
 
     from transformers import pipeline
@@ -110,10 +112,17 @@ def main(argv=None) -> int:
         alone = pipe([utterance["waveform"] for utterance in utterances], **call)
         alone_seconds = time.perf_counter() - started
         # The words each utterance gets heard alone, on the recording's time line: what a long-form method should find.
-        heard_alone = []
+        heard_alone, alone_starts, alone_ends = [], [], []
         for utterance, result in zip(utterances, alone):
             found = {normalized(chunk["text"]) for chunk in result["chunks"]}
             heard_alone.append([word for word in utterance["words"] if normalized(word[0]) in found])
+            # The boundaries the one-by-one transcription gives, on the recording's time line: the baseline.
+            shifted = [{"text": chunk["text"], "timestamp": tuple(None if time is None else time + utterance["offset"]
+                                                                  for time in chunk["timestamp"])}
+                       for chunk in result["chunks"]]
+            _, _, starts, ends = edge_errors(shifted, heard_alone[-1], args.tolerance)
+            alone_starts += starts
+            alone_ends += ends
         references = [" ".join(result["text"] for result in alone[first: first + len(recording)])
                       for first, (_, recording) in zip(firsts, recordings)]
         truths = [" ".join(utterance["text"] for utterance in recording) for _, recording in recordings]
@@ -122,13 +131,15 @@ def main(argv=None) -> int:
         print(f"{args.recordings} recordings, {audio_seconds:.0f} s of audio, {len(utterances)} utterances "
               f"({sum(len(u['words']) for u in utterances)} words, {sum(map(len, heard_alone))} heard alone); "
               f"one by one: WER vs text {corpus_word_error_rate(truths, references):.3f}, "
-              f"{audio_seconds / alone_seconds:.1f} audio s/s")
+              f"{audio_seconds / alone_seconds:.1f} audio s/s, start / end error {_mean(alone_starts):.3f} / "
+              f"{_mean(alone_ends):.3f} s")
         print(f"{'method':<11}{'WER vs alone':>13}{'WER vs text':>12}{'dropped':>9}{'doubled':>9}"
               f"{'start err':>10}{'end err':>9}{'audio s/s':>10}")
         for method in METHODS:
             started = time.perf_counter()
             try:
-                results = pipe([waveform for waveform, _ in recordings], long_audio=method, **call)
+                window = {} if method == "chunk" or args.window_seconds is None else {"window_seconds": args.window_seconds}
+                results = pipe([waveform for waveform, _ in recordings], long_audio=method, **call, **window)
             except ImportError as error:
                 print(f"{method:<11}skipped: {error}")
                 continue

@@ -175,3 +175,30 @@ def test_cli_long_audio_choices_and_no_bar_for_short_files(pipe, tmp_path, monke
     code = cli.main(["transcribe", pipe.model.config._name_or_path, str(short), "--long-audio", "sequential",
                      "--max-new-tokens", "4"])
     assert code == 0 and " s [" not in capsys.readouterr().err
+
+
+def test_window_seconds_shortens_the_windows_and_keeps_every_word_once(pipe, monkeypatch):
+    """`window_seconds` (Whisper's `chunk_length_s`): windows of at most that length, the same words on the
+    recording's time line; a bad value, or one given to a mode with fixed 30 s windows, is refused by name."""
+    timelines = [make_timeline(40.0, 0)]
+    calls, lengths = [], []
+    transcribe = fake_windows(timelines, calls)
+
+    def measured(windows, batch_size, **kwargs):
+        lengths.extend(len(window) / RATE for window in windows)
+        return transcribe(windows, batch_size, **kwargs)
+
+    monkeypatch.setattr(pipe, "_transcribe_windows", measured)
+    monkeypatch.setattr(long_form, "speech_segments", lambda waveform, sampling_rate: [
+        (int(start * RATE), int(end * RATE)) for _, start, end in timelines[0]])
+    for method in ("sequential", "vad"):
+        lengths.clear()
+        result = pipe(recording(40.0, 0), task="transcribe", language="en", return_timestamps="word",
+                      long_audio=method, window_seconds=6)
+        assert as_tuples(result["chunks"]) == expected(timelines[0]), method
+        assert max(lengths) <= 6.0 + 1e-6 and len(lengths) >= 40 / 6, (method, lengths)
+    for bad in (0, 1.5, 31, "8", True):
+        with pytest.raises(ValueError, match="`window_seconds` must be"):
+            pipe(recording(40.0), task="transcribe", long_audio="sequential", window_seconds=bad)
+    with pytest.raises(ValueError, match="sets the windows of long_audio='sequential' or 'vad'"):
+        pipe(recording(40.0), task="transcribe", long_audio="chunk", window_seconds=8)

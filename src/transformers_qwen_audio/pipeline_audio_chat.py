@@ -19,7 +19,8 @@ from .audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip
 from .conversation import is_conversation, is_message, load_clip
 from .configuration_qwen_audio import CHAT_FORMATS
 from .feature_extraction_qwen_audio import MAX_AUDIO_SECONDS, split_into_windows
-from .long_form import LONG_FORM_METHODS, long_form_words, words_text, words_to_segments
+from .long_form import LONG_FORM_METHODS, WINDOW_SECONDS, long_form_words, words_text, words_to_segments
+from .long_form import TAIL_SECONDS as LONG_FORM_TAIL_SECONDS
 from .processing_qwen_audio import LONG_AUDIO_MODES, TIMESTAMP_MODES
 from .word_timestamps import word_separator
 from .transformers_internals import (
@@ -218,14 +219,27 @@ class AudioChatPipeline(ChunkPipeline):
         method = kwargs.get("long_audio") or self._preprocess_params.get("long_audio")
         if method in LONG_FORM_METHODS:
             return self._long_form(inputs, **{**kwargs, "long_audio": method})
+        if kwargs.get("window_seconds") is not None:
+            raise ValueError("`window_seconds` sets the windows of long_audio='sequential' or 'vad'; "
+                             f"long_audio={method!r} hears 30 s windows.")
+        kwargs.pop("window_seconds", None)
         return super().__call__(inputs, **kwargs)
 
-    def _long_form(self, inputs, long_audio, batch_size=None, progress_callback=None, errors="raise", **kwargs):
+    def _long_form(self, inputs, long_audio, batch_size=None, progress_callback=None, errors="raise",
+                   window_seconds=None, **kwargs):
         """
         `long_audio="sequential"` or `"vad"`: a driver over the pipeline's own window calls, since a ChunkPipeline's
         preprocess cannot depend on what earlier windows said. Windows are transcribed with word timestamps,
         `batch_size` at a time, across recordings; the words land on each recording's time line (`long_form`).
+        `window_seconds` (default 30, the most the model hears) shortens the windows, as Whisper's `chunk_length_s`
+        does, for a model trained on shorter clips.
         """
+        if window_seconds is None:
+            window_seconds = WINDOW_SECONDS
+        elif isinstance(window_seconds, bool) or not isinstance(window_seconds, (int, float)) or not (
+                2 * LONG_FORM_TAIL_SECONDS < window_seconds <= WINDOW_SECONDS):
+            raise ValueError(f"`window_seconds` must be a number of seconds above {2 * LONG_FORM_TAIL_SECONDS:g} and "
+                             f"at most {WINDOW_SECONDS:g} (what the model hears), got {window_seconds!r}.")
         single = not isinstance(inputs, (list, tuple))
         if single and not (is_single_clip(inputs) or _is_chat(inputs)):
             raise TypeError(f"long_audio={long_audio!r} takes a clip or a list of clips, got {type(inputs).__name__}.")
@@ -257,6 +271,7 @@ class AudioChatPipeline(ChunkPipeline):
             return self._transcribe_windows(windows, batch_size=min(batch_size, len(windows)), **kwargs)
 
         method_kwargs = {"batch_size": batch_size} if long_audio == "vad" else {}
+        method_kwargs["window_seconds"] = float(window_seconds)
         found = long_form_words(list(waveforms.values()), transcribe_windows, long_audio, progress=progress_callback,
                                 **method_kwargs)
         separator = word_separator(call.get("output_language") or call.get("language"))
