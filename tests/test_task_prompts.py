@@ -195,9 +195,10 @@ BENCHMARK_REQUESTS = {
     "nsynth": {"task": "note_analysis"},
     "vocalsound": {"task": "vocal_classification"},
     "tiny_sounds": {"task": "event"},
+    "tiny_sounds_unseen": {"task": "event"},
     "tiny_srwt": {"task": "transcribe", "language": "en", "timestamps": True},
     **{name: {"task": "transcribe", "language": "en"}
-       for name in ("librispeech_test_clean", "librispeech_test_other", "tiny_asr")},
+       for name in ("librispeech_test_clean", "librispeech_test_other", "tiny_asr", "tiny_asr_unseen", "tiny_long_asr")},
     **{f"covost2_{source}_{target}": {"task": "translate", "language": source, "output_language": target}
        for source, target in [("de", "en"), ("en", "de"), ("en", "zh"), ("es", "en"), ("fr", "en"), ("it", "en"),
                               ("zh", "en")]},
