@@ -250,13 +250,11 @@ class DialogueGenerator:
         for user_message, reply, _ in turns:
             messages += [user_message, assistant(reply)]
             length += TURN_TOKENS + len(reply) + sum(
-                len(part["text"]) if part["type"] == "text" else AUDIO_SPAN_TOKENS + AUDIO_TOKENS_PER_SECOND * clip_seconds
-                for part, clip_seconds in zip(user_message["content"], self.part_seconds(user_message)))
+                len(part["text"]) if part["type"] == "text"
+                else AUDIO_SPAN_TOKENS + AUDIO_TOKENS_PER_SECOND * self.durations.get(part["audio"], 0.0)
+                for part in user_message["content"])
         return {"messages": messages, "question_types": [question_type for *_, question_type in turns],
                 "length": int(length)}
-
-    def part_seconds(self, message: dict) -> list[float]:
-        return [self.durations.get(part.get("audio"), 0.0) for part in message["content"]]
 
 
 def read_split(multitask_dir: Path, subset: str, split: str) -> list[dict]:
