@@ -265,7 +265,8 @@ def draw_utterances(config: TinyMultitaskConfig, split: str, assignment: list, b
     return rows, clips
 
 
-def build_speech(config: TinyMultitaskConfig, root: Path, bank: WordBank, rng: np.random.Generator) -> dict:
+def build_speech(config: TinyMultitaskConfig, root: Path, bank: WordBank,
+                 rng: np.random.Generator) -> tuple[dict, dict]:
     """Writes `speech/` (every split) and `long_speech/` (train, validation, test); returns their counts per split.
     The unseen splits and the long recordings draw from generators of their own, so that adding them left the
     training, validation and test utterances of version 3 as they were."""
@@ -316,7 +317,7 @@ def join_utterances(config: TinyMultitaskConfig, split: str, rows: list[dict], c
                 if position / SAMPLING_RATE >= config.long_min_seconds:
                     break
                 continue  # past the longest: another, shorter one (below the shortest, most of the range is left)
-            pieces += [pause, clips[index].astype(np.float32)]
+            pieces += [pause, clips[index]]
             position += len(pause)
             offset = position / SAMPLING_RATE
             words += [{"word": item["word"], "start": round(item["start"] + offset, 3),
