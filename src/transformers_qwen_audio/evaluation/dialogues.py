@@ -7,7 +7,8 @@ Scores a chat checkpoint on generated dialogues (`data.tiny_chat`): every assist
 the model through `pipeline("audio-chat")`, greedy, given the conversation before it with the reference replies of
 the earlier turns, and scored by its question type:
 
-- `transcription`: corpus WER of the transcript (the quoted text of `The person says: "..."`, or the bare reply);
+- `transcription`: corpus WER of the transcript (the quoted text of `The person says: "..."`, or the bare reply
+  without its word times);
 - `grounding`: the share of replies whose two timestamps are both within `GROUNDING_TOLERANCE` seconds of the
   reference's, and the mean absolute error of the start and end times found;
 - every other type: exact match of the reply with the reference (case, spaces and a final period aside).
@@ -27,6 +28,7 @@ from .metrics import corpus_word_error_rate
 GROUNDING_TOLERANCE = 0.15
 _QUOTED_TRANSCRIPT = re.compile(r'^The person says: "(.*)"\.?$')
 _TIMESTAMP = re.compile(r"<\|(\d{1,2}\.\d{2})\|>")
+_TIME_MARK = re.compile(r"<\|(?:\d{1,2}\.\d{2}|sil)\|>")
 
 
 def absolute_audio(messages: list[dict], audio_base_dir: Path) -> list[dict]:
@@ -60,8 +62,9 @@ def normalized(text: str) -> str:
 
 
 def transcript(reply: str) -> str:
+    """The words of a transcription reply: the quoted text, or the bare reply without its word times, if any."""
     match = _QUOTED_TRANSCRIPT.match(reply.strip())
-    return match.group(1) if match else reply
+    return match.group(1) if match else " ".join(_TIME_MARK.sub(" ", reply).split())
 
 
 def timestamps(reply: str) -> list[float]:
