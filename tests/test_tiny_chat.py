@@ -73,7 +73,7 @@ def test_dialogues_alternate_turns_cover_every_question_type_and_use_their_own_s
         assert len(rows) == SMALL.num_dialogues(split)
         for row in rows:
             roles = [message["role"] for message in row["messages"]]
-            assert roles == ["user", "assistant"] * (len(roles) // 2) and 2 <= len(roles) <= 8
+            assert roles == ["user", "assistant"] * (len(roles) // 2) and 2 <= len(roles) <= 6
             assert len(row["question_types"]) == len(roles) // 2
             assert set(row["question_types"]) <= set(QUESTION_TYPES)
             for message in row["messages"]:
@@ -84,7 +84,6 @@ def test_dialogues_alternate_turns_cover_every_question_type_and_use_their_own_s
 
 def test_question_types_have_their_shape(chat_data):
     _, chat = chat_data
-    grounding_shapes = 0
     for row in read_rows(chat, "test"):
         users = row["messages"][0::2]
         for turn, question_type in enumerate(row["question_types"]):
@@ -97,13 +96,6 @@ def test_question_types_have_their_shape(chat_data):
                 # About the first turn's clip, two turns later, without repeating it.
                 assert turn == 2 and not clips and text_of(users[2]).startswith("Back to the first clip: ")
                 assert len(audio_parts(users[0])) == 1 and len(audio_parts(users[1])) == 1
-        if len(row["question_types"]) > 1 and set(row["question_types"]) == {"grounding"}:
-            # The grounding shape: one clip, then other words of it, each asked once.
-            asked = [re.search(r'"(\w+)"', text_of(message)).group(1) for message in users]
-            assert len(audio_parts(users[0])) == 1 and not any(audio_parts(message) for message in users[1:])
-            assert len(set(asked)) == len(asked) <= 3
-            grounding_shapes += 1
-    assert grounding_shapes > 0
 
 
 def test_grounding_replies_are_the_released_format_on_the_timestamp_grid_within_the_clip(chat_data):
@@ -132,25 +124,10 @@ def test_grounding_replies_are_the_released_format_on_the_timestamp_grid_within_
 def test_task_shorthands_are_answered_as_the_pipeline_asks_a_chat_checkpoint(chat_data):
     from transformers_qwen_audio.task_prompts import chat_task_instruction
 
-    from transformers_qwen_audio.word_timestamps import parse_word_timestamps
-
-    multitask, chat = chat_data
-    rows = [row for split in ("train", "validation", "test") for row in read_rows(chat, split)]
-    asked = {text_of(row["messages"][0]) for row in rows}
-    with_times = {chat_task_instruction("transcribe", timestamps=True),
-                  chat_task_instruction("transcribe", audio_language="en", timestamps=True)}
+    _, chat = chat_data
+    asked = {text_of(row["messages"][0]) for row in read_rows(chat, "train")}
     assert {chat_task_instruction("transcribe"), chat_task_instruction("transcribe", audio_language="en"),
-            chat_task_instruction("event")} | with_times <= asked
-    # `return_timestamps="word"` on a chat checkpoint: the clip's words and times, as stage 1's SRWT target.
-    speech = {row["audio"]: row for split in ("train", "validation", "test")
-              for row in read_rows(multitask / "speech", split)}
-    timed = [row for row in rows if text_of(row["messages"][0]) in with_times]
-    for row in timed:
-        clip = speech[audio_parts(row["messages"][0])[0]]
-        words = parse_word_timestamps(text_of(row["messages"][1]))
-        assert [word["text"].strip() for word in words] == clip["text"].split()
-        for word, timing in zip(words, clip["words"]):
-            assert all(abs(found - exact) <= 0.0051 for found, exact in zip(word["timestamp"], (timing["start"], timing["end"])))
+            chat_task_instruction("event")} <= asked
 
 
 def test_generation_is_seeded_and_reused(chat_data, tmp_path):
@@ -192,7 +169,7 @@ def test_the_scorer_gives_reference_replies_full_marks_and_wrong_ones_less(chat_
     assert wrong["tiny_chat_grounding"]["within_tolerance"] == 0.0
     assert math.isclose(wrong["tiny_chat_grounding"]["boundary_mae"], 0.2, abs_tol=1e-6)
     assert wrong["tiny_chat_transcription"]["wer"] >= 1.0 and wrong["tiny_chat_pure_text"]["accuracy"] == 0.0
-    # A transcript with word times is scored on its words.
+    # A transcript with word times (a chat checkpoint asked for them) is scored on its words.
     timed = [{"type": "transcription", "reference": "stop go", "messages": []}]
     for reply, wer in (("<|0.00|><|sil|><|0.31|> stop<|0.60|> go<|0.99|>", 0.0), ("<|0.00|> stop<|0.60|>", 0.5)):
         assert score_dialogue_replies(timed, [reply], "tiny-chat", "test")[0]["metrics"]["wer"] == wer

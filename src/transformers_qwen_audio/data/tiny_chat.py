@@ -8,17 +8,15 @@ multitask dataset (`tiny_multitask.py`): each split's dialogues use the clips of
 the one to tune on and `test` stays held out.
 
 Every dialogue is a `messages` conversation in the released chat format (the chat template renders each clip as
-`Audio N:<audio>...</audio>\\n`, `assets/sft_sample.txt`), one to four turns, and a `question_types` column naming
+`Audio N:<audio>...</audio>\\n`, `assets/sft_sample.txt`), one to three turns, and a `question_types` column naming
 each assistant reply's question type (`QUESTION_TYPES`), which `evaluation.dialogues` scores, and a `length` column
 (an estimate of its tokens, for length-grouped batches: `train_sampling_strategy: group_by_length`):
 
 - `transcription`: what is said (`The person says: "..."`), and the plain instruction `task="transcribe"` sends to a
-  chat checkpoint (`task_prompts.chat_task_instruction`), answered with the bare transcript (with word times, as
-  stage 1's SRWT target writes them, when it asks for them: `return_timestamps="word"`);
+  chat checkpoint (`task_prompts.chat_task_instruction`), answered with the bare transcript;
 - `word_position`, `word_count`: the word at a position, the number of words;
 - `grounding`: `Find the start time and end time of the word "X"` -> `The word "X" starts at <|a|> seconds and ends
-  at <|b|> seconds.` (the 10 ms grid of the timestamp tokens), for words said once; a dialogue shape of its own asks
-  up to three words of one clip;
+  at <|b|> seconds.` (the 10 ms grid of the timestamp tokens), for words said once;
 - `sound_kind`: what kind of sound a clip is (speech or one of the five classes), and `task="event"`'s instruction,
   answered with the bare label as in pre-training;
 - `two_clips`: two clips in one turn: which one is speech / a given sound, are they the same kind of sound;
@@ -41,13 +39,13 @@ import numpy as np
 
 from ..checkpoint_files import staged_output
 from ..task_prompts import chat_task_instruction
-from ..word_timestamps import format_word_timestamps, timestamp_token, word_separator
+from ..word_timestamps import timestamp_token
 from .sounds import SOUND_LABELS
 from .tiny_multitask import SPLITS, WORDS
 
 
 # Bump when the generated dialogues change, so that an older build is not reused.
-CHAT_DATA_VERSION = 3
+CHAT_DATA_VERSION = 2
 QUESTION_TYPES = (
     "transcription", "word_position", "word_count", "grounding", "sound_kind", "two_clips", "follow_up", "pure_text",
 )
@@ -67,12 +65,8 @@ KIND_QUESTIONS = ("What kind of sound is this?", "What sound is this?")
 # of a turn, and for a clip its `Audio N:<audio>...</audio>` text and its audio tokens (Whisper's 50 frames a second,
 # pooled by 2).
 TURN_TOKENS, AUDIO_SPAN_TOKENS, AUDIO_TOKENS_PER_SECOND = 24, 12, 25
-# The dialogue shapes, with the share of each split's dialogues they get. Version 2 (no `grounding` shape, one to
-# three turns) gave the chat model about 1,000 grounding replies an epoch, and it wrote times from a prior
-# (held-out: 0.06 within 0.15 s); text-only turns about a clip already heard cost little, so the shapes now ask more
-# of them.
-DIALOGUE_SHARES = {"speech": 0.27, "grounding": 0.12, "sound": 0.06, "task": 0.12, "two_clips": 0.16,
-                   "follow_up": 0.14, "text": 0.13}
+# The dialogue shapes, with the share of each split's dialogues they get.
+DIALOGUE_SHARES = {"speech": 0.3, "sound": 0.08, "task": 0.12, "two_clips": 0.18, "follow_up": 0.17, "text": 0.15}
 
 
 @dataclass
@@ -99,19 +93,6 @@ def assistant(text: str) -> dict:
     return {"role": "assistant", "content": [{"type": "text", "text": text}]}
 
 
-def said_once(clip: dict) -> list[dict]:
-    """The words of a speech clip said only once in it: the ones a grounding question can name unambiguously."""
-    words = [item["word"] for item in clip["words"]]
-    return [item for item in clip["words"] if words.count(item["word"]) == 1]
-
-
-def grounding_turn(item: dict) -> tuple[str, str]:
-    """Where one word starts and ends, asked and answered as `assets/sft_sample.txt` of QwenLM/Qwen-Audio does."""
-    return (f'Find the start time and end time of the word "{item["word"]}"',
-            f'The word "{item["word"]}" starts at {timestamp_token(item["start"])} seconds and ends at '
-            f'{timestamp_token(item["end"])} seconds.')
-
-
 def kind_of(clip: dict) -> str:
     return "speech" if "words" in clip else clip["label"]
 
@@ -132,7 +113,6 @@ class DialogueGenerator:
             raise ValueError("Dialogues need both speech and sound clips; one of the lists is empty.")
         self.speech, self.sounds, self.rng = speech, sounds, rng
         self.durations = {clip["audio"]: clip["duration"] for clip in speech + sounds}
-        self.groundable = [clip for clip in speech if said_once(clip)]
 
     def choice(self, options):
         return options[int(self.rng.integers(len(options)))]
@@ -153,11 +133,16 @@ class DialogueGenerator:
             position = int(self.rng.integers(len(words)))
             return f"What is the {ORDINALS[position]} word?", f'The {ORDINALS[position]} word is "{words[position]}".'
         if question_type == "grounding":
-            return grounding_turn(self.choice(said_once(clip) or clip["words"][:1]))
+            said_once = [item for item in clip["words"] if words.count(item["word"]) == 1]
+            item = self.choice(said_once or clip["words"][:1])
+            start, end = timestamp_token(item["start"]), timestamp_token(item["end"])
+            return (f'Find the start time and end time of the word "{item["word"]}"',
+                    f'The word "{item["word"]}" starts at {start} seconds and ends at {end} seconds.')
         raise ValueError(f"No speech question of type {question_type!r}.")
 
     def grounding_possible(self, clip: dict) -> bool:
-        return bool(said_once(clip))
+        words = [item["word"] for item in clip["words"]]
+        return any(words.count(word) == 1 for word in words)
 
     def speech_question_type(self, clip: dict, exclude: tuple = ()) -> str:
         options = [name for name in ("transcription", "word_count", "word_position", "grounding")
@@ -195,30 +180,18 @@ class DialogueGenerator:
 
     # The dialogue shapes --------------------------------------------------------------------------------------------
     def speech_dialogue(self):
-        """One speech clip, then one to three text-only questions about it (as the second sample of sft_sample.txt)."""
+        """One speech clip, then one or two text-only questions about it (as the second sample of sft_sample.txt)."""
         clip = self.choice(self.speech)
         # What is said first, more often than not (the base of the other questions, as in sft_sample.txt).
         first_type = "transcription" if self.rng.random() < 0.4 else self.speech_question_type(clip)
         question, reply = self.speech_question(clip, first_type)
         turns = [(user(clip, question), reply, first_type)]
         asked = [first_type]
-        for _ in range(int(self.rng.integers(1, 4))):
-            # The transcript and the word count once; positions and times of other words can be asked again.
-            question_type = self.speech_question_type(
-                clip, exclude=("transcription", "word_count") if "word_count" in asked else ("transcription",))
+        for _ in range(int(self.rng.integers(0, 3))):
+            question_type = self.speech_question_type(clip, exclude=("transcription",) if asked else ())
             question, reply = self.speech_question(clip, question_type)
             turns.append((user(question), reply, question_type))
             asked.append(question_type)
-        return turns
-
-    def grounding_dialogue(self):
-        """One speech clip, then where one to three of its words (each said once) start and end, a turn each."""
-        clip = self.choice(self.groundable)
-        candidates = said_once(clip)
-        turns = []
-        for index in self.rng.permutation(len(candidates))[: int(self.rng.integers(1, 4))]:
-            question, reply = grounding_turn(candidates[int(index)])
-            turns.append((user(clip, question) if not turns else user(question), reply, "grounding"))
         return turns
 
     def sound_dialogue(self):
@@ -227,17 +200,10 @@ class DialogueGenerator:
 
     def task_dialogue(self):
         """What `pipeline(task="transcribe" / "event")` asks a chat checkpoint, answered as the base model does."""
-        form = self.rng.random()
-        if form < 0.35:
+        if self.rng.random() < 0.5:
             clip = self.choice(self.speech)
             instruction = chat_task_instruction("transcribe", audio_language=self.choice((None, "en")))
             return [(user(clip, instruction), clip["text"], "transcription")]
-        if form < 0.55:
-            # `return_timestamps="word"`: the words with their times as stage 1's SRWT target writes them.
-            clip = self.choice(self.speech)
-            instruction = chat_task_instruction("transcribe", audio_language=self.choice((None, "en")), timestamps=True)
-            reply = format_word_timestamps(clip["words"], end_time=clip["duration"], word_prefix=word_separator("en"))
-            return [(user(clip, instruction), reply, "transcription")]
         clip = self.any_clip()
         return [(user(clip, chat_task_instruction("event")), kind_of(clip), "sound_kind")]
 
@@ -276,7 +242,7 @@ class DialogueGenerator:
 
     def text_dialogue(self):
         return [(user(question), reply, "pure_text")
-                for question, reply in (self.text_question() for _ in range(int(self.rng.integers(1, 4))))]
+                for question, reply in (self.text_question() for _ in range(int(self.rng.integers(1, 3))))]
 
     def dialogue(self, shape: str) -> dict:
         turns = getattr(self, f"{shape}_dialogue")()
