@@ -22,13 +22,13 @@ import math
 import re
 from pathlib import Path
 
+from ..word_timestamps import parse_word_timestamps
 from .metrics import corpus_word_error_rate
 
 
 GROUNDING_TOLERANCE = 0.15
 _QUOTED_TRANSCRIPT = re.compile(r'^The person says: "(.*)"\.?$')
 _TIMESTAMP = re.compile(r"<\|(\d{1,2}\.\d{2})\|>")
-_TIME_MARK = re.compile(r"<\|(?:\d{1,2}\.\d{2}|sil)\|>")
 
 
 def absolute_audio(messages: list[dict], audio_base_dir: Path) -> list[dict]:
@@ -64,7 +64,7 @@ def normalized(text: str) -> str:
 def transcript(reply: str) -> str:
     """The words of a transcription reply: the quoted text, or the bare reply without its word times, if any."""
     match = _QUOTED_TRANSCRIPT.match(reply.strip())
-    return match.group(1) if match else " ".join(_TIME_MARK.sub(" ", reply).split())
+    return match.group(1) if match else " ".join(word["text"] for word in parse_word_timestamps(reply))
 
 
 def timestamps(reply: str) -> list[float]:
