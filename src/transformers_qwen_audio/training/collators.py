@@ -12,6 +12,7 @@ the clips with `audio_io.load_audio` (never torchcodec), renders the conversatio
 tokenizes them with the audio spans expanded, pads on the right and builds the labels.
 """
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,8 +27,10 @@ from ..conversation import find_audio_spans, load_clip, validate_conversation
 from ..modeling_qwen_audio import locate_audio_spans
 from ..processing_qwen_audio import FEATURE_PADDING_MODES
 from ..tokenization_qwen_audio import AUDIO_END_TOKEN, AUDIO_START_TOKEN
+from ..word_timestamps import timestamp_token
 from .mixture import MIN_ROWS_FOR_BAD_SHARE
 from .run_checks import EXAMPLE_ROWS
+from .time_shift import TimeShift, shift_timestamps, shift_waveform
 
 
 logger = logging.get_logger(__name__)
@@ -78,6 +81,8 @@ class _Example:
     row: str = ""
     waveforms: list | None = None
     transcript: str | None = None
+    # Where a base-model example's completion starts in `text` (None for conversations).
+    completion_start: int | None = None
 
 
 @dataclass
@@ -156,6 +161,10 @@ class QwenAudioCollator:
         return_example_rows (`bool`, *optional*, defaults to `False`):
             Add `example_rows` (a list of strings, not a tensor): each example's dataset row, for the trainers'
             messages (`run_checks.StopOnNonFiniteLoss` pops it before the model runs).
+        time_shift ([`~training.time_shift.TimeShift`], *optional*):
+            Training-time augmentation of base-model examples with one clip: some batches' clips start after
+            silence, their target timestamps moved with them (`training.time_shift`). Conversations are left as
+            they are.
     """
 
     processor: Any
@@ -172,6 +181,7 @@ class QwenAudioCollator:
     max_bad_row_share: float | None = None
     num_rows: int | None = None
     return_example_rows: bool = False
+    time_shift: TimeShift | None = None
 
     def __post_init__(self):
         tokenizer = self.processor.tokenizer
@@ -265,7 +275,7 @@ class QwenAudioCollator:
         # The completion is the base model's "assistant reply": both options train it alone.
         completion_range = [(len(prompt), len(text))]
         trains_completion = self.assistant_only_loss or self.completion_only_loss
-        return _Example(text, clips, completion_range if trains_completion else None)
+        return _Example(text, clips, completion_range if trains_completion else None, completion_start=len(prompt))
 
     def _example(self, example, index: int) -> _Example:
         if not isinstance(example, Mapping):
@@ -310,7 +320,29 @@ class QwenAudioCollator:
             ready = self._previous_batch
         elif self.max_bad_row_share is not None:
             self._previous_batch = ready
+        if self.time_shift is not None:
+            ready = self._shifted_in_time(ready)
         return self._collate(ready)
+
+    def _shifted_in_time(self, prepared: list[_Example]) -> list[_Example]:
+        """The batch with its base-model clips moved later in the window by `time_shift`, targets with them."""
+        shiftable = [example for example in prepared if example.completion_start is not None and len(example.waveforms) == 1]
+        if not shiftable:
+            return prepared
+        seconds = [len(example.waveforms[0]) / QWEN_AUDIO_SAMPLING_RATE for example in shiftable]
+        batch_length = self.time_shift.batch_length(max(seconds))
+        if batch_length is None:
+            return prepared
+        shifted = {}
+        for example, clip_seconds in zip(shiftable, seconds):
+            offset = self.time_shift.offset(clip_seconds, batch_length)
+            prompt, completion = example.text[: example.completion_start], example.text[example.completion_start :]
+            completion = shift_timestamps(completion, offset, opens_after_timestamp=prompt.endswith(timestamp_token(0.0)))
+            text = prompt + completion
+            ranges = None if example.trainable_ranges is None else [(len(prompt), len(text))]
+            shifted[id(example)] = dataclasses.replace(
+                example, text=text, trainable_ranges=ranges, waveforms=[shift_waveform(example.waveforms[0], offset)])
+        return [shifted.get(id(example), example) for example in prepared]
 
     def _prepared(self, example, index: int) -> _Example | None:
         """The example with its clips decoded; None when one cannot be read and bad rows are skipped."""

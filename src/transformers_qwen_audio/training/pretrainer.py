@@ -8,6 +8,7 @@ auxiliary encoder losses of `encoder_heads`, the encoder warm-up and its learnin
 timestamps), as TRL's `SFTTrainer` / `SFTConfig` pair extends transformers' for fine-tuning.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -25,6 +26,7 @@ from .encoder_heads import (
 )
 from .label_positions import keep_logits_at_labels
 from .run_checks import StopOnNonFiniteLoss
+from .time_shift import TimeShift
 from .timestamp_noise import perturb_timestamp_inputs, timestamp_token_ids
 
 
@@ -70,8 +72,22 @@ class QwenAudioPretrainingConfig(TrainingArguments):
                   "0 disables it."},
     )
 
+    time_shift_probability: float = field(
+        default=0.0,
+        metadata={"help": "Share of training batches whose clips start after silence, anywhere up to "
+                  "`time_shift_max_seconds`, their target timestamps moved with them (see `training.time_shift`): "
+                  "a model trained on clips of a few seconds otherwise reads speech only where those clips have it. "
+                  "0 disables it; evaluation batches are never shifted."},
+    )
+    time_shift_max_seconds: float = field(
+        default=30.0,
+        metadata={"help": "Longest a shifted clip may end (the window the model reads is 30 s)."},
+    )
+
     def __post_init__(self):
         super().__post_init__()
+        # Checked here, where the recipe's other mistakes are, rather than when the collator is built.
+        self.time_shift()
         if self.timestamp_input_noise < 0:
             raise ValueError(f"`timestamp_input_noise` must be >= 0 seconds, got {self.timestamp_input_noise}.")
         if self.joint_learning_rate is not None and self.joint_learning_rate <= 0:
@@ -85,6 +101,13 @@ class QwenAudioPretrainingConfig(TrainingArguments):
             raise ValueError(f"`encoder_ctc_weight` must be >= 0, got {self.encoder_ctc_weight}.")
         if self.encoder_ctc_warmup_steps < 0:
             raise ValueError(f"`encoder_ctc_warmup_steps` must be >= 0, got {self.encoder_ctc_warmup_steps}.")
+
+    def time_shift(self) -> TimeShift | None:
+        """The collator's time-shift augmentation, None when disabled."""
+        if not self.time_shift_probability:
+            TimeShift(0.0, self.time_shift_max_seconds)  # still names a bad `time_shift_max_seconds`
+            return None
+        return TimeShift(self.time_shift_probability, self.time_shift_max_seconds, seed=self.seed)
 
     @property
     def uses_encoder_ctc(self) -> bool:
@@ -111,6 +134,17 @@ class QwenAudioPretrainer(StopOnNonFiniteLoss, Trainer):
             if self._timestamp_ids is None:
                 raise ValueError("`timestamp_input_noise` needs the processor's tokenizer (`processing_class`) with "
                                  "the timestamp tokens <|0.00|> ... <|30.00|> as one block of ids.")
+
+    def _get_dataloader(self, dataset, description, batch_size, sampler_fn=None, is_training=False, dataloader_key=None):
+        # Time shifting is a training augmentation: evaluation reads the clips as they are.
+        collator = self.data_collator
+        if not is_training and getattr(collator, "time_shift", None) is not None:
+            self.data_collator = dataclasses.replace(collator, time_shift=None)
+        try:
+            return super()._get_dataloader(dataset, description, batch_size, sampler_fn=sampler_fn,
+                                           is_training=is_training, dataloader_key=dataloader_key)
+        finally:
+            self.data_collator = collator
 
     def _get_train_sampler(self, train_dataset=None):
         sampler = super()._get_train_sampler(train_dataset)

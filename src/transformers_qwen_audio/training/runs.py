@@ -117,6 +117,7 @@ def run_pretraining(mixture_args, model_args, training_args) -> QwenAudioPretrai
         max_bad_row_share=mixture_args.max_bad_row_share,
         num_rows=None if mixture_args.streaming else len(dataset["train"]),
         return_example_rows=True,
+        time_shift=training_args.time_shift(),
     )
     trainer = QwenAudioPretrainer(
         model=model,
