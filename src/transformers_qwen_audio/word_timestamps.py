@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 
 MAX_TIMESTAMP_SECONDS = 30.0
+TIMESTAMP_STEP_SECONDS = 0.01  # `<|0.00|>` ... `<|30.00|>`: one token per 10 ms
 SILENCE_TOKEN = "<|sil|>"
 # Languages written without spaces between words: their SRWT words are written back to back, the others' words
 # each with a leading space, as their BPE tokens carry it (so that the text without timestamps reads normally).

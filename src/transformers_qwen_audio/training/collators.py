@@ -326,23 +326,22 @@ class QwenAudioCollator:
 
     def _shifted_in_time(self, prepared: list[_Example]) -> list[_Example]:
         """The batch with its base-model clips moved later in the window by `time_shift`, targets with them."""
-        shiftable = [example for example in prepared if example.completion_start is not None and len(example.waveforms) == 1]
-        if not shiftable:
-            return prepared
-        seconds = [len(example.waveforms[0]) / QWEN_AUDIO_SAMPLING_RATE for example in shiftable]
-        batch_length = self.time_shift.batch_length(max(seconds))
+        shiftable = [example.completion_start is not None and len(example.waveforms) == 1 for example in prepared]
+        seconds = [len(example.waveforms[0]) / QWEN_AUDIO_SAMPLING_RATE if can else 0.0
+                   for example, can in zip(prepared, shiftable)]
+        batch_length = self.time_shift.batch_length(max(seconds)) if any(shiftable) else None
         if batch_length is None:
             return prepared
-        shifted = {}
-        for example, clip_seconds in zip(shiftable, seconds):
-            offset = self.time_shift.offset(clip_seconds, batch_length)
-            prompt, completion = example.text[: example.completion_start], example.text[example.completion_start :]
-            completion = shift_timestamps(completion, offset, opens_after_timestamp=prompt.endswith(timestamp_token(0.0)))
-            text = prompt + completion
-            ranges = None if example.trainable_ranges is None else [(len(prompt), len(text))]
-            shifted[id(example)] = dataclasses.replace(
-                example, text=text, trainable_ranges=ranges, waveforms=[shift_waveform(example.waveforms[0], offset)])
-        return [shifted.get(id(example), example) for example in prepared]
+        return [self._shifted_example(example, self.time_shift.offset(clip_seconds, batch_length)) if can else example
+                for example, can, clip_seconds in zip(prepared, shiftable, seconds)]
+
+    @staticmethod
+    def _shifted_example(example: _Example, offset: float) -> _Example:
+        prompt, completion = example.text[: example.completion_start], example.text[example.completion_start :]
+        text = prompt + shift_timestamps(completion, offset, opens_after_timestamp=prompt.endswith(timestamp_token(0.0)))
+        ranges = None if example.trainable_ranges is None else [(len(prompt), len(text))]
+        return dataclasses.replace(example, text=text, trainable_ranges=ranges,
+                                   waveforms=[shift_waveform(example.waveforms[0], offset)])
 
     def _prepared(self, example, index: int) -> _Example | None:
         """The example with its clips decoded; None when one cannot be read and bad rows are skipped."""

@@ -103,11 +103,9 @@ class QwenAudioPretrainingConfig(TrainingArguments):
             raise ValueError(f"`encoder_ctc_warmup_steps` must be >= 0, got {self.encoder_ctc_warmup_steps}.")
 
     def time_shift(self) -> TimeShift | None:
-        """The collator's time-shift augmentation, None when disabled."""
-        if not self.time_shift_probability:
-            TimeShift(0.0, self.time_shift_max_seconds)  # still names a bad `time_shift_max_seconds`
-            return None
-        return TimeShift(self.time_shift_probability, self.time_shift_max_seconds, seed=self.seed)
+        """The collator's time-shift augmentation, None when disabled (built either way: it checks both fields)."""
+        time_shift = TimeShift(self.time_shift_probability, self.time_shift_max_seconds, seed=self.seed)
+        return time_shift if self.time_shift_probability else None
 
     @property
     def uses_encoder_ctc(self) -> bool:

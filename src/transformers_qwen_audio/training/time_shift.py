@@ -20,12 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio_io import QWEN_AUDIO_SAMPLING_RATE
-from ..word_timestamps import SILENCE_TOKEN, timestamp_token
+from ..word_timestamps import MAX_TIMESTAMP_SECONDS, SILENCE_TOKEN, TIMESTAMP_STEP_SECONDS, timestamp_token
 
 
-# Offsets stay on the 10 ms grid of the timestamp tokens, so that shifted targets are exact.
-TIMESTAMP_GRID_SECONDS = 0.01
-WINDOW_SECONDS = 30.0
 _TIMESTAMP = re.compile(r"<\|(\d{1,2}\.\d{2})\|>")
 
 
@@ -35,14 +32,14 @@ class TimeShift:
     and `max_seconds`, and each clip gets leading silence drawn uniformly so that it ends within that length."""
 
     probability: float = 0.0
-    max_seconds: float = WINDOW_SECONDS
+    max_seconds: float = MAX_TIMESTAMP_SECONDS
     seed: int = 0
 
     def __post_init__(self):
         if not 0 <= self.probability <= 1:
             raise ValueError(f"`time_shift_probability` must be in [0, 1], got {self.probability!r}.")
-        if not 0 < self.max_seconds <= WINDOW_SECONDS:
-            raise ValueError(f"`time_shift_max_seconds` must be in (0, {WINDOW_SECONDS:g}], got {self.max_seconds!r}.")
+        if not 0 < self.max_seconds <= MAX_TIMESTAMP_SECONDS:
+            raise ValueError(f"`time_shift_max_seconds` must be in (0, {MAX_TIMESTAMP_SECONDS:g}], got {self.max_seconds!r}.")
         self.rng = np.random.default_rng(self.seed)
 
     def batch_length(self, longest_seconds: float) -> float | None:
@@ -52,9 +49,10 @@ class TimeShift:
         return float(self.rng.uniform(longest_seconds, self.max_seconds))
 
     def offset(self, clip_seconds: float, batch_length: float) -> float:
-        """Leading silence for one clip, on the timestamp grid, keeping it within `batch_length`."""
-        steps = int(np.floor(max(batch_length - clip_seconds, 0.0) / TIMESTAMP_GRID_SECONDS))
-        return int(self.rng.integers(steps + 1)) * TIMESTAMP_GRID_SECONDS
+        """Leading silence for one clip, on the timestamp grid (so that shifted targets are exact), keeping it within
+        `batch_length`."""
+        steps = int(np.floor(max(batch_length - clip_seconds, 0.0) / TIMESTAMP_STEP_SECONDS))
+        return int(self.rng.integers(steps + 1)) * TIMESTAMP_STEP_SECONDS
 
 
 def shift_waveform(waveform: np.ndarray, seconds: float) -> np.ndarray:

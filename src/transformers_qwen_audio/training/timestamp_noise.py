@@ -15,11 +15,10 @@ exposure bias short of scheduled sampling (which would need a generation step pe
 
 import torch
 
-from ..word_timestamps import timestamp_token
+from ..word_timestamps import TIMESTAMP_STEP_SECONDS, timestamp_token
 from .collators import IGNORE_INDEX
 
 
-TIMESTAMP_STEP_SECONDS = 0.01  # `<|0.00|>` ... `<|30.00|>`: one token per 10 ms
 
 
 def timestamp_token_ids(tokenizer) -> range | None:
