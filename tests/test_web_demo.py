@@ -300,7 +300,21 @@ def screenshot(page, name: str, full_page: bool = False) -> None:
     Image.open(target).convert("RGB").quantize(colors=256).save(target, optimize=True)
 
 
-def test_browser_chat_transcription_and_sound_questions(app, clips, browser):
+@pytest.fixture
+def finished_replies(app, monkeypatch):
+    """Counts the chat replies the server finished streaming (the page cannot say when a Retry has ended)."""
+    counter = SimpleNamespace(count=0)
+    stream = app.pipe.stream
+
+    def counted_stream(*args, **kwargs):
+        yield from stream(*args, **kwargs)
+        counter.count += 1
+
+    monkeypatch.setattr(app.pipe, "stream", counted_stream)
+    return counter
+
+
+def test_browser_chat_transcription_and_sound_questions(app, clips, browser, finished_replies):
     from playwright.sync_api import expect
 
     expect.set_options(timeout=30_000)  # two cores shared with the model: give the page time
@@ -328,7 +342,15 @@ def test_browser_chat_transcription_and_sound_questions(app, clips, browser):
     expect(bot_messages).to_have_count(2)
     expect(box).to_be_editable()
     screenshot(page, "chat")
+    # Retry leaves the box editable for two round trips before it locks it: wait for the new reply itself, or the
+    # next message would be typed into a box the finishing retry then clears.
+    replies_before = finished_replies.count
     conversation.get_by_role("button", name="Retry").click()
+    for _ in range(600):
+        if finished_replies.count > replies_before:
+            break
+        page.wait_for_timeout(100)
+    assert finished_replies.count > replies_before, "Retry produced no reply within 60 s"
     expect(bot_messages).to_have_count(2)
     expect(box).to_be_editable()
     assert bot_messages.last.inner_text().strip()

@@ -25,7 +25,7 @@ from .encoder_heads import (
     encoder_position_loss,
 )
 from .label_positions import keep_logits_at_labels
-from .run_checks import StopOnNonFiniteLoss
+from .run_checks import StopOnNonFiniteLoss, check_seed
 from .time_shift import TimeShift
 from .timestamp_noise import perturb_timestamp_inputs, timestamp_token_ids
 
@@ -86,7 +86,9 @@ class QwenAudioPretrainingConfig(TrainingArguments):
 
     def __post_init__(self):
         super().__post_init__()
-        # Checked here, where the recipe's other mistakes are, rather than when the collator is built.
+        # Checked here, where the recipe's other mistakes are, rather than when the collator is built; the seed
+        # first, since the time shift seeds its generator with it.
+        check_seed(self)
         self.time_shift()
         if self.timestamp_input_noise < 0:
             raise ValueError(f"`timestamp_input_noise` must be >= 0 seconds, got {self.timestamp_input_noise}.")
