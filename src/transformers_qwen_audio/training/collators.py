@@ -30,6 +30,7 @@ from ..tokenization_qwen_audio import AUDIO_END_TOKEN, AUDIO_START_TOKEN
 from ..word_timestamps import timestamp_token
 from .mixture import MIN_ROWS_FOR_BAD_SHARE
 from .run_checks import EXAMPLE_ROWS
+from .clip_joining import JOINABLE_TASK_TAG, ClipJoining, join_completions, join_waveforms
 from .time_shift import TimeShift, shift_timestamps, shift_waveform
 
 
@@ -165,6 +166,10 @@ class QwenAudioCollator:
             Training-time augmentation of base-model examples with one clip: some batches' clips start after
             silence, their target timestamps moved with them (`training.time_shift`). Conversations are left as
             they are.
+        clip_joining ([`~training.clip_joining.ClipJoining`], *optional*):
+            Training-time augmentation: in some batches, transcription examples of one clip that share a prompt are
+            joined into one recording of several utterances, their targets into one (`training.clip_joining`).
+            Applied before `time_shift`.
     """
 
     processor: Any
@@ -182,6 +187,7 @@ class QwenAudioCollator:
     num_rows: int | None = None
     return_example_rows: bool = False
     time_shift: TimeShift | None = None
+    clip_joining: ClipJoining | None = None
 
     def __post_init__(self):
         tokenizer = self.processor.tokenizer
@@ -320,9 +326,46 @@ class QwenAudioCollator:
             ready = self._previous_batch
         elif self.max_bad_row_share is not None:
             self._previous_batch = ready
+        if self.clip_joining is not None:
+            ready = self._joined(ready)
         if self.time_shift is not None:
             ready = self._shifted_in_time(ready)
         return self._collate(ready)
+
+    def _joined(self, prepared: list[_Example]) -> list[_Example]:
+        """The batch with some of its transcription examples joined by `clip_joining` (each group takes the place of
+        its first member)."""
+        if not self.clip_joining.joins_this_batch():
+            return prepared
+        prompts = [None] * len(prepared)
+        for index, example in enumerate(prepared):
+            if example.completion_start is not None and len(example.waveforms) == 1:
+                prompt = example.text[: example.completion_start]
+                prompts[index] = prompt if JOINABLE_TASK_TAG in prompt else None
+        seconds = [len(example.waveforms[0]) / QWEN_AUDIO_SAMPLING_RATE if example.waveforms else 0.0
+                   for example in prepared]
+        groups = {group[0]: group for group in self.clip_joining.groups(prompts, seconds)}
+        if not groups:
+            return prepared
+        joined_away = {index for group in groups.values() for index in group[1:]}
+        return [self._joined_example([prepared[member] for member in groups[index]]) if index in groups else example
+                for index, example in enumerate(prepared) if index not in joined_away]
+
+    def _joined_example(self, examples: list[_Example]) -> _Example:
+        first = examples[0]
+        prompt, eos_token = first.text[: first.completion_start], self.processor.tokenizer.eos_token
+        starts = self.clip_joining.starts([len(example.waveforms[0]) / QWEN_AUDIO_SAMPLING_RATE for example in examples])
+        completions = [example.text[example.completion_start:].removesuffix(eos_token) for example in examples]
+        completion = join_completions(completions, starts, opens_after_timestamp=prompt.endswith(timestamp_token(0.0)))
+        text = prompt + completion + eos_token
+        transcripts = [example.transcript for example in examples]
+        return dataclasses.replace(
+            first, text=text,
+            trainable_ranges=None if first.trainable_ranges is None else [(len(prompt), len(text))],
+            waveforms=[join_waveforms([example.waveforms[0] for example in examples], starts)],
+            transcript=" ".join(transcripts) if all(isinstance(item, str) for item in transcripts) else None,
+            row=" + ".join(example.row for example in examples),
+        )
 
     def _shifted_in_time(self, prepared: list[_Example]) -> list[_Example]:
         """The batch with its base-model clips moved later in the window by `time_shift`, targets with them."""

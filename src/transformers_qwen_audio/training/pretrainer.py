@@ -26,6 +26,7 @@ from .encoder_heads import (
 )
 from .label_positions import keep_logits_at_labels
 from .run_checks import StopOnNonFiniteLoss, check_seed
+from .clip_joining import ClipJoining
 from .time_shift import TimeShift
 from .timestamp_noise import perturb_timestamp_inputs, timestamp_token_ids
 
@@ -83,6 +84,17 @@ class QwenAudioPretrainingConfig(TrainingArguments):
         default=30.0,
         metadata={"help": "Longest a shifted clip may end (the window the model reads is 30 s)."},
     )
+    clip_joining_probability: float = field(
+        default=0.0,
+        metadata={"help": "Share of training batches whose transcription examples of the same task are joined, "
+                  "with short pauses, into recordings of several utterances, their targets into one (see "
+                  "`training.clip_joining`): teaches targets longer than any one clip's for no extra audio. 0 "
+                  "disables it; evaluation batches are never joined."},
+    )
+    clip_joining_max_clips: int = field(
+        default=3,
+        metadata={"help": "Most clips joined into one recording (it also stays within 30 s)."},
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -90,6 +102,7 @@ class QwenAudioPretrainingConfig(TrainingArguments):
         # first, since the time shift seeds its generator with it.
         check_seed(self)
         self.time_shift()
+        self.clip_joining()
         if self.timestamp_input_noise < 0:
             raise ValueError(f"`timestamp_input_noise` must be >= 0 seconds, got {self.timestamp_input_noise}.")
         if self.joint_learning_rate is not None and self.joint_learning_rate <= 0:
@@ -108,6 +121,12 @@ class QwenAudioPretrainingConfig(TrainingArguments):
         """The collator's time-shift augmentation, None when disabled (built either way: it checks both fields)."""
         time_shift = TimeShift(self.time_shift_probability, self.time_shift_max_seconds, seed=self.seed)
         return time_shift if self.time_shift_probability else None
+
+    def clip_joining(self) -> ClipJoining | None:
+        """The collator's clip-joining augmentation, None when disabled (built either way: it checks both fields)."""
+        # Its own generator, apart from the time shift's, so that enabling one does not change the other's draws.
+        clip_joining = ClipJoining(self.clip_joining_probability, self.clip_joining_max_clips, seed=self.seed + 1)
+        return clip_joining if self.clip_joining_probability else None
 
     @property
     def uses_encoder_ctc(self) -> bool:
@@ -136,10 +155,11 @@ class QwenAudioPretrainer(StopOnNonFiniteLoss, Trainer):
                                  "the timestamp tokens <|0.00|> ... <|30.00|> as one block of ids.")
 
     def _get_dataloader(self, dataset, description, batch_size, sampler_fn=None, is_training=False, dataloader_key=None):
-        # Time shifting is a training augmentation: evaluation reads the clips as they are.
+        # Time shifting and clip joining are training augmentations: evaluation reads the clips as they are.
         collator = self.data_collator
-        if not is_training and getattr(collator, "time_shift", None) is not None:
-            self.data_collator = dataclasses.replace(collator, time_shift=None)
+        augmented = any(getattr(collator, name, None) is not None for name in ("time_shift", "clip_joining"))
+        if not is_training and augmented:
+            self.data_collator = dataclasses.replace(collator, time_shift=None, clip_joining=None)
         try:
             return super()._get_dataloader(dataset, description, batch_size, sampler_fn=sampler_fn,
                                            is_training=is_training, dataloader_key=dataloader_key)

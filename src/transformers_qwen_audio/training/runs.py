@@ -118,6 +118,7 @@ def run_pretraining(mixture_args, model_args, training_args) -> QwenAudioPretrai
         num_rows=None if mixture_args.streaming else len(dataset["train"]),
         return_example_rows=True,
         time_shift=training_args.time_shift(),
+        clip_joining=training_args.clip_joining(),
     )
     trainer = QwenAudioPretrainer(
         model=model,
