@@ -10,10 +10,11 @@ joined, a short pause between them, into one recording of several utterances, an
 A model trained only on utterances of 2-6 words has never written a longer transcript: on two held-out utterances
 joined in one window the tiny recipe's stage-1 model reaches WER 0.42-0.49 and on four 0.83-1.11, even once time
 shifting (`training.time_shift`) has taught it to read speech anywhere in the window (one utterance after 10 s of
-silence: WER 0.20). Joining teaches long targets and later positions for the cost of the audio the batch already
-holds: unlike leading silence, it adds no frames for the encoder to read. This is the usual concatenation
-augmentation of speech recognition; nothing in the HF stack does it on the fly for task-tagged targets with
-timestamps, hence this module.
+silence: WER 0.20). Joining teaches long targets and later positions with the audio the batch already holds: unlike
+leading silence it adds no audio, though the batch's other examples are padded to the joined one's length, so it
+is not free either (docs/main_job.md). This is
+the usual concatenation augmentation of speech recognition; nothing in the HF stack does it on the fly for
+task-tagged targets with timestamps, hence this module.
 """
 
 import re

@@ -28,9 +28,9 @@ from ..modeling_qwen_audio import locate_audio_spans
 from ..processing_qwen_audio import FEATURE_PADDING_MODES
 from ..tokenization_qwen_audio import AUDIO_END_TOKEN, AUDIO_START_TOKEN
 from ..word_timestamps import timestamp_token
+from .clip_joining import JOINABLE_TASK_TAG, ClipJoining, join_completions, join_waveforms
 from .mixture import MIN_ROWS_FOR_BAD_SHARE
 from .run_checks import EXAMPLE_ROWS
-from .clip_joining import JOINABLE_TASK_TAG, ClipJoining, join_completions, join_waveforms
 from .time_shift import TimeShift, shift_timestamps, shift_waveform
 
 

@@ -16,6 +16,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from transformers import Trainer, TrainingArguments, get_scheduler
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from .clip_joining import ClipJoining
 from .encoder_heads import (
     HEAD_NAME,
     POSITION_HEAD_NAME,
@@ -26,7 +27,6 @@ from .encoder_heads import (
 )
 from .label_positions import keep_logits_at_labels
 from .run_checks import StopOnNonFiniteLoss, check_seed
-from .clip_joining import ClipJoining
 from .time_shift import TimeShift
 from .timestamp_noise import perturb_timestamp_inputs, timestamp_token_ids
 
@@ -88,8 +88,9 @@ class QwenAudioPretrainingConfig(TrainingArguments):
         default=0.0,
         metadata={"help": "Share of training batches whose transcription examples of the same task are joined, "
                   "with short pauses, into recordings of several utterances, their targets into one (see "
-                  "`training.clip_joining`): teaches targets longer than any one clip's for no extra audio. 0 "
-                  "disables it; evaluation batches are never joined."},
+                  "`training.clip_joining`): teaches targets longer than any one clip's with no added audio (the rest "
+                  "of the batch is padded to the joined example). 0 disables it; evaluation batches are never "
+                  "joined."},
     )
     clip_joining_max_clips: int = field(
         default=3,
