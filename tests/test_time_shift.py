@@ -7,7 +7,8 @@ import re
 
 import numpy as np
 import pytest
-import soundfile
+
+from tone_clips import write_tone
 
 from transformers_qwen_audio.task_prompts import build_task_prompt
 from transformers_qwen_audio.training import QwenAudioCollator, QwenAudioPretrainer, QwenAudioPretrainingConfig
@@ -49,8 +50,7 @@ def rows(tmp_path_factory):
     result = []
     for index, ((prompt, completion), seconds) in enumerate(zip(examples, (1.2, 1.6, 1.0))):
         path = folder / f"clip{index}.wav"
-        time_axis = np.arange(int(seconds * SR)) / SR
-        soundfile.write(path, (0.3 * np.sin(2 * np.pi * 400 * time_axis)).astype(np.float32), SR)
+        write_tone(path, seconds)
         result.append({"audio": {"path": str(path), "bytes": None}, "prompt": prompt, "completion": completion,
                        "seconds": seconds})
     return result

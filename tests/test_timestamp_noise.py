@@ -1,10 +1,10 @@
 """Noisy target timestamps in the decoder's input (`timestamp_input_noise`): only learned timestamps move, by the
 asked amount, within 0-30 s; labels stay exact; the trainer applies it in training steps only."""
 
-import numpy as np
 import pytest
-import soundfile
 import torch
+
+from tone_clips import write_tone
 
 from transformers_qwen_audio.task_prompts import build_task_prompt
 from transformers_qwen_audio.word_timestamps import format_word_timestamps
@@ -39,8 +39,7 @@ def batch(processor, tmp_path_factory):
         (plain, "stop go"),
     )):
         path = folder / f"clip{index}.wav"
-        time_axis = np.arange(16000) / 16000
-        soundfile.write(path, (0.3 * np.sin(2 * np.pi * 400 * time_axis)).astype(np.float32), 16000)
+        write_tone(path, 1.0)
         rows.append({"audio": {"path": str(path), "bytes": None}, "prompt": prompt, "completion": completion})
     return QwenAudioCollator(processor, completion_only_loss=True)(rows)
 

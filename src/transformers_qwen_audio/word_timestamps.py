@@ -30,6 +30,8 @@ def timestamp_token(seconds: float) -> str:
     return f"<|{round(seconds * 100) / 100:.2f}|>"
 
 
+# One timestamp token, its seconds captured: `<|2.33|>`.
+TIMESTAMP_TOKEN_PATTERN = re.compile(r"<\|(\d{1,2}\.\d{2})\|>")
 _TIMESTAMP_OR_SILENCE = re.compile(r"<\|(\d{1,2}\.\d{2})\|>|<\|sil\|>")
 # Special tokens other than timestamps and silence (end tokens, language and task tags), which are not words.
 _NON_TIME_SPECIAL_TOKEN = re.compile(r"<\|(?!\d{1,2}\.\d{2}\|>)(?!sil\|>)[a-z_0-9]+\|>")

@@ -23,14 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio_io import QWEN_AUDIO_SAMPLING_RATE
-from ..word_timestamps import MAX_TIMESTAMP_SECONDS, SILENCE_TOKEN, TIMESTAMP_STEP_SECONDS
+from ..word_timestamps import MAX_TIMESTAMP_SECONDS, SILENCE_TOKEN, TIMESTAMP_STEP_SECONDS, TIMESTAMP_TOKEN_PATTERN
 from .time_shift import shift_timestamps
 
 
 # Transcripts concatenate; a sound label, a caption or an answer does not.
 JOINABLE_TASK_TAG = "<|transcribe|>"
-_TRAILING_SILENCE = re.compile(re.escape(SILENCE_TOKEN) + r"<\|\d{1,2}\.\d{2}\|>$")
-_TIMESTAMP = re.compile(r"<\|\d{1,2}\.\d{2}\|>")
+_TRAILING_SILENCE = re.compile(re.escape(SILENCE_TOKEN) + TIMESTAMP_TOKEN_PATTERN.pattern + "$")
 
 
 @dataclass
@@ -105,7 +104,7 @@ def join_completions(completions: list[str], starts: list[float], opens_after_ti
     clip's start, and the silence between two clips becomes one `<|sil|>` segment: a clip's trailing silence is merged
     into the pause and the next clip's leading silence.
     """
-    if not any(_TIMESTAMP.search(completion) for completion in completions):
+    if not any(TIMESTAMP_TOKEN_PATTERN.search(completion) for completion in completions):
         return " ".join(completion.strip() for completion in completions)
     joined = completions[0]
     for completion, start in zip(completions[1:], starts[1:]):

@@ -86,6 +86,14 @@ class _Example:
     completion_start: int | None = None
 
 
+def _single_clip_seconds(example: _Example) -> float | None:
+    """The clip's length of a base-model example with one clip (what the time shift and clip joining act on), None
+    for any other example."""
+    if example.completion_start is None or len(example.waveforms) != 1:
+        return None
+    return len(example.waveforms[0]) / QWEN_AUDIO_SAMPLING_RATE
+
+
 @dataclass
 class QwenAudioCollator:
     r"""
@@ -337,24 +345,22 @@ class QwenAudioCollator:
         its first member)."""
         if not self.clip_joining.joins_this_batch():
             return prepared
-        prompts = [None] * len(prepared)
-        for index, example in enumerate(prepared):
-            if example.completion_start is not None and len(example.waveforms) == 1:
-                prompt = example.text[: example.completion_start]
-                prompts[index] = prompt if JOINABLE_TASK_TAG in prompt else None
-        seconds = [len(example.waveforms[0]) / QWEN_AUDIO_SAMPLING_RATE if example.waveforms else 0.0
-                   for example in prepared]
-        groups = {group[0]: group for group in self.clip_joining.groups(prompts, seconds)}
+        seconds = [_single_clip_seconds(example) for example in prepared]
+        prompts = [example.text[: example.completion_start] if length is not None else None
+                   for example, length in zip(prepared, seconds)]
+        prompts = [prompt if prompt is not None and JOINABLE_TASK_TAG in prompt else None for prompt in prompts]
+        groups = {group[0]: group for group in self.clip_joining.groups(prompts, [length or 0.0 for length in seconds])}
         if not groups:
             return prepared
         joined_away = {index for group in groups.values() for index in group[1:]}
-        return [self._joined_example([prepared[member] for member in groups[index]]) if index in groups else example
+        return [self._joined_example([prepared[member] for member in groups[index]],
+                                     [seconds[member] for member in groups[index]]) if index in groups else example
                 for index, example in enumerate(prepared) if index not in joined_away]
 
-    def _joined_example(self, examples: list[_Example]) -> _Example:
+    def _joined_example(self, examples: list[_Example], seconds: list[float]) -> _Example:
         first = examples[0]
         prompt, eos_token = first.text[: first.completion_start], self.processor.tokenizer.eos_token
-        starts = self.clip_joining.starts([len(example.waveforms[0]) / QWEN_AUDIO_SAMPLING_RATE for example in examples])
+        starts = self.clip_joining.starts(seconds)
         completions = [example.text[example.completion_start:].removesuffix(eos_token) for example in examples]
         completion = join_completions(completions, starts, opens_after_timestamp=prompt.endswith(timestamp_token(0.0)))
         text = prompt + completion + eos_token
@@ -369,14 +375,14 @@ class QwenAudioCollator:
 
     def _shifted_in_time(self, prepared: list[_Example]) -> list[_Example]:
         """The batch with its base-model clips moved later in the window by `time_shift`, targets with them."""
-        shiftable = [example.completion_start is not None and len(example.waveforms) == 1 for example in prepared]
-        seconds = [len(example.waveforms[0]) / QWEN_AUDIO_SAMPLING_RATE if can else 0.0
-                   for example, can in zip(prepared, shiftable)]
+        clip_seconds = [_single_clip_seconds(example) for example in prepared]
+        shiftable = [length is not None for length in clip_seconds]
+        seconds = [length or 0.0 for length in clip_seconds]
         batch_length = self.time_shift.batch_length(max(seconds)) if any(shiftable) else None
         if batch_length is None:
             return prepared
-        return [self._shifted_example(example, self.time_shift.offset(clip_seconds, batch_length)) if can else example
-                for example, can, clip_seconds in zip(prepared, shiftable, seconds)]
+        return [self._shifted_example(example, self.time_shift.offset(length, batch_length)) if can else example
+                for example, can, length in zip(prepared, shiftable, seconds)]
 
     @staticmethod
     def _shifted_example(example: _Example, offset: float) -> _Example:

@@ -20,10 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio_io import QWEN_AUDIO_SAMPLING_RATE
-from ..word_timestamps import MAX_TIMESTAMP_SECONDS, SILENCE_TOKEN, TIMESTAMP_STEP_SECONDS, timestamp_token
+from ..word_timestamps import (
+    MAX_TIMESTAMP_SECONDS,
+    SILENCE_TOKEN,
+    TIMESTAMP_STEP_SECONDS,
+    TIMESTAMP_TOKEN_PATTERN,
+    timestamp_token,
+)
 
-
-_TIMESTAMP = re.compile(r"<\|(\d{1,2}\.\d{2})\|>")
 
 
 @dataclass
@@ -69,8 +73,8 @@ def shift_timestamps(completion: str, seconds: float, opens_after_timestamp: boo
     """
     if not seconds:
         return completion
-    shifted = _TIMESTAMP.sub(lambda match: timestamp_token(round(float(match.group(1)) + seconds, 2)), completion)
-    if opens_after_timestamp and not completion.startswith(SILENCE_TOKEN) and _TIMESTAMP.search(completion):
+    shifted = TIMESTAMP_TOKEN_PATTERN.sub(lambda match: timestamp_token(round(float(match.group(1)) + seconds, 2)), completion)
+    if opens_after_timestamp and not completion.startswith(SILENCE_TOKEN) and TIMESTAMP_TOKEN_PATTERN.search(completion):
         shifted = SILENCE_TOKEN + timestamp_token(seconds) + shifted
     return shifted
 
