@@ -3,14 +3,17 @@ Long-form transcription: `chunk` (back-to-back 30 s windows), `sequential` (wind
 and `vad` (windows cut in pauses found by silero-vad) on recordings of several minutes, same model, same run.
 
     python benchmarks/long_form.py [MODEL] [--recordings 2] [--minutes 3] [--batch-size 8] [--max-new-tokens 96]
+                                   [--split test]
 
-The recordings join utterances of the tiny dataset's held-out split (`data.tiny_multitask`, `test`) with pauses of
-0.3-1.2 s, so every word's time on the recording is known. The baseline is the same utterances transcribed one by
-one (no window edge anywhere). For each method it prints:
+The recordings join utterances of one of the tiny dataset's held-out splits (`data.tiny_multitask`: `test` to report,
+`validation` to choose settings such as `--window-seconds` on) with pauses of 0.3-1.2 s, so every word's time on the
+recording is known. The baseline is the same utterances transcribed one by one (no window edge anywhere). For each
+method it prints:
 - WER against that one-by-one transcription (and against the dataset's texts);
-- words doubled and dropped: a word the one-by-one transcription found is dropped when no word of the same text lies
-  within `--tolerance` s of its true time, doubled when two or more do;
-- word boundary error: mean |start - true start| and |end - true end| of the words matched that way, in seconds;
+- words dropped and doubled: each word the one-by-one transcription found is paired, in time order, with the nearest
+  unpaired word of the same text within `--tolerance` s of its true time; it is dropped when there is none, and a
+  word of the same text left unpaired within that reach is a double (so a word spoken twice in a row is not one);
+- word boundary error: mean |start - true start| and |end - true end| of the paired words, in seconds;
 - throughput: audio seconds transcribed per second of wall time.
 MODEL defaults to the embedded tiny Qwen-Audio-Chat (random weights: the mechanics and the speed, not the accuracy).
 """
@@ -32,10 +35,10 @@ RATE = QWEN_AUDIO_SAMPLING_RATE
 METHODS = ("chunk", "sequential", "vad")
 
 
-def build_recordings(folder: Path, count: int, minutes: float, seed: int = 0):
-    """`count` recordings of about `minutes` each: (waveform, utterances), each utterance
+def build_recordings(folder: Path, count: int, minutes: float, seed: int = 0, split: str = "test"):
+    """`count` recordings of about `minutes` each from `split`'s utterances: (waveform, utterances), each utterance
     `{"waveform", "text", "offset", "words": [(word, start, end)]}` with times on the recording."""
-    rows = [json.loads(line) for line in (folder / "speech" / "test.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (folder / "speech" / f"{split}.jsonl").read_text().splitlines()]
     rng = np.random.default_rng(seed)
     order = iter(rng.permutation(len(rows)).tolist() * 100)
     recordings = []
@@ -60,19 +63,25 @@ def normalized(text: str) -> str:
 
 def edge_errors(found, expected, tolerance: float):
     """(dropped, doubled, start errors, end errors): `expected` (word, start, end) against the found word chunks."""
-    dropped = doubled = 0
+    timed = [chunk for chunk in found if chunk["timestamp"][0] is not None and chunk["timestamp"][1] is not None]
+
+    def reaches(chunk, word, start, end):
+        return (normalized(chunk["text"]) == normalized(word) and chunk["timestamp"][0] <= end + tolerance
+                and chunk["timestamp"][1] >= start - tolerance)
+
+    paired, dropped = set(), 0
     start_errors, end_errors = [], []
-    for word, start, end in expected:
-        matches = [chunk for chunk in found if normalized(chunk["text"]) == normalized(word)
-                   and chunk["timestamp"][0] is not None and chunk["timestamp"][1] is not None
-                   and chunk["timestamp"][0] <= end + tolerance and chunk["timestamp"][1] >= start - tolerance]
-        if not matches:
+    for word, start, end in sorted(expected, key=lambda item: item[1]):
+        candidates = [index for index, chunk in enumerate(timed) if index not in paired and reaches(chunk, word, start, end)]
+        if not candidates:
             dropped += 1
             continue
-        doubled += len(matches) > 1
-        best = min(matches, key=lambda chunk: abs(chunk["timestamp"][0] - start))
-        start_errors.append(abs(best["timestamp"][0] - start))
-        end_errors.append(abs(best["timestamp"][1] - end))
+        best = min(candidates, key=lambda index: abs(timed[index]["timestamp"][0] - start))
+        paired.add(best)
+        start_errors.append(abs(timed[best]["timestamp"][0] - start))
+        end_errors.append(abs(timed[best]["timestamp"][1] - end))
+    doubled = sum(1 for index, chunk in enumerate(timed)
+                  if index not in paired and any(reaches(chunk, *word) for word in expected))
     return dropped, doubled, start_errors, end_errors
 
 
@@ -85,6 +94,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=96, help="per 30 s window")
     parser.add_argument("--tolerance", type=float, default=0.3, help="seconds around a word's true time")
     parser.add_argument("--language", default="en")
+    parser.add_argument("--split", default="test", choices=("test", "validation"),
+                        help="the held-out utterances the recordings join (choose settings on validation)")
     parser.add_argument("--window-seconds", type=float, default=None,
                         help="windows of sequential / vad (default 30 s; chunk always hears 30 s)")
     args = parser.parse_args(argv)
@@ -101,7 +112,7 @@ def main(argv=None) -> int:
             model = str(build_released_checkpoint(Path(scratch) / "tiny"))
         pipe = pipeline("audio-chat", model=model)
         folder = ensure_tiny_multitask()
-        recordings = build_recordings(folder, args.recordings, args.minutes)
+        recordings = build_recordings(folder, args.recordings, args.minutes, split=args.split)
         audio_seconds = sum(len(waveform) for waveform, _ in recordings) / RATE
         call = {"task": "transcribe", "language": args.language, "return_timestamps": "word", "do_sample": False,
                 "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size}
@@ -113,6 +124,7 @@ def main(argv=None) -> int:
         alone_seconds = time.perf_counter() - started
         # The words each utterance gets heard alone, on the recording's time line: what a long-form method should find.
         heard_alone, alone_starts, alone_ends = [], [], []
+        alone_doubled = 0  # words of a recording that repeat within --tolerance s count as doubled even heard alone
         for utterance, result in zip(utterances, alone):
             found = {normalized(chunk["text"]) for chunk in result["chunks"]}
             heard_alone.append([word for word in utterance["words"] if normalized(word[0]) in found])
@@ -120,7 +132,8 @@ def main(argv=None) -> int:
             shifted = [{"text": chunk["text"], "timestamp": tuple(None if time is None else time + utterance["offset"]
                                                                   for time in chunk["timestamp"])}
                        for chunk in result["chunks"]]
-            _, _, starts, ends = edge_errors(shifted, heard_alone[-1], args.tolerance)
+            _, doubled, starts, ends = edge_errors(shifted, heard_alone[-1], args.tolerance)
+            alone_doubled += doubled
             alone_starts += starts
             alone_ends += ends
         references = [" ".join(result["text"] for result in alone[first: first + len(recording)])
@@ -128,11 +141,11 @@ def main(argv=None) -> int:
         truths = [" ".join(utterance["text"] for utterance in recording) for _, recording in recordings]
 
         print(f"model: {args.model or 'embedded tiny model (random weights)'}")
-        print(f"{args.recordings} recordings, {audio_seconds:.0f} s of audio, {len(utterances)} utterances "
+        print(f"{args.recordings} recordings of {args.split}, {audio_seconds:.0f} s of audio, {len(utterances)} utterances "
               f"({sum(len(u['words']) for u in utterances)} words, {sum(map(len, heard_alone))} heard alone); "
               f"one by one: WER vs text {corpus_word_error_rate(truths, references):.3f}, "
               f"{audio_seconds / alone_seconds:.1f} audio s/s, start / end error {_mean(alone_starts):.3f} / "
-              f"{_mean(alone_ends):.3f} s")
+              f"{_mean(alone_ends):.3f} s, {alone_doubled} doubled")
         print(f"{'method':<11}{'WER vs alone':>13}{'WER vs text':>12}{'dropped':>9}{'doubled':>9}"
               f"{'start err':>10}{'end err':>9}{'audio s/s':>10}")
         for method in METHODS:

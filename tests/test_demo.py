@@ -73,6 +73,16 @@ def test_the_model_is_used_through_the_pipeline_and_the_cli(demo_run):
     assert "qwen-audio transcribe" in example["cli_command"]
 
 
+def test_the_tiny_models_declare_their_long_form_window(demo_run):
+    from transformers import pipeline
+
+    root, _ = demo_run
+    for name in ("model", "chat"):
+        pipe = pipeline("audio-chat", model=str(root / "out" / name))
+        assert pipe.model.generation_config.long_form_window_seconds == demo.LONG_FORM_WINDOW_SECONDS, name
+    assert pipe.chat_format == "chatml"
+
+
 def test_stage_two_fine_tunes_the_stage_one_model_into_a_chat_model(demo_run):
     from transformers_qwen_audio.configuration_qwen_audio import declared_chat_format
 

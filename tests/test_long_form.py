@@ -5,6 +5,7 @@ import pytest
 
 from constructed_words import as_tuples, expected, make_timeline, words_heard
 from transformers_qwen_audio.long_form import (
+    WINDOW_CONTEXT_SECONDS,
     long_form_words,
     sequential_long_form,
     vad_long_form,
@@ -100,8 +101,22 @@ def test_windows_end_in_pauses_and_cover_all_speech():
     for segment_start, segment_end in segments:  # every segment lies inside one window
         assert any(start <= segment_start and segment_end <= end for start, end in windows)
     # A segment longer than a window is cut into window-long pieces.
+    opens = 100 - int(WINDOW_CONTEXT_SECONDS * RATE)
     assert windows_at_pauses([(100, 100 + 70 * RATE)], 80 * RATE, sampling_rate=RATE)[:2] == [
-        (90, 90 + 30 * RATE), (90 + 30 * RATE, 90 + 60 * RATE)]
+        (opens, opens + 30 * RATE), (opens + 30 * RATE, opens + 60 * RATE)]
+
+
+def test_vad_windows_keep_a_short_context_around_the_speech():
+    # Two utterances 10 s apart in windows of 12 s: each window holds one, with the context on either side and not the
+    # pause's half (a long silence after the words is room for a word the model invents).
+    context = int(WINDOW_CONTEXT_SECONDS * RATE)
+    segments = [(5 * RATE, 7 * RATE), (17 * RATE, 19 * RATE)]
+    assert windows_at_pauses(segments, 30 * RATE, window_seconds=12.0, sampling_rate=RATE) == [
+        (5 * RATE - context, 7 * RATE + context), (17 * RATE - context, 19 * RATE + context)]
+    # A pause shorter than two contexts is shared half-way.
+    close = [(5 * RATE, 7 * RATE), (7 * RATE + context, 18 * RATE)]
+    assert windows_at_pauses(close, 30 * RATE, window_seconds=12.0, sampling_rate=RATE)[0] == (
+        5 * RATE - context, 7 * RATE + context // 2)
 
 
 def test_vad_transcribes_all_windows_as_batches_and_keeps_every_word_once():

@@ -202,3 +202,50 @@ def test_window_seconds_shortens_the_windows_and_keeps_every_word_once(pipe, mon
             pipe(recording(40.0), task="transcribe", long_audio="sequential", window_seconds=bad)
     with pytest.raises(ValueError, match="sets the windows of long_audio='sequential' or 'vad'"):
         pipe(recording(40.0), task="transcribe", long_audio="chunk", window_seconds=8)
+
+
+def test_the_checkpoint_sets_the_default_window(pipe, monkeypatch):
+    """`generation_config.long_form_window_seconds` (the main job writes it for its tiny models) is the default
+    window; `window_seconds=` still wins, and a bad value in the checkpoint is refused by name."""
+    timelines = [make_timeline(40.0, 0)]
+    lengths = []
+    transcribe = fake_windows(timelines, [])
+
+    def measured(windows, batch_size, **kwargs):
+        lengths.extend(len(window) / RATE for window in windows)
+        return transcribe(windows, batch_size, **kwargs)
+
+    monkeypatch.setattr(pipe, "_transcribe_windows", measured)
+    monkeypatch.setattr(pipe.model.generation_config, "long_form_window_seconds", 5.0, raising=False)
+    result = pipe(recording(40.0, 0), task="transcribe", language="en", return_timestamps="word",
+                  long_audio="sequential")
+    assert as_tuples(result["chunks"]) == expected(timelines[0])
+    assert max(lengths) <= 5.0 + 1e-6 and len(lengths) >= 8
+    lengths.clear()
+    pipe(recording(40.0, 0), task="transcribe", language="en", long_audio="sequential", window_seconds=10)
+    assert max(lengths) > 5.0
+    monkeypatch.setattr(pipe.model.generation_config, "long_form_window_seconds", 45.0, raising=False)
+    with pytest.raises(ValueError, match="generation_config.long_form_window_seconds` must be"):
+        pipe(recording(40.0), task="transcribe", long_audio="sequential")
+
+
+def test_cli_window_seconds(pipe, monkeypatch, capsys, tmp_path):
+    import soundfile
+
+    from transformers_qwen_audio import cli
+    from transformers_qwen_audio.cli import transcribe
+
+    path = tmp_path / "long.wav"
+    soundfile.write(path, np.zeros(35 * RATE, np.float32) + 0.01, RATE)
+    monkeypatch.setattr(transcribe, "load_pipeline", lambda model, **kwargs: pipe)
+    model = pipe.model.config._name_or_path
+    assert cli.main(["transcribe", model, str(path), "--window-seconds", "5"]) == 2
+    assert "--window-seconds sets the windows of --long-audio sequential or vad" in capsys.readouterr().err
+    assert cli.main(["transcribe", model, str(path), "--long-audio", "vad", "--window-seconds", "40"]) == 2
+    assert "--window-seconds must be above 2 and at most 30" in capsys.readouterr().err
+    seen = {}
+    monkeypatch.setattr(long_form, "sequential_long_form",
+                        lambda waveforms, transcribe, **kwargs: seen.update(kwargs) or [[] for _ in waveforms])
+    assert cli.main(["transcribe", model, str(path), "--long-audio", "sequential", "--window-seconds", "4",
+                     "--no-progress"]) == 0
+    assert seen["window_seconds"] == 4.0

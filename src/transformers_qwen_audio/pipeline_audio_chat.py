@@ -231,14 +231,19 @@ class AudioChatPipeline(ChunkPipeline):
         `long_audio="sequential"` or `"vad"`: a driver over the pipeline's own window calls, since a ChunkPipeline's
         preprocess cannot depend on what earlier windows said. Windows are transcribed with word timestamps,
         `batch_size` at a time, across recordings; the words land on each recording's time line (`long_form`).
-        `window_seconds` (default 30, the most the model hears) shortens the windows, as Whisper's `chunk_length_s`
-        does, for a model trained on shorter clips.
+        `window_seconds` shortens the windows, as Whisper's `chunk_length_s` does, for a model trained on shorter
+        clips; its default is the checkpoint's `generation_config.long_form_window_seconds` (the main job's tiny
+        models set it), else 30 s, the most the model hears.
         """
+        name = "`window_seconds`"
+        if window_seconds is None:
+            window_seconds = getattr(self.model.generation_config, "long_form_window_seconds", None)
+            name = "The checkpoint's `generation_config.long_form_window_seconds`"
         if window_seconds is None:
             window_seconds = WINDOW_SECONDS
         elif isinstance(window_seconds, bool) or not isinstance(window_seconds, (int, float)) or not (
                 2 * LONG_FORM_TAIL_SECONDS < window_seconds <= WINDOW_SECONDS):
-            raise ValueError(f"`window_seconds` must be a number of seconds above {2 * LONG_FORM_TAIL_SECONDS:g} and "
+            raise ValueError(f"{name} must be a number of seconds above {2 * LONG_FORM_TAIL_SECONDS:g} and "
                              f"at most {WINDOW_SECONDS:g} (what the model hears), got {window_seconds!r}.")
         single = not isinstance(inputs, (list, tuple))
         if single and not (is_single_clip(inputs) or _is_chat(inputs)):

@@ -4,7 +4,7 @@
 # you may not use this file except in compliance with the License.
 """
 `qwen-audio transcribe MODEL AUDIO... --language en [--timestamps] [--output srt|vtt|json|txt] [--output-dir DIR]
-[--long-audio chunk|sequential|vad]`: speech to text (or translation), optionally with word timestamps, as text,
+[--long-audio chunk|sequential|vad] [--window-seconds S]`: speech to text (or translation), optionally with word timestamps, as text,
 subtitles or JSON. Recordings over 30 s are heard as back-to-back windows (`chunk`, the fastest), as windows that
 start after the last whole word (`sequential`) or as windows cut in pauses (`vad`), with a progress bar in audio
 seconds. It goes on past files that fail (one line each) and exits with status 1 when some failed, 2 when all did.
@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 from ..feature_extraction_qwen_audio import MAX_AUDIO_SECONDS
-from ..long_form import LONG_FORM_METHODS
+from ..long_form import LONG_FORM_METHODS, TAIL_SECONDS, WINDOW_SECONDS
 
 from .common import (
     EXIT_OK,
@@ -42,6 +42,9 @@ def add_parser(subcommands) -> argparse.ArgumentParser:
                             help="recordings over 30 s: the first 30 s (truncate), back-to-back 30 s windows (chunk, "
                                  "the fastest), windows that start after the last whole word (sequential) or end "
                                  "in pauses (vad, needs the vad extra)")
+    transcribe.add_argument("--window-seconds", type=float, default=None,
+                            help="windows of --long-audio sequential / vad (default: the checkpoint's "
+                                 "long_form_window_seconds, else 30 s); shorter for a model trained on short clips")
     transcribe.add_argument("audio", nargs="+", help="audio files")
     transcribe.add_argument("--language", "-l", default="en", help="spoken language: en, zh, de, es, ko, fr, ja, it")
     transcribe.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
@@ -121,6 +124,12 @@ def run_transcribe(args, out=None) -> int:
     out = out or sys.stdout
     if args.batch_size < 1:
         raise CliError("--batch-size must be at least 1")
+    if args.window_seconds is not None:
+        if args.long_audio not in LONG_FORM_METHODS:
+            raise CliError("--window-seconds sets the windows of --long-audio sequential or vad")
+        if not 2 * TAIL_SECONDS < args.window_seconds <= WINDOW_SECONDS:
+            raise CliError(f"--window-seconds must be above {2 * TAIL_SECONDS:g} and at most {WINDOW_SECONDS:g} "
+                           f"(what the model hears), got {args.window_seconds:g}")
     check_model(args.model)
     timestamps = args.timestamps or args.output in ("srt", "vtt")
     _check_task_options(args.task, args.language, args.output_language, timestamps)
@@ -157,6 +166,8 @@ def run_transcribe(args, out=None) -> int:
         call_kwargs["return_timestamps"] = "word"
     if args.chat_format:
         call_kwargs["chat_format"] = args.chat_format
+    if args.window_seconds is not None:
+        call_kwargs["window_seconds"] = args.window_seconds
 
     show_progress = not args.no_progress and len(args.audio) > 1
     progress = tqdm(total=len(pending), desc="transcribing", unit="file", disable=not show_progress, file=sys.stderr)
