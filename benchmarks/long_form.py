@@ -72,7 +72,8 @@ def edge_errors(found, expected, tolerance: float):
     paired, dropped = set(), 0
     start_errors, end_errors = [], []
     for word, start, end in sorted(expected, key=lambda item: item[1]):
-        candidates = [index for index, chunk in enumerate(timed) if index not in paired and reaches(chunk, word, start, end)]
+        candidates = [index for index, chunk in enumerate(timed)
+                      if index not in paired and reaches(chunk, word, start, end)]
         if not candidates:
             dropped += 1
             continue
@@ -141,8 +142,8 @@ def main(argv=None) -> int:
         truths = [" ".join(utterance["text"] for utterance in recording) for _, recording in recordings]
 
         print(f"model: {args.model or 'embedded tiny model (random weights)'}")
-        print(f"{args.recordings} recordings of {args.split}, {audio_seconds:.0f} s of audio, {len(utterances)} utterances "
-              f"({sum(len(u['words']) for u in utterances)} words, {sum(map(len, heard_alone))} heard alone); "
+        print(f"{args.recordings} recordings of {args.split}, {audio_seconds:.0f} s of audio, "
+              f"{len(utterances)} utterances ({sum(len(u['words']) for u in utterances)} words, {sum(map(len, heard_alone))} heard alone); "
               f"one by one: WER vs text {corpus_word_error_rate(truths, references):.3f}, "
               f"{audio_seconds / alone_seconds:.1f} audio s/s, start / end error {_mean(alone_starts):.3f} / "
               f"{_mean(alone_ends):.3f} s, {alone_doubled} doubled")

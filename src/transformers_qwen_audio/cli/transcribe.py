@@ -4,8 +4,8 @@
 # you may not use this file except in compliance with the License.
 """
 `qwen-audio transcribe MODEL AUDIO... --language en [--timestamps] [--output srt|vtt|json|txt] [--output-dir DIR]
-[--long-audio chunk|sequential|vad] [--window-seconds S]`: speech to text (or translation), optionally with word timestamps, as text,
-subtitles or JSON. Recordings over 30 s are heard as back-to-back windows (`chunk`, the fastest), as windows that
+[--long-audio chunk|sequential|vad] [--window-seconds S]`: speech to text (or translation), optionally with word
+timestamps, as text, subtitles or JSON. Recordings over 30 s are heard as back-to-back windows (`chunk`, the fastest), as windows that
 start after the last whole word (`sequential`) or as windows cut in pauses (`vad`), with a progress bar in audio
 seconds. It goes on past files that fail (one line each) and exits with status 1 when some failed, 2 when all did.
 """
