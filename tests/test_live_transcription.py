@@ -17,7 +17,7 @@ from transformers import pipeline  # noqa: E402
 
 import transformers_qwen_audio  # noqa: E402,F401  (registers "audio-chat")
 from constructed_words import as_tuples, expected, make_timeline, words_heard  # noqa: E402
-from transformers_qwen_audio.long_form import LiveTranscript  # noqa: E402
+from transformers_qwen_audio.long_form import WINDOW_CONTEXT_SECONDS, LiveTranscript  # noqa: E402
 from transformers_qwen_audio.serving.app import build_app  # noqa: E402
 from transformers_qwen_audio.serving.live import LIVE_ROUTE  # noqa: E402
 from transformers_qwen_audio.serving.protocol import ServerLimits  # noqa: E402
@@ -52,6 +52,21 @@ def test_live_transcript_finals_are_stable_and_every_word_is_final_once(pause):
     assert during > len(words) // 2  # most words were final while the stream went on
     assert as_tuples(live.final) == expected(words) and live.partial == []
     assert [word for batch in finals_seen for word in batch] == live.final[:during]
+
+
+def test_live_transcript_cuts_its_buffer_into_the_pause_after_a_final_word():
+    # Heard: "one" 0.2-0.6 s, "two" 0.8-1.2 s, then 1.8 s of silence (3 s heard, the tail 1 s). Both words are final;
+    # the buffer is cut 0.2 s into the pause after "two" (a short pause is cut half-way: here after "one" it would
+    # be 0.7 s), so that the next buffer cannot start inside a word whose end the model timed early.
+    live = LiveTranscript()
+    live.push(np.zeros(3 * RATE, np.float32))
+    finals = live.settle([{"text": "one", "timestamp": (0.2, 0.6)}, {"text": "two", "timestamp": (0.8, 1.2)}])
+    assert [word["text"] for word in finals] == ["one", "two"]
+    assert live.buffer_start == int((1.2 + WINDOW_CONTEXT_SECONDS) * RATE)
+    live = LiveTranscript()
+    live.push(np.zeros(3 * RATE, np.float32))
+    live.settle([{"text": "one", "timestamp": (0.2, 0.6)}, {"text": "two", "timestamp": (0.8, 2.5)}])
+    assert live.buffer_start == int(0.7 * RATE) and [word["text"] for word in live.final] == ["one"]
 
 
 def test_live_transcript_moves_on_when_a_damaged_model_times_every_word_at_zero():
