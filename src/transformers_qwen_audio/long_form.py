@@ -104,6 +104,14 @@ def words_to_segments(words: Sequence[Word], separator: str = " ", max_gap: floa
     return segments
 
 
+def cut_in_pause(end: float, following: float) -> float:
+    """Where to start hearing again after a word that ends at `end`, the next one starting at `following`: half-way
+    into the pause, at most `WINDOW_CONTEXT_SECONDS` after the word, not at its end: a model that times an end early
+    would start the next window inside the word and write it twice (the main job's model, live on validation
+    recordings: WER 0.37 -> 0.30)."""
+    return min((end + following) / 2, end + WINDOW_CONTEXT_SECONDS)
+
+
 def sequential_long_form(
     waveforms: Sequence[np.ndarray],
     transcribe_windows: TranscribeWindows,
@@ -141,10 +149,16 @@ def sequential_long_form(
             else:
                 limit = len(piece) / sampling_rate - tail_seconds
                 kept = [word for word in words if word["timestamp"][1] <= limit]
-                # The next window starts at the kept words' last end (a damaged model may write times out of
-                # order); with none kept (silence, or one word longer than the window), after the settled part of
-                # this one, so that the loop always advances.
-                settled = max(word["timestamp"][1] for word in kept) if kept else limit
+                # The next window starts in the pause after the kept words' last end (a damaged model may write
+                # times out of order); with none kept (silence, or one word longer than the window), after the
+                # settled part of this one, so that the loop always advances.
+                if kept:
+                    kept_end = max(word["timestamp"][1] for word in kept)
+                    following = min((word["timestamp"][0] for word in words if word["timestamp"][0] >= kept_end),
+                                    default=len(piece) / sampling_rate)
+                    settled = cut_in_pause(kept_end, following)
+                else:
+                    settled = limit
                 advance = max(int(settled * sampling_rate), int(MIN_WINDOW_SECONDS * sampling_rate))
             results[index].extend(_shifted(kept, offset))
             starts[index] += advance
@@ -340,11 +354,7 @@ class LiveTranscript:
         for index in range(settled):
             following = words[index + 1]["timestamp"][0] if index + 1 < len(words) else heard
             if following - words[index]["timestamp"][1] >= self.pause_seconds:
-                # Cut into the pause, not at the word's end: a model that times an end early would start the next
-                # buffer inside the word (the main job's model on validation recordings: WER 0.37 -> 0.30).
-                count = index + 1
-                cut = min((words[index]["timestamp"][1] + following) / 2,
-                          words[index]["timestamp"][1] + WINDOW_CONTEXT_SECONDS)
+                count, cut = index + 1, cut_in_pause(words[index]["timestamp"][1], following)
         if len(self.buffer) > self.window - self.step and cut * self.sampling_rate < self.step:
             # A full buffer without a pause to cut at (or only at its very start, as a damaged model may time its
             # words): its settled words are final all the same, and it moves on by at least one step.
