@@ -131,3 +131,29 @@ def test_vad_transcribes_all_windows_as_batches_and_keeps_every_word_once():
     assert windows >= 8 and calls == [4] * (windows // 4) + ([windows % 4] if windows % 4 else [])
     for timeline, found in zip(timelines, words):
         assert as_tuples(found) == _expected(timeline)
+
+
+def test_sequential_starts_the_next_window_in_the_pause_after_the_last_kept_word():
+    # A 10 s window keeps "one" (ends 2.0 s) and "two" (ends 8.4 s; the tail is the last 1 s); "three" starts at
+    # 8.5 s. The next window starts half-way into that short pause (8.45 s), and after a long pause at most
+    # WINDOW_CONTEXT_SECONDS after the word: never at a word's end, where an early-timed end would cut into the word.
+    starts = []
+
+    def transcribe(windows):
+        starts.extend(float(window[0]) for window in windows)
+        if len(starts) == 1:
+            return [[{"text": "one", "timestamp": (1.0, 2.0)}, {"text": "two", "timestamp": (7.0, 8.4)},
+                     {"text": "three", "timestamp": (8.5, 9.8)}]]
+        return [[]]
+
+    seconds = np.arange(25 * RATE) / RATE
+    sequential_long_form([seconds], transcribe, window_seconds=10.0, sampling_rate=RATE)
+    assert starts[1] == pytest.approx(8.45, abs=1.5 / RATE)
+    starts.clear()
+
+    def long_pause(windows):
+        starts.extend(float(window[0]) for window in windows)
+        return [[{"text": "one", "timestamp": (1.0, 2.0)}]] if len(starts) == 1 else [[]]
+
+    sequential_long_form([seconds], long_pause, window_seconds=10.0, sampling_rate=RATE)
+    assert starts[1] == pytest.approx(2.0 + WINDOW_CONTEXT_SECONDS, abs=1.5 / RATE)
