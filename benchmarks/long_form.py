@@ -143,7 +143,8 @@ def main(argv=None) -> int:
 
         print(f"model: {args.model or 'embedded tiny model (random weights)'}")
         print(f"{args.recordings} recordings of {args.split}, {audio_seconds:.0f} s of audio, "
-              f"{len(utterances)} utterances ({sum(len(u['words']) for u in utterances)} words, {sum(map(len, heard_alone))} heard alone); "
+              f"{len(utterances)} utterances ({sum(len(u['words']) for u in utterances)} words, "
+              f"{sum(map(len, heard_alone))} heard alone); "
               f"one by one: WER vs text {corpus_word_error_rate(truths, references):.3f}, "
               f"{audio_seconds / alone_seconds:.1f} audio s/s, start / end error {_mean(alone_starts):.3f} / "
               f"{_mean(alone_ends):.3f} s, {alone_doubled} doubled")

@@ -104,6 +104,16 @@ def words_to_segments(words: Sequence[Word], separator: str = " ", max_gap: floa
     return segments
 
 
+def check_window_seconds(window_seconds, name: str = "`window_seconds`") -> float:
+    """A long-form window length, in seconds: longer than two tails (so that every window settles some audio) and at
+    most the 30 s the model hears."""
+    if isinstance(window_seconds, bool) or not isinstance(window_seconds, (int, float)) or not (
+            2 * TAIL_SECONDS < window_seconds <= WINDOW_SECONDS):
+        raise ValueError(f"{name} must be above {2 * TAIL_SECONDS:g} and at most {WINDOW_SECONDS:g} seconds (what "
+                         f"the model hears), got {window_seconds!r}.")
+    return float(window_seconds)
+
+
 def cut_in_pause(end: float, following: float) -> float:
     """Where to start hearing again after a word that ends at `end`, the next one starting at `following`: half-way
     into the pause, at most `WINDOW_CONTEXT_SECONDS` after the word, not at its end: a model that times an end early
@@ -364,5 +374,5 @@ class LiveTranscript:
         return count, int(cut * self.sampling_rate)
 
 
-__all__ = ["LONG_FORM_METHODS", "LiveTranscript", "complete_times", "long_form_words", "sequential_long_form",
-           "speech_segments", "vad_long_form", "windows_at_pauses", "words_text", "words_to_segments"]
+__all__ = ["LONG_FORM_METHODS", "LiveTranscript", "check_window_seconds", "complete_times", "long_form_words",
+           "sequential_long_form", "speech_segments", "vad_long_form", "windows_at_pauses", "words_text", "words_to_segments"]

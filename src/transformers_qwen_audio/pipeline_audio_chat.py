@@ -19,8 +19,14 @@ from .audio_io import QWEN_AUDIO_SAMPLING_RATE, is_single_clip
 from .conversation import is_conversation, is_message, load_clip
 from .configuration_qwen_audio import CHAT_FORMATS
 from .feature_extraction_qwen_audio import MAX_AUDIO_SECONDS, split_into_windows
-from .long_form import LONG_FORM_METHODS, WINDOW_SECONDS, long_form_words, words_text, words_to_segments
-from .long_form import TAIL_SECONDS as LONG_FORM_TAIL_SECONDS
+from .long_form import (
+    LONG_FORM_METHODS,
+    WINDOW_SECONDS,
+    check_window_seconds,
+    long_form_words,
+    words_text,
+    words_to_segments,
+)
 from .processing_qwen_audio import LONG_AUDIO_MODES, TIMESTAMP_MODES
 from .word_timestamps import word_separator
 from .transformers_internals import (
@@ -235,16 +241,13 @@ class AudioChatPipeline(ChunkPipeline):
         clips; its default is the checkpoint's `generation_config.long_form_window_seconds` (the main job's tiny
         models set it), else 30 s, the most the model hears.
         """
-        name = "`window_seconds`"
-        if window_seconds is None:
-            window_seconds = getattr(self.model.generation_config, "long_form_window_seconds", None)
-            name = "The checkpoint's `generation_config.long_form_window_seconds`"
-        if window_seconds is None:
+        if window_seconds is not None:
+            window_seconds = check_window_seconds(window_seconds)
+        elif (declared := getattr(self.model.generation_config, "long_form_window_seconds", None)) is not None:
+            window_seconds = check_window_seconds(
+                declared, "The checkpoint's `generation_config.long_form_window_seconds`")
+        else:
             window_seconds = WINDOW_SECONDS
-        elif isinstance(window_seconds, bool) or not isinstance(window_seconds, (int, float)) or not (
-                2 * LONG_FORM_TAIL_SECONDS < window_seconds <= WINDOW_SECONDS):
-            raise ValueError(f"{name} must be a number of seconds above {2 * LONG_FORM_TAIL_SECONDS:g} and "
-                             f"at most {WINDOW_SECONDS:g} (what the model hears), got {window_seconds!r}.")
         single = not isinstance(inputs, (list, tuple))
         if single and not (is_single_clip(inputs) or _is_chat(inputs)):
             raise TypeError(f"long_audio={long_audio!r} takes a clip or a list of clips, got {type(inputs).__name__}.")

@@ -5,9 +5,10 @@
 """
 `qwen-audio transcribe MODEL AUDIO... --language en [--timestamps] [--output srt|vtt|json|txt] [--output-dir DIR]
 [--long-audio chunk|sequential|vad] [--window-seconds S]`: speech to text (or translation), optionally with word
-timestamps, as text, subtitles or JSON. Recordings over 30 s are heard as back-to-back windows (`chunk`, the fastest), as windows that
-start after the last whole word (`sequential`) or as windows cut in pauses (`vad`), with a progress bar in audio
-seconds. It goes on past files that fail (one line each) and exits with status 1 when some failed, 2 when all did.
+timestamps, as text, subtitles or JSON. Recordings over 30 s are heard as back-to-back windows (`chunk`, the
+fastest), as windows that start after the last whole word (`sequential`) or as windows cut in pauses (`vad`), with a
+progress bar in audio seconds. It goes on past files that fail (one line each) and exits with status 1 when some
+failed, 2 when all did.
 """
 
 import argparse
@@ -16,7 +17,7 @@ import sys
 import tempfile
 
 from ..feature_extraction_qwen_audio import MAX_AUDIO_SECONDS
-from ..long_form import LONG_FORM_METHODS, TAIL_SECONDS, WINDOW_SECONDS
+from ..long_form import LONG_FORM_METHODS, check_window_seconds
 
 from .common import (
     EXIT_OK,
@@ -127,9 +128,10 @@ def run_transcribe(args, out=None) -> int:
     if args.window_seconds is not None:
         if args.long_audio not in LONG_FORM_METHODS:
             raise CliError("--window-seconds sets the windows of --long-audio sequential or vad")
-        if not 2 * TAIL_SECONDS < args.window_seconds <= WINDOW_SECONDS:
-            raise CliError(f"--window-seconds must be above {2 * TAIL_SECONDS:g} and at most {WINDOW_SECONDS:g} "
-                           f"(what the model hears), got {args.window_seconds:g}")
+        try:
+            check_window_seconds(args.window_seconds, "--window-seconds")
+        except ValueError as error:
+            raise CliError(str(error)) from None
     check_model(args.model)
     timestamps = args.timestamps or args.output in ("srt", "vtt")
     _check_task_options(args.task, args.language, args.output_language, timestamps)

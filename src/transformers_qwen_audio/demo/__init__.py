@@ -130,14 +130,14 @@ def declare_long_form_window(model_dir: Path) -> None:
     `"vad"` (the pipeline, `qwen-audio transcribe`, the server and the web demo)."""
     # The file itself: a config marked `_from_model_config` (as training saves it) loads without its extra keys, in
     # GenerationConfig.from_pretrained and so in the model, so the mark goes: the file now holds a setting of its own.
+    from ..evaluation.results import atomic_write_text
+
     path = Path(model_dir) / "generation_config.json"
     generation_config = json.loads(path.read_text())
     if generation_config.get("long_form_window_seconds") is None or generation_config.get("_from_model_config"):
         generation_config.setdefault("long_form_window_seconds", LONG_FORM_WINDOW_SECONDS)
         generation_config.pop("_from_model_config", None)
-        scratch = path.with_suffix(".json.tmp")
-        scratch.write_text(json.dumps(generation_config, indent=2) + "\n")
-        os.replace(scratch, path)
+        atomic_write_text(path, json.dumps(generation_config, indent=2) + "\n")
 
 
 def train(recipe: Path, threads: int | None = None, module: str = PRETRAIN_MODULE) -> float:
