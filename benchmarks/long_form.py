@@ -1,6 +1,8 @@
 """
 Long-form transcription: `chunk` (back-to-back 30 s windows), `sequential` (windows start after the last whole word)
-and `vad` (windows cut in pauses found by silero-vad) on recordings of several minutes, same model, same run.
+and `vad` (windows cut in pauses found by silero-vad) on recordings of several minutes, same model, same run; and
+`live`: the same recordings streamed in `--live-piece-seconds` pieces through `LiveTranscript.for_model` (what the
+web demo's microphone and the server's WebSocket keep), as fast as the model allows.
 
     python benchmarks/long_form.py [MODEL] [--recordings 2] [--minutes 3] [--batch-size 8] [--max-new-tokens 96]
                                    [--split test]
@@ -14,7 +16,9 @@ method it prints:
   unpaired word of the same text within `--tolerance` s of its true time; it is dropped when there is none, and a
   word of the same text left unpaired within that reach is a double (so a word spoken twice in a row is not one);
 - word boundary error: mean |start - true start| and |end - true end| of the paired words, in seconds;
-- throughput: audio seconds transcribed per second of wall time.
+- throughput: audio seconds transcribed per second of wall time;
+- for `live`, after the table: how far behind the stream its words became final (median and 90th percentile of
+  the stream's length when a word was made final, less the word's end), and whether its words are those of `vad`.
 MODEL defaults to the embedded tiny Qwen-Audio-Chat (random weights: the mechanics and the speed, not the accuracy).
 """
 
@@ -32,7 +36,7 @@ from transformers_qwen_audio.data.tiny_multitask import ensure_tiny_multitask
 from transformers_qwen_audio.evaluation.metrics import corpus_word_error_rate
 
 RATE = QWEN_AUDIO_SAMPLING_RATE
-METHODS = ("chunk", "sequential", "vad")
+METHODS = ("chunk", "sequential", "vad", "live")
 
 
 def build_recordings(folder: Path, count: int, minutes: float, seed: int = 0, split: str = "test"):
@@ -98,7 +102,9 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default="test", choices=("test", "validation"),
                         help="the held-out utterances the recordings join (choose settings on validation)")
     parser.add_argument("--window-seconds", type=float, default=None,
-                        help="windows of sequential / vad (default 30 s; chunk always hears 30 s)")
+                        help="windows of sequential / vad / live (default: the model's declared long-form window, "
+                             "else 30 s; chunk always hears 30 s)")
+    parser.add_argument("--live-piece-seconds", type=float, default=0.5, help="what live gets at a time")
     args = parser.parse_args(argv)
 
     from transformers import pipeline
@@ -150,11 +156,16 @@ def main(argv=None) -> int:
               f"{_mean(alone_ends):.3f} s, {alone_doubled} doubled")
         print(f"{'method':<11}{'WER vs alone':>13}{'WER vs text':>12}{'dropped':>9}{'doubled':>9}"
               f"{'start err':>10}{'end err':>9}{'audio s/s':>10}")
+        by_method, lags = {}, []
         for method in METHODS:
             started = time.perf_counter()
             try:
                 window = {} if method == "chunk" or args.window_seconds is None else {"window_seconds": args.window_seconds}
-                results = pipe([waveform for waveform, _ in recordings], long_audio=method, **call, **window)
+                if method == "live":
+                    results, lags = live_results(pipe, recordings, call, args.live_piece_seconds, args.window_seconds)
+                else:
+                    results = pipe([waveform for waveform, _ in recordings], long_audio=method, **call, **window)
+                by_method[method] = [result["text"] for result in results]
             except ImportError as error:
                 print(f"{method:<11}skipped: {error}")
                 continue
@@ -171,7 +182,35 @@ def main(argv=None) -> int:
             print(f"{method:<11}{corpus_word_error_rate(references, hypotheses):>13.3f}"
                   f"{corpus_word_error_rate(truths, hypotheses):>12.3f}{dropped:>9d}{doubled:>9d}"
                   f"{_mean(start_errors):>10.3f}{_mean(end_errors):>9.3f}{audio_seconds / seconds:>10.1f}")
+        if lags:
+            same = sum(live == offline for live, offline in zip(by_method["live"], by_method.get("vad", [])))
+            print(f"live: words final {np.median(lags):.2f} s (median) / {np.percentile(lags, 90):.2f} s (90 %) after "
+                  f"they end; {same} of {len(recordings)} recordings end with exactly the words of vad")
     return 0
+
+
+def live_results(pipe, recordings, call, piece_seconds: float, window_seconds: float | None):
+    """Each recording streamed through a `LiveTranscript` as the web demo and the server keep it; returns the
+    results ({"text", "chunks"}) and, per final word, how far past its end the stream was when it became final."""
+    from transformers_qwen_audio.long_form import LiveTranscript, words_text
+
+    call = {**call, "long_audio": "truncate"}
+    call.pop("batch_size", None)
+    results, lags, piece = [], [], int(piece_seconds * RATE)
+    for waveform, _ in recordings:
+        live = LiveTranscript.for_model(pipe.model.generation_config)
+        if window_seconds is not None:
+            live = LiveTranscript(window_seconds=window_seconds, vad=live.vad)
+        for first in range(0, len(waveform) + piece, piece):
+            if first < len(waveform):
+                live.push(waveform[first: first + piece])
+            else:
+                live.finish()
+            while live.due():
+                finals = live.settle(pipe(live.window_audio(), **call)["chunks"])
+                lags += [live.seconds - word["timestamp"][1] for word in finals]
+        results.append({"text": words_text(live.final), "chunks": live.final})
+    return results, lags
 
 
 def _mean(values) -> float:

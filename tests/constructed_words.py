@@ -37,3 +37,31 @@ def as_tuples(words) -> list[tuple]:
 
 def expected(words, tolerance: float = 0.02) -> list[tuple]:
     return [(text, pytest.approx(start, abs=tolerance), pytest.approx(end, abs=tolerance)) for text, start, end in words]
+
+
+class TimelineVAD:
+    """A stand-in for `voice_activity.StreamingSpeechSegments` that hears `words` (text, start, end) as the speech:
+    a word shows once 0.25 s of it has come (silero-vad's minimum speech), words less than 0.1 s apart are one segment
+    (its minimum pause), segments are padded by 0.03 s, and the last one stays open, ending where the stream is, until
+    0.1 s of the pause after it has come."""
+
+    def __init__(self, words, rate: int = 16000, heard: int = 0):
+        self.words, self.rate, self.samples = words, rate, heard
+
+    def push(self, samples) -> None:
+        self.samples += len(samples)
+
+    def segments(self, final: bool = False) -> list[tuple[int, int]]:
+        heard = self.samples / self.rate
+        spans: list[list[float]] = []
+        for _, start, end in self.words:
+            if not final and start + 0.25 > heard:
+                break
+            if spans and start - spans[-1][1] < 0.1:
+                spans[-1][1] = end
+            else:
+                spans.append([start, end])
+        if spans and not final and spans[-1][1] + 0.1 > heard:
+            spans[-1][1] = heard
+        return [(int(max(start - 0.03, 0) * self.rate), int(min(end + 0.03, heard) * self.rate))
+                for start, end in spans]

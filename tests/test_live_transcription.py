@@ -16,8 +16,9 @@ from starlette.websockets import WebSocketDisconnect  # noqa: E402
 from transformers import pipeline  # noqa: E402
 
 import transformers_qwen_audio  # noqa: E402,F401  (registers "audio-chat")
-from constructed_words import as_tuples, expected, make_timeline, words_heard  # noqa: E402
-from transformers_qwen_audio.long_form import WINDOW_CONTEXT_SECONDS, LiveTranscript  # noqa: E402
+from constructed_words import TimelineVAD, as_tuples, expected, make_timeline, words_heard  # noqa: E402
+from transformers_qwen_audio import long_form  # noqa: E402
+from transformers_qwen_audio.long_form import WINDOW_CONTEXT_SECONDS, LiveTranscript, vad_long_form  # noqa: E402
 from transformers_qwen_audio.serving.app import build_app  # noqa: E402
 from transformers_qwen_audio.serving.live import LIVE_ROUTE  # noqa: E402
 from transformers_qwen_audio.serving.protocol import ServerLimits  # noqa: E402
@@ -88,6 +89,130 @@ def test_live_transcript_refuses_bad_settings_and_audio():
         LiveTranscript().push(np.zeros((2, 100), np.float32))
 
 
+def spoken(texts, pauses: tuple[float, float], seed: int = 0):
+    """eSpeak NG words at 16 kHz joined by pauses drawn from `pauses`, after 0.4 s of silence: (waveform, words)."""
+    soxr = pytest.importorskip("soxr")
+    pytest.importorskip("espeakng_loader")
+    from transformers_qwen_audio.data.speech_synthesis import ESpeakSynthesizer, Voice
+
+    synthesizer, rng = ESpeakSynthesizer.shared(), np.random.default_rng(seed)
+    pieces, words, time = [np.zeros(int(0.4 * RATE), np.float32)], [], 0.4
+    for index, text in enumerate(texts):
+        said = soxr.resample(synthesizer.synthesize(text, Voice("en-us", "m3", 170, 50), seed=index),
+                             synthesizer.sampling_rate, RATE).astype(np.float32)
+        pause = np.zeros(int(rng.uniform(*pauses) * RATE), np.float32)
+        words.append((text, round(time, 3), round(time + len(said) / RATE, 3)))
+        pieces += [said, pause]
+        time += (len(said) + len(pause)) / RATE
+    return np.concatenate(pieces), words
+
+
+# --- the rolling buffer cut by a VAD --------------------------------------------------------------------------
+def _timed_recording(seconds: float) -> np.ndarray:
+    """Samples that hold their own time on the recording, in seconds: a fake model can tell what a window hears."""
+    return (np.arange(int(seconds * RATE)) / RATE).astype(np.float32)
+
+
+def _hearing(words):
+    return lambda audio: words_in(words, float(audio[0]), float(audio[0]) + len(audio) / RATE)
+
+
+def _live(waveform, transcript, hear, seed: int = 0):
+    """Streams `waveform` into `transcript` in pieces of 0.1-0.7 s; returns the finals each pass gave, and whether
+    partial words were shown."""
+    rng, first, finals_seen, partials = np.random.default_rng(seed), 0, [], False
+    while first < len(waveform):
+        piece = int(rng.uniform(0.1, 0.7) * RATE)
+        transcript.push(waveform[first: first + piece])
+        first += piece
+        while transcript.due():
+            audio = transcript.window_audio()
+            assert float(audio[0]) == pytest.approx(transcript.window_start, abs=1e-3)
+            finals_seen.append(transcript.settle(hear(audio)))
+            partials = partials or bool(transcript.partial)
+        assert len(transcript.buffer) <= transcript.window + transcript.step + transcript.vad_settle + 0.7 * RATE
+    transcript.finish()
+    while transcript.due():
+        finals_seen.append(transcript.settle(hear(transcript.window_audio())))
+    return finals_seen, partials
+
+
+@pytest.mark.parametrize("seed, pauses", [(1, (0.05, 0.6)), (2, (0.3, 1.5)), (3, (0.0, 0.08))])
+def test_live_transcript_with_a_vad_ends_with_the_words_of_offline_vad(seed, pauses):
+    # Pauses of every length, long ones, and none the VAD can hear (speech cut into window-long pieces): the finals
+    # are the offline `vad` words, window for window, and most of them come while the stream goes on.
+    seconds = 60.0
+    words, waveform = make_timeline(seconds, seed, pauses), _timed_recording(seconds)
+    hear = _hearing(words)
+    offline = vad_long_form([waveform], lambda windows: [hear(audio) for audio in windows], window_seconds=3.0,
+                            segments_of=lambda audio: TimelineVAD(words, heard=len(audio)).segments(final=True))[0]
+    live = LiveTranscript(window_seconds=3.0, vad=TimelineVAD(words))
+    finals_seen, partials = _live(waveform, live, hear, seed)
+    assert as_tuples(live.final) == as_tuples(offline) and live.partial == []
+    assert [word for batch in finals_seen for word in batch] == live.final
+    assert partials and len(finals_seen[-1]) < len(live.final) // 2
+    if pauses[1] > 0.1:  # every word once, each heard whole
+        assert as_tuples(live.final) == expected(words)
+
+
+def test_live_transcript_with_a_vad_keeps_little_of_a_silent_stream():
+    live = LiveTranscript(window_seconds=3.0, vad=TimelineVAD([]))
+    finals_seen, partials = _live(np.zeros(40 * RATE, np.float32), live, lambda audio: [{"text": "x",
+                                                                                     "timestamp": (0.0, 0.1)}])
+    assert live.final == [] and not partials and len(live.buffer) <= live.step
+    assert live.buffer_start > 35 * RATE
+
+
+def test_live_transcript_for_a_model_cuts_at_the_vad_in_the_declared_window(monkeypatch):
+    from transformers import GenerationConfig
+
+    declared = GenerationConfig(long_form_window_seconds=3.0)
+    live = LiveTranscript.for_model(declared)
+    assert live.vad is not None and live.window_seconds == 3.0
+    assert LiveTranscript.for_model(GenerationConfig()).window_seconds == 30.0
+    monkeypatch.setattr(long_form, "vad_available", lambda: False)
+    live = LiveTranscript.for_model(declared)  # without silero-vad: the model's own pauses, in 30 s buffers
+    assert live.vad is None and live.window_seconds == 30.0
+    with pytest.raises(ValueError, match="long_form_window_seconds"):
+        monkeypatch.setattr(long_form, "vad_available", lambda: True)
+        LiveTranscript.for_model(GenerationConfig(long_form_window_seconds=1.0))
+
+
+def test_live_transcript_with_silero_on_speech_ends_with_the_words_of_offline_vad():
+    # Real speech (eSpeak NG words joined by pauses of 0.15-1.2 s) and the real VAD, streamed in uneven pieces: the
+    # windows, and so the words a model would give, are those of `long_audio="vad"` on the whole recording.
+    pytest.importorskip("silero_vad")
+    from transformers_qwen_audio.voice_activity import StreamingSpeechSegments, speech_segments
+
+    waveform, words = spoken("open the blue door and go left then turn right at the red house".split() * 2, (0.15, 1.2))
+    segments = speech_segments(waveform)
+    # Every word is heard as speech, the short ones said alone too ("the", "at": silero-vad's default drops them).
+    assert len(segments) >= 5 and all(any(start < end_ * RATE and start_ * RATE < end for start, end in segments)
+                                      for _, start_, end_ in words)
+    stream = StreamingSpeechSegments()
+    for first in range(0, len(waveform), 3001):
+        stream.push(waveform[first: first + 3001])
+    assert stream.segments(final=True) == segments
+
+    def hear(audio, start):  # a fake model: the words inside what it hears, by the samples' place in the recording
+        return words_in(words, start, start + len(audio) / RATE)
+
+    offline = []
+    for begin, end in long_form.windows_at_pauses(segments, len(waveform), 3.0):
+        offline += [(word["text"], round(word["timestamp"][0] + begin / RATE, 2))
+                    for word in hear(waveform[begin:end], begin / RATE)]
+    live = LiveTranscript(window_seconds=3.0, vad=StreamingSpeechSegments())
+    for first in range(0, len(waveform), 7000):
+        live.push(waveform[first: first + 7000])
+        while live.due():
+            live.settle(hear(live.window_audio(), live.window_start))
+    live.finish()
+    while live.due():
+        live.settle(hear(live.window_audio(), live.window_start))
+    assert [(word["text"], round(word["timestamp"][0], 2)) for word in live.final] == offline
+    assert len(offline) >= len(words)
+
+
 # --- the server -----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory):
@@ -144,8 +269,12 @@ def until_done(socket) -> list[dict]:
     return messages
 
 
-def test_websocket_partials_then_finals_on_the_stream_time_line(client, stream_words):
+@pytest.mark.parametrize("cut", ["vad", "pauses"])  # with silero-vad installed, or without
+def test_websocket_partials_then_finals_on_the_stream_time_line(client, stream_words, monkeypatch, cut):
     words, _ = stream_words
+    vad = (lambda: TimelineVAD(words)) if cut == "vad" else (lambda: None)
+    monkeypatch.setattr(LiveTranscript, "for_model", classmethod(
+        lambda cls, generation_config: cls(window_seconds=3.0 if cut == "vad" else 30.0, vad=vad())))
     with client.websocket_connect(LIVE_ROUTE) as socket:
         socket.send_text(json.dumps({"type": "config", "language": "en", "sample_rate": 16000}))
         audio = wav_header() + pcm(12.0)
@@ -226,9 +355,11 @@ def test_websocket_api_key_and_freed_sessions(pipe):
 
 
 def test_websocket_on_the_tiny_model(client):
-    """Random weights: the mechanics (partials come, the stream ends), not the words."""
-    rng = np.random.default_rng(0)
-    audio = (np.clip(0.1 * rng.standard_normal(int(2.5 * RATE)), -1, 1) * 32767).astype("<i2").tobytes()
+    """Random weights: the mechanics (partials come, the stream ends), not the words. Speech, so that the VAD hears
+    some."""
+    waveform, _ = spoken("open the blue door please".split(), (0.1, 0.3))
+    seconds = len(waveform) / RATE
+    audio = (np.clip(waveform, -1, 1) * 32767).astype("<i2").tobytes()
     with client.websocket_connect(LIVE_ROUTE) as socket:
         for first in range(0, len(audio), 16000):
             socket.send_bytes(audio[first: first + 16000])
@@ -237,7 +368,7 @@ def test_websocket_on_the_tiny_model(client):
     kinds = [message["type"] for message in messages]
     assert "error" not in kinds and kinds.count("partial") >= 2
     for message in messages[:-1]:
-        assert all(0 <= word["start"] <= word["end"] <= 2.5 for word in message["words"])
+        assert all(0 <= word["start"] <= word["end"] <= seconds + 0.005 for word in message["words"])  # 0.01 s times
 
 
 # --- the transcription endpoint's long_audio field ----------------------------------------------------------------
@@ -266,11 +397,14 @@ def test_transcription_endpoint_long_audio_field(pipe, monkeypatch):
 
 
 # --- the web demo's Live tab --------------------------------------------------------------------------------------
-def test_web_demo_live_handler_streams_finals_and_ends_the_buffer(pipe, monkeypatch):
+@pytest.mark.parametrize("cut", ["vad", "pauses"])
+def test_web_demo_live_handler_streams_finals_and_ends_the_buffer(pipe, monkeypatch, cut):
     pytest.importorskip("gradio")
     from transformers_qwen_audio.web_demo import WebDemo
 
     words = make_timeline(10.0, 4, (0.25, 0.6))
+    monkeypatch.setattr(LiveTranscript, "for_model", classmethod(lambda cls, generation_config: cls(
+        window_seconds=3.0, vad=TimelineVAD(words)) if cut == "vad" else cls()))
     demo = WebDemo(pipe)
     calls = []
 
@@ -326,11 +460,9 @@ def test_browser_live_tab_shows_words_while_the_fake_microphone_records(tmp_path
     from transformers_qwen_audio.cli.common import load_pipeline
     from transformers_qwen_audio.web_demo import build_demo, launch
 
-    rng = np.random.default_rng(5)
-    speech_like = np.concatenate([np.concatenate([0.2 * rng.standard_normal(int(RATE * rng.uniform(0.3, 0.8))),
-                                                  np.zeros(int(RATE * 0.4))]) for _ in range(20)])
+    speech, _ = spoken("open the blue door and go left then turn right at the red house".split() * 2, (0.2, 0.6))
     microphone_file = tmp_path / "microphone.wav"
-    soundfile.write(microphone_file, speech_like.astype(np.float32), RATE, subtype="PCM_16")
+    soundfile.write(microphone_file, speech, RATE, subtype="PCM_16")
     demo = build_demo(load_pipeline(str(readable_checkpoint(tmp_path / "tiny"))),
                       generate_kwargs={"do_sample": False, "max_new_tokens": 12})
     with socket.socket() as sock:

@@ -21,8 +21,8 @@ from .configuration_qwen_audio import CHAT_FORMATS
 from .feature_extraction_qwen_audio import MAX_AUDIO_SECONDS, split_into_windows
 from .long_form import (
     LONG_FORM_METHODS,
-    WINDOW_SECONDS,
     check_window_seconds,
+    declared_window_seconds,
     long_form_words,
     words_text,
     words_to_segments,
@@ -241,13 +241,8 @@ class AudioChatPipeline(ChunkPipeline):
         clips; its default is the checkpoint's `generation_config.long_form_window_seconds` (the main job's tiny
         models set it), else 30 s, the most the model hears.
         """
-        if window_seconds is not None:
-            window_seconds = check_window_seconds(window_seconds)
-        elif (declared := getattr(self.model.generation_config, "long_form_window_seconds", None)) is not None:
-            window_seconds = check_window_seconds(
-                declared, "The checkpoint's `generation_config.long_form_window_seconds`")
-        else:
-            window_seconds = WINDOW_SECONDS
+        window_seconds = (declared_window_seconds(self.model.generation_config) if window_seconds is None
+                          else check_window_seconds(window_seconds))
         single = not isinstance(inputs, (list, tuple))
         if single and not (is_single_clip(inputs) or _is_chat(inputs)):
             raise TypeError(f"long_audio={long_audio!r} takes a clip or a list of clips, got {type(inputs).__name__}.")

@@ -358,7 +358,8 @@ class WebDemo:
     def live(self, chunk, transcript, language="en"):
         """One piece of the microphone's stream (`gr.Audio(streaming=True)`: `(rate, samples)`) into the session's
         rolling buffer (`LiveTranscript`, kept in `gr.State`): the final text so far and the words still open."""
-        transcript = transcript if isinstance(transcript, LiveTranscript) else LiveTranscript()
+        if not isinstance(transcript, LiveTranscript):
+            transcript = LiveTranscript.for_model(self.pipe.model.generation_config)
         if chunk is not None:
             try:
                 rate, samples = chunk

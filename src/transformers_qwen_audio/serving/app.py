@@ -373,7 +373,8 @@ def build_app(pipe, model_name: str, limits: ServerLimits | None = None, max_bat
     async def translations(http_request: Request):
         return await audio_endpoint(http_request, "translate")
 
-    add_live_route(app, batcher, limits, model_name, api_key, max_message_bytes=max_body_bytes)
+    add_live_route(app, batcher, limits, model_name, api_key, max_message_bytes=max_body_bytes,
+                   generation_config=pipe.model.generation_config)
 
     async def stream_events(request: ChatRequest, streamer, cancelled: threading.Event, result):
         stop_filter = StopSequenceFilter(request.stop)

@@ -119,11 +119,12 @@ def authorized(websocket: WebSocket, api_key: str | None) -> bool:
 class LiveSession:
     """One client's stream: its settings, its `LiveTranscript`, and the model calls through the batcher."""
 
-    def __init__(self, websocket: WebSocket, batcher, limits: ServerLimits, model_name: str, max_message_bytes: int):
+    def __init__(self, websocket: WebSocket, batcher, limits: ServerLimits, model_name: str, max_message_bytes: int,
+                 generation_config=None):
         self.websocket, self.batcher, self.limits = websocket, batcher, limits
         self.model_name, self.max_message_bytes = model_name, max_message_bytes
         self.language = "en"
-        self.transcript = LiveTranscript()
+        self.transcript = LiveTranscript.for_model(generation_config)
         self.started = False  # audio has come (a config or a WAV header is only taken before that)
 
     async def run(self) -> None:
@@ -211,8 +212,9 @@ class LiveSession:
 
 
 def add_live_route(app, batcher, limits: ServerLimits, model_name: str, api_key: str | None,
-                   max_message_bytes: int) -> None:
-    """Registers `LIVE_ROUTE` on `app`; `app.state.live_sessions` counts its sessions."""
+                   max_message_bytes: int, generation_config=None) -> None:
+    """Registers `LIVE_ROUTE` on `app`; `app.state.live_sessions` counts its sessions. `generation_config` is the
+    model's (its declared long-form window sets the live windows: `LiveTranscript.for_model`)."""
     sessions = app.state.live_sessions = LiveSessions()
 
     @app.websocket(LIVE_ROUTE)
@@ -224,7 +226,7 @@ def add_live_route(app, batcher, limits: ServerLimits, model_name: str, api_key:
         sessions.active += 1
         sessions.opened += 1
         try:
-            await LiveSession(websocket, batcher, limits, model_name, max_message_bytes).run()
+            await LiveSession(websocket, batcher, limits, model_name, max_message_bytes, generation_config).run()
         except (WebSocketDisconnect, RuntimeError):  # the client left mid-answer: nothing to tell it
             pass
         finally:
