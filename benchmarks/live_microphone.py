@@ -3,8 +3,9 @@ Live transcription through a browser microphone, measured: a held-out recording 
 utterances joined by pauses) is played by Chromium's fake microphone (`--use-file-for-fake-audio-capture`) into the
 web demo's Live tab; the page is read every 0.2 s until the recording has played, then Stop is pressed and the last
 words settle. Printed: when the first word showed (seconds after recording started, and before the recording's end
-or not), the words final at the end against the offline transcription of the same file (`long_audio="sequential"`,
-the same model) and against the reference, and how long after Stop the text settled.
+or not), the words final at the end against the offline transcription of the same file (`long_audio="vad"`, or
+`"sequential"` without silero-vad: what the live buffer is cut like; the same model) and against the reference, and
+how long after Stop the text settled.
 
     python benchmarks/live_microphone.py MODEL [--seconds 45] [--chromium /usr/bin/chromium]
 
@@ -50,13 +51,15 @@ def main(argv=None) -> int:
     from transformers import pipeline
 
     import transformers_qwen_audio  # noqa: F401  (registers "audio-chat")
+    from transformers_qwen_audio.voice_activity import vad_available
     from transformers_qwen_audio.web_demo import build_demo, launch
 
     waveform, utterances = build_recordings(ensure_tiny_multitask(), 1, args.seconds / 60)[0]
     reference = " ".join(utterance["text"] for utterance in utterances)
     generate_kwargs = {"do_sample": False, "max_new_tokens": args.max_new_tokens}
     pipe = pipeline("audio-chat", model=args.model)
-    offline = pipe(waveform, task="transcribe", language="en", long_audio="sequential", **generate_kwargs)["text"]
+    offline_method = "vad" if vad_available() else "sequential"
+    offline = pipe(waveform, task="transcribe", language="en", long_audio=offline_method, **generate_kwargs)["text"]
 
     with tempfile.TemporaryDirectory() as scratch:
         # Chromium loops the file: a second of silence at its end, and Stop once it has played.
@@ -111,6 +114,7 @@ def main(argv=None) -> int:
         "first_words_before_the_end": first_words_at is not None and first_words_at < len(waveform) / RATE,
         "settled_after_stop_s": None if settled_at is None else round(settled_at, 2),
         "finals_only_grew": finals_grew,
+        "offline_method": offline_method,
         "live_equals_offline": words_of(live_text) == words_of(offline),
         "wer_live_vs_offline": corpus_word_error_rate([words_of(offline)], [words_of(live_text)]),
         "wer_live_vs_reference": corpus_word_error_rate([reference], [words_of(live_text)]),

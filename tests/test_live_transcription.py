@@ -143,7 +143,10 @@ def test_live_transcript_with_a_vad_ends_with_the_words_of_offline_vad(seed, pau
     # are the offline `vad` words, window for window, and most of them come while the stream goes on.
     seconds = 60.0
     words, waveform = make_timeline(seconds, seed, pauses), _timed_recording(seconds)
-    hear = _hearing(words)
+    heard = _hearing(words)
+
+    def hear(audio):  # and a word made up in the silence at the end of what it hears, which both drop
+        return heard(audio) + [{"text": "again", "timestamp": (len(audio) / RATE - 0.01, len(audio) / RATE)}]
     offline = vad_long_form([waveform], lambda windows: [hear(audio) for audio in windows], window_seconds=3.0,
                             segments_of=lambda audio: TimelineVAD(words, heard=len(audio)).segments(final=True))[0]
     live = LiveTranscript(window_seconds=3.0, vad=TimelineVAD(words))

@@ -10,6 +10,7 @@ from transformers_qwen_audio.long_form import (
     sequential_long_form,
     vad_long_form,
     windows_at_pauses,
+    words_in_speech,
 )
 
 
@@ -131,6 +132,28 @@ def test_vad_transcribes_all_windows_as_batches_and_keeps_every_word_once():
     assert windows >= 8 and calls == [4] * (windows // 4) + ([windows % 4] if windows % 4 else [])
     for timeline, found in zip(timelines, words):
         assert as_tuples(found) == _expected(timeline)
+
+
+def test_vad_drops_the_words_a_model_times_in_a_pause():
+    # "cat cat": a model trained on short clips writes a word more where it hears silence, and times it there.
+    segments = [(50, 100), (200, 250)]  # speech 0.5-1.0 s and 2.0-2.5 s
+    said = [{"text": "a", "timestamp": (0.55, 0.95)}, {"text": "made-up", "timestamp": (1.2, 1.6)},
+            {"text": "edge", "timestamp": (0.9, 1.3)}, {"text": "b", "timestamp": (1.9, 2.05)},
+            {"text": "tail", "timestamp": (2.5, 2.9)}, {"text": "none", "timestamp": (0.1, 0.4)}]
+    assert [word["text"] for word in words_in_speech(said, segments, RATE)] == ["a", "edge", "b"]
+    assert words_in_speech(said, [], RATE) == []
+    timeline = make_timeline(60.0, 7, (0.3, 1.5))
+    found = _segments(timeline, gap=0.2)
+
+    def inventing(windows):  # the words heard, and one more in the silence at each window's end
+        heard = _fake_transcriber([timeline], [])(windows)
+        return [words + [{"text": "again", "timestamp": (len(window) / RATE - 0.05, len(window) / RATE)}]
+                for window, words in zip(windows, heard)]
+
+    kwargs = {"sampling_rate": RATE, "window_seconds": 5.0, "segments_of": lambda waveform: found}
+    assert as_tuples(vad_long_form([_recording(60.0)], inventing, **kwargs)[0]) == _expected(timeline)
+    kept = vad_long_form([_recording(60.0)], inventing, drop_words_in_silence=False, **kwargs)[0]
+    assert [word["text"] for word in kept].count("again") == len(windows_at_pauses(found, 60 * RATE, 5.0, RATE))
 
 
 def test_sequential_starts_the_next_window_in_the_pause_after_the_last_kept_word():

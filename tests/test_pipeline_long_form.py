@@ -249,3 +249,51 @@ def test_cli_window_seconds(pipe, monkeypatch, capsys, tmp_path):
     assert cli.main(["transcribe", model, str(path), "--long-audio", "sequential", "--window-seconds", "4",
                      "--no-progress"]) == 0
     assert seen["window_seconds"] == 4.0
+
+
+def test_a_checkpoint_that_declares_its_window_is_cut_at_pauses_by_default(pipe, long_wav, monkeypatch, capsys):
+    """The server's uploads, the web demo's Transcribe tab and `qwen-audio transcribe` without a long-audio choice:
+    `vad` (`sequential` without silero-vad) for a checkpoint that declares `long_form_window_seconds`, their old
+    defaults for any other."""
+    import json
+
+    from transformers import GenerationConfig
+
+    from transformers_qwen_audio import cli
+    from transformers_qwen_audio.cli import transcribe
+    from transformers_qwen_audio.long_form import default_long_audio
+    from transformers_qwen_audio.serving.app import InferenceEngine
+    from transformers_qwen_audio.serving.protocol import ServerLimits
+
+    declared = GenerationConfig(long_form_window_seconds=3.0)
+    assert default_long_audio(GenerationConfig()) == "chunk" and default_long_audio(declared) == "vad"
+    assert default_long_audio(GenerationConfig(), otherwise=None) is None
+    monkeypatch.setattr(long_form, "vad_available", lambda: False)
+    assert default_long_audio(declared) == "sequential"
+    monkeypatch.setattr(long_form, "vad_available", lambda: True)
+
+    assert InferenceEngine(pipe, ServerLimits(max_audio_seconds=120)).transcription_long_audio == "chunk"
+    monkeypatch.setattr(pipe.model, "generation_config", declared)
+    assert InferenceEngine(pipe, ServerLimits(max_audio_seconds=120)).transcription_long_audio == "vad"
+    assert InferenceEngine(pipe, ServerLimits(max_audio_seconds=20)).transcription_long_audio == "vad"
+
+    seen = []
+    monkeypatch.setattr(transcribe, "load_pipeline", lambda model, **kwargs: pipe)
+    original = type(pipe).__call__
+    monkeypatch.setattr(type(pipe), "__call__", lambda self, *args, **kwargs: seen.append(kwargs.get("long_audio"))
+                        or original(self, *args, **kwargs))
+    monkeypatch.setattr(long_form, "speech_segments", lambda waveform, sampling_rate: [(RATE, 3 * RATE)])
+    code = cli.main(["transcribe", pipe.model.config._name_or_path, str(long_wav), "--output", "json",
+                     "--max-new-tokens", "4", "--greedy"])
+    assert code == 0 and seen[0] == "vad" and set(json.loads(capsys.readouterr().out)) == {"text"}
+
+    pytest.importorskip("gradio")
+    from transformers_qwen_audio.web_demo import WebDemo
+
+    demo = WebDemo(pipe)
+    try:
+        seen.clear()
+        demo.transcribe(str(long_wav), "en", timestamps=False)
+        assert seen[0] == "vad"
+    finally:
+        demo.close()

@@ -50,7 +50,7 @@ from .audio_io import (
     load_audio,
 )
 from .batching import DynamicBatcher, StopWhenCancelled
-from .long_form import LONG_FORM_METHODS, LiveTranscript, words_text
+from .long_form import LONG_FORM_METHODS, LiveTranscript, default_long_audio, words_text
 from .conversation import CONTROL_TOKENS
 from .subtitles import group_into_cues, render
 from .task_prompts import LANGUAGE_NAMES, OUTPUT_LANGUAGES, QUESTION_TASKS, SPEECH_TASKS, supported_tasks
@@ -314,10 +314,12 @@ class WebDemo:
             return gr.validate(False, str(error))
         return gr.validate(True, "")
 
-    def transcribe(self, audio, language="en", translate_into=NO_TRANSLATION, timestamps=True, long_audio="chunk"):
-        """Transcript, word table, subtitle files and the player (with subtitles) of one recording."""
+    def transcribe(self, audio, language="en", translate_into=NO_TRANSLATION, timestamps=True, long_audio=None):
+        """Transcript, word table, subtitle files and the player (with subtitles) of one recording; `long_audio`
+        defaults as the tab's choice does (`long_form.default_long_audio`)."""
         import gradio as gr
 
+        long_audio = long_audio or default_long_audio(self.pipe.model.generation_config)
         try:
             waveform = load_clip(_file_path(audio), self.limits.transcribe_audio_seconds)
             if language not in AUDIO_LANGUAGES:
@@ -476,7 +478,8 @@ class WebDemo:
                                                           *_language_choices(OUTPUT_LANGUAGES)],
                                                          value=NO_TRANSLATION, label="Translate into")
                         timestamps = gr.Checkbox(value=True, label="Word timestamps (table, SRT, WebVTT)")
-                        long_audio = gr.Dropdown(LONG_AUDIO_CHOICES, value="chunk", label="Long recordings",
+                        long_audio = gr.Dropdown(LONG_AUDIO_CHOICES, label="Long recordings",
+                                                 value=default_long_audio(self.pipe.model.generation_config),
                                                  elem_id="long-audio")
                         transcribe_button = gr.Button("Transcribe", variant="primary")
                     with gr.Column():

@@ -17,7 +17,7 @@ import sys
 import tempfile
 
 from ..feature_extraction_qwen_audio import MAX_AUDIO_SECONDS
-from ..long_form import LONG_FORM_METHODS, check_window_seconds
+from ..long_form import LONG_FORM_METHODS, check_window_seconds, default_long_audio
 
 from .common import (
     EXIT_OK,
@@ -42,7 +42,8 @@ def add_parser(subcommands) -> argparse.ArgumentParser:
     transcribe.add_argument("--long-audio", choices=("truncate", "chunk") + LONG_FORM_METHODS, default=None,
                             help="recordings over 30 s: the first 30 s (truncate), back-to-back 30 s windows (chunk, "
                                  "the fastest), windows that start after the last whole word (sequential) or end "
-                                 "in pauses (vad, needs the vad extra)")
+                                 "in pauses (vad, needs the vad extra); default: vad (else sequential) for a "
+                                 "checkpoint that declares a long_form_window_seconds, else truncate")
     transcribe.add_argument("--window-seconds", type=float, default=None,
                             help="windows of --long-audio sequential / vad (default: the checkpoint's "
                                  "long_form_window_seconds, else 30 s); shorter for a model trained on short clips")
@@ -161,6 +162,8 @@ def run_transcribe(args, out=None) -> int:
         return EXIT_USAGE_ERROR
 
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    if args.long_audio is None:  # a model trained on short clips declares its window: cut at pauses into it
+        args.long_audio = default_long_audio(pipe.model.generation_config, otherwise=None)
     call_kwargs = {"task": args.task, "language": args.language, **generation_kwargs(args)}
     if args.output_language:
         call_kwargs["output_language"] = args.output_language

@@ -31,6 +31,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from transformers import AsyncTextIteratorStreamer, StoppingCriteriaList
 
 from ..batching import DynamicBatcher, QueueFullError, StopWhenCancelled
+from ..long_form import default_long_audio
 from .protocol import (
     ChatRequest,
     Completion,
@@ -81,6 +82,9 @@ class InferenceEngine:
 
     def __init__(self, pipe, limits: ServerLimits):
         self.pipe = pipe
+        # Uploads to /v1/audio/transcriptions without a `long_audio` field: a model that declares a short long-form
+        # window is cut at pauses (`long_form.default_long_audio`); any other as the limits say.
+        self.transcription_long_audio = default_long_audio(pipe.model.generation_config, limits.long_audio)
         self.limits = limits
         self.context_length = getattr(pipe.model.config.get_text_config(), "max_position_embeddings", None)
         # Prompts are counted on request threads while the worker tokenizes with the pipeline's processor: a fast
@@ -140,7 +144,7 @@ class InferenceEngine:
             [request.waveform for request in requests], batch_size=len(requests), task=first.task,
             language=first.language, output_language=first.output_language,
             return_timestamps="word" if first.timestamps else False,
-            long_audio=first.long_audio or self.limits.long_audio, **first.generate_kwargs,
+            long_audio=first.long_audio or self.transcription_long_audio, **first.generate_kwargs,
         )
 
     def _completion(self, request: ChatRequest, output) -> Completion:
