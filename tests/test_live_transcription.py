@@ -424,6 +424,9 @@ def test_web_demo_live_handler_streams_finals_and_ends_the_buffer(pipe, monkeypa
         for first in range(0, len(audio), browser_rate // 2):
             final, partial, state = demo.live((browser_rate, audio[first: first + browser_rate // 2]), state, "en")
             finals_seen.append(final)
+            worker = state.worker  # the buffer is transcribed in a thread of its own: let it catch up
+            if worker is not None:
+                worker.join()
         assert any(finals_seen[:-2]) and all(later.startswith(earlier)
                                              for earlier, later in zip(finals_seen, finals_seen[1:]))
         final, partial, state = demo.live_end(state, "en")
@@ -432,6 +435,40 @@ def test_web_demo_live_handler_streams_finals_and_ends_the_buffer(pipe, monkeypa
         with pytest.raises(Exception, match="Unknown language"):
             demo.live((RATE, np.zeros(RATE, np.int16)), None, "xx")
     finally:
+        demo.close()
+
+
+def test_web_demo_live_handler_does_not_wait_for_the_model(pipe, monkeypatch):
+    # A handler that waits for the model makes the browser drop the microphone's pieces meanwhile: it only adds them.
+    pytest.importorskip("gradio")
+    import threading
+
+    from transformers_qwen_audio.web_demo import WebDemo
+
+    monkeypatch.setattr(LiveTranscript, "for_model", classmethod(lambda cls, generation_config: cls()))
+
+    demo, release, calls = WebDemo(pipe), threading.Event(), []
+
+    def slow_submit(waveform, **call):
+        calls.append(len(waveform))
+        assert release.wait(30)
+        return {"text": "", "chunks": [{"text": "word", "timestamp": (0.0, 0.2)}]}
+
+    demo._submit = slow_submit
+    try:
+        state = None
+        rng = np.random.default_rng(0)
+        for _ in range(8):
+            started = time.monotonic()
+            _, _, state = demo.live((RATE, (0.1 * rng.standard_normal(RATE // 2) * 32767).astype(np.int16)),
+                                    state, "en")
+            assert time.monotonic() - started < 1.0
+        assert state.transcript.seconds == 4.0 and len(calls) <= 1  # all the audio is in; one model call waits
+        release.set()
+        final, partial, state = demo.live_end(state, "en")
+        assert "word" in final and partial == "" and state is None
+    finally:
+        release.set()
         demo.close()
 
 

@@ -24,8 +24,10 @@ this module free of the model, and testable on constructed timestamps. A missing
 its first or after its last timestamp) is completed from the neighbouring words and the window's edges.
 
 `LiveTranscript` is the same idea for a stream (the web demo's microphone, the server's WebSocket): a rolling buffer
-transcribed with word timestamps as audio arrives; a word is final once the model has heard the pause after it, and
-the buffer is cut there.
+transcribed with word timestamps as audio arrives. With a VAD that hears the stream as it comes
+(`voice_activity.StreamingSpeechSegments`), the buffer is cut into exactly the windows `"vad"` cuts the whole
+recording into, and its final words are `"vad"`'s; without, a word is final once the model has heard the pause after
+it, and the buffer is cut there.
 """
 
 import bisect
@@ -346,7 +348,9 @@ class LiveTranscript:
         self.partial: list[Word] = []
         self._plan: tuple[list[tuple[int, int]], int] | None = None  # with a VAD: the buffer's windows, how many closed
         self._speech: list[tuple[int, int]] = []  # with a VAD: its speech segments in the buffer, as planned
-        self._handed: tuple[int, int] = (0, 0)  # the part of the buffer `window_audio()` gave out
+        # The part of the buffer the last `window_audio()` gave out: audio may come between it and `settle()`.
+        self._handed: tuple[int, int] | None = None
+        self._heard_unheard = 0  # `unheard` when that audio was given out
 
     @property
     def seconds(self) -> float:
@@ -356,7 +360,7 @@ class LiveTranscript:
     @property
     def window_start(self) -> float:
         """Where the audio of the last `window_audio()` starts on the stream's time line, in seconds."""
-        return (self.buffer_start + self._handed[0]) / self.sampling_rate
+        return (self.buffer_start + (self._handed or (0, 0))[0]) / self.sampling_rate
 
     def push(self, samples: np.ndarray) -> None:
         samples = np.asarray(samples, dtype=np.float32)
@@ -392,15 +396,19 @@ class LiveTranscript:
             self._handed = windows[0] if closed else windows[-1]
         else:
             self._handed = (0, min(len(self.buffer), self.window))
+        self._heard_unheard = self.unheard  # what came after this is still unheard once it is settled
         return self.buffer[self._handed[0]: self._handed[1]]
 
     def settle(self, words: Sequence[Word]) -> list[Word]:
         """Takes the words of `window_audio()` (relative times) and returns those that became final (stream times)."""
         if self.vad is not None:
             return self._settle_window(words)
-        heard = min(len(self.buffer), self.window) / self.sampling_rate
+        if self._handed is None:  # words of the buffer as it is now
+            self._handed, self._heard_unheard = (0, min(len(self.buffer), self.window)), self.unheard
+        heard_samples, self._handed = self._handed[1], None
+        heard = heard_samples / self.sampling_rate
         words = _check_window_result(words, 0, heard)
-        self.unheard = 0
+        self._mark_heard()
         if self.finishing and len(self.buffer) <= self.window:
             count, cut = len(words), len(self.buffer)
         else:
@@ -424,6 +432,10 @@ class LiveTranscript:
         if vad_available():
             return cls(window_seconds=declared_window_seconds(generation_config), vad=StreamingSpeechSegments())
         return cls()
+
+    def _mark_heard(self) -> None:
+        self.unheard = max(self.unheard - self._heard_unheard, 0)
+        self._heard_unheard = 0
 
     def _cut(self, samples: int) -> None:
         self.buffer = self.buffer[samples:]
@@ -467,15 +479,19 @@ class LiveTranscript:
                                  self.window_seconds, self.sampling_rate)
 
     def _settle_window(self, words: Sequence[Word]) -> list[Word]:
-        begin, end = self._handed
+        if self._handed is None:
+            raise RuntimeError("settle() takes the words of the audio window_audio() gave; call it first.")
+        (begin, end), self._handed = self._handed, None
+        handed = (begin, end)
         windows, closed = self._windows()
         words = _check_window_result(words, 0, (end - begin) / self.sampling_rate)
         words = _shifted(words, (self.buffer_start + begin) / self.sampling_rate)
         # As vad_long_form does: words timed in a pause are dropped (on the stream's time line, as there).
         speech = [(start + self.buffer_start, end + self.buffer_start) for start, end in self._speech]
         words = words_in_speech(words, speech, self.sampling_rate)
-        if not (closed and windows[0] == self._handed):  # the open window: words that may still change
-            self.unheard, self.partial = 0, words
+        if not (closed and windows[0] == handed):  # the open window: words that may still change
+            self._mark_heard()
+            self.partial = words
             return []
         self.final.extend(words)
         self._cut(end)
@@ -505,4 +521,4 @@ class LiveTranscript:
 
 __all__ = ["LONG_FORM_METHODS", "LiveTranscript", "check_window_seconds", "complete_times", "declared_window_seconds",
            "default_long_audio", "long_form_words", "sequential_long_form", "vad_long_form", "windows_at_pauses",
-           "words_text", "words_to_segments"]
+           "words_in_speech", "words_text", "words_to_segments"]
