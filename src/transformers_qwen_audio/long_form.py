@@ -427,7 +427,7 @@ class LiveTranscript:
         """The live transcript the web demo and the server keep for each stream. With silero-vad installed (the `vad`
         extra), cut at its pauses into the model's declared long-form windows (`declared_window_seconds`): the finals
         are then those of `long_audio="vad"` on the whole recording. Without, at the pauses the model's timestamps
-        show, in 30 s buffers (the main job's model, validation recordings: WER 0.30 against the text; 0.11 with the
+        show, in 30 s buffers (the main job's model, validation recordings: WER 0.30 against the text; 0.055 with the
         VAD in its 3 s windows)."""
         if vad_available():
             return cls(window_seconds=declared_window_seconds(generation_config), vad=StreamingSpeechSegments())
