@@ -158,6 +158,21 @@ def test_live_transcript_with_a_vad_ends_with_the_words_of_offline_vad(seed, pau
         assert as_tuples(live.final) == expected(words)
 
 
+def test_live_transcript_with_a_vad_makes_words_final_once_the_pause_that_ends_a_window_is_heard():
+    # 30 s windows: the words said before a long pause are final about a second after it began, not 30 s later.
+    words = [("one", 0.5, 0.9), ("two", 1.1, 1.5), ("three", 20.0, 20.4)]
+    live, hear = LiveTranscript(vad=TimelineVAD(words)), _hearing(words)
+    waveform, became_final = _timed_recording(25.0), {}
+    for first in range(0, len(waveform), RATE // 10):
+        live.push(waveform[first: first + RATE // 10])
+        while live.due():
+            for word in live.settle(hear(live.window_audio())):
+                became_final[word["text"]] = live.seconds
+    assert live.window_seconds == 30.0 and list(became_final) == ["one", "two", "three"]
+    for text, end in (("two", 1.5), ("three", 20.4)):  # the last words before a long pause
+        assert became_final[text] - end <= long_form.WINDOW_BREAK_SECONDS + 1.0, text
+
+
 def test_live_transcript_with_a_vad_keeps_little_of_a_silent_stream():
     live = LiveTranscript(window_seconds=3.0, vad=TimelineVAD([]))
     finals_seen, partials = _live(np.zeros(40 * RATE, np.float32), live, lambda audio: [{"text": "x",

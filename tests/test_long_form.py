@@ -5,6 +5,7 @@ import pytest
 
 from constructed_words import as_tuples, expected, make_timeline, words_heard
 from transformers_qwen_audio.long_form import (
+    WINDOW_BREAK_SECONDS,
     WINDOW_CONTEXT_SECONDS,
     long_form_words,
     sequential_long_form,
@@ -114,6 +115,13 @@ def test_vad_windows_keep_a_short_context_around_the_speech():
     segments = [(5 * RATE, 7 * RATE), (17 * RATE, 19 * RATE)]
     assert windows_at_pauses(segments, 30 * RATE, window_seconds=12.0, sampling_rate=RATE) == [
         (5 * RATE - context, 7 * RATE + context), (17 * RATE - context, 19 * RATE + context)]
+    # A pause of WINDOW_BREAK_SECONDS ends a window though the next speech would fit in it; a shorter one does not.
+    breaking = int(WINDOW_BREAK_SECONDS * RATE)
+    apart = [(5 * RATE, 6 * RATE), (6 * RATE + breaking, 7 * RATE + breaking)]
+    assert windows_at_pauses(apart, 30 * RATE, window_seconds=12.0, sampling_rate=RATE) == [
+        (5 * RATE - context, 6 * RATE + context), (6 * RATE + breaking - context, 7 * RATE + breaking + context)]
+    near = [(5 * RATE, 6 * RATE), (6 * RATE + breaking - 1, 7 * RATE + breaking)]
+    assert len(windows_at_pauses(near, 30 * RATE, window_seconds=12.0, sampling_rate=RATE)) == 1
     # A pause shorter than two contexts is shared half-way.
     close = [(5 * RATE, 7 * RATE), (7 * RATE + context, 18 * RATE)]
     assert windows_at_pauses(close, 30 * RATE, window_seconds=12.0, sampling_rate=RATE)[0] == (

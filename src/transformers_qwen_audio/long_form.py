@@ -50,6 +50,11 @@ MIN_WINDOW_SECONDS = 0.1
 # windows on validation recordings: WER 0.16 ending half-way through each pause with 0.1 s before the speech, 0.13
 # ending 0.1 s after it, 0.11 with 0.2 s, 0.125 with 0.3 s; 0.07 utterance by utterance).
 WINDOW_CONTEXT_SECONDS = 0.2
+# A pause this long ends a VAD window even when the next speech would fit in it: the model hears each stretch of speech
+# with the silence of one pause around it, and a live window is final once the pause is heard (the main job's model,
+# 3 s windows on validation recordings: WER 0.055 -> 0.044 against the text, and 0.100 -> 0.074 for a second seed's
+# model, with 0.6 or 0.8 s; 0.055 / 0.089 with 1.0 s, 0.052 / 0.096 with 1.5 s).
+WINDOW_BREAK_SECONDS = 0.8
 LONG_FORM_METHODS = ("sequential", "vad")
 
 Word = dict
@@ -222,15 +227,17 @@ def windows_at_pauses(
     """
     Windows of at most `window_seconds` that cover every speech segment (sorted (start, end) samples) and end in
     pauses: `WINDOW_CONTEXT_SECONDS` after their last segment, or half-way to the next one when that is nearer. A
-    window opens the same context before its first segment (or where the previous one ended), and a segment longer
-    than a window is cut into window-long pieces. Returns (start, end) samples.
+    pause of `WINDOW_BREAK_SECONDS` or more always ends a window. A window opens the same context before its first
+    segment (or where the previous one ended), and a segment longer than a window is cut into window-long pieces.
+    Returns (start, end) samples.
     """
     window = int(round(window_seconds * sampling_rate))
     context = int(WINDOW_CONTEXT_SECONDS * sampling_rate)
+    long_pause = int(WINDOW_BREAK_SECONDS * sampling_rate)
     windows: list[tuple[int, int]] = []
     start = last_end = None
     for segment_start, segment_end in segments:
-        if start is not None and segment_end - start > window:
+        if start is not None and (segment_end - start > window or segment_start - last_end >= long_pause):
             windows.append((start, min((last_end + segment_start) // 2, last_end + context, start + window)))
             start = None
         if start is None:
@@ -315,10 +322,10 @@ class LiveTranscript:
     - with `vad` (a `voice_activity.StreamingSpeechSegments`, which hears the stream frame by frame as the whole
       recording would be heard), the buffer is planned into windows that end in pauses exactly as `vad_long_form`
       plans a whole recording (`windows_at_pauses`, `window_seconds` long at most). A window is transcribed for good
-      once nothing that comes later could change it: a later window has begun, or the stream has gone a whole window
-      past its start. Its words are final and the buffer is cut at its end; the open window is heard again every step
-      for the words still partial. So the finals are the words of the offline `long_audio="vad"` transcription of
-      the same audio, window for window.
+      once nothing that comes later could change it: a later window has begun, the pause after it has lasted
+      `WINDOW_BREAK_SECONDS`, or the stream has gone a whole window past its start. Its words are final and the
+      buffer is cut at its end; the open window is heard again every step for the words still partial. So the
+      finals are the words of the offline `long_audio="vad"` transcription of the same audio, window for window.
     - without, the model's own timestamps decide: a word is final when it ends before the buffer's last
       `tail_seconds` and a pause of `pause_seconds` follows it (the model has heard that it is over); the buffer is then
       cut in that pause. A buffer that would outgrow the window is cut at its settled part whatever follows.
@@ -340,6 +347,7 @@ class LiveTranscript:
         # half-way to it) shows once heard for the VAD's minimum speech (`voice_activity.MIN_SPEECH_SECONDS`, padded
         # by silero-vad's 0.03 s); the end of open speech comes back by up to its minimum pause (0.1 s) and a frame.
         self.vad_settle = int((WINDOW_CONTEXT_SECONDS + VAD_SETTLE_SECONDS) * sampling_rate)
+        self.long_pause = int(WINDOW_BREAK_SECONDS * sampling_rate)
         self.buffer = np.zeros(0, np.float32)
         self.buffer_start = 0  # where the buffer starts on the stream's time line, in samples
         self.unheard = 0  # samples pushed since the buffer was last transcribed
@@ -466,9 +474,12 @@ class LiveTranscript:
                 while closed < len(windows) - 1 and all(
                         closed < len(other) and other[closed] == windows[closed] for other in alternatives):
                     closed += 1
-            else:  # the last window closes once no later speech would fit in it, nor start in its pause
+            else:  # the last window closes once no later speech could join it: none would fit in it, or a pause
+                # that ends a window has been heard; nor start in its pause
                 closed = len(windows)
+                heard_pause = len(self.buffer) - segments[-1][1] if segments else 0
                 if windows and (len(self.buffer) - windows[-1][0] <= self.window + self.vad_settle
+                                and heard_pause < self.long_pause + self.vad_settle
                                 or len(self.buffer) - windows[-1][1] < self.vad_settle):
                     closed -= 1
             self._plan = (windows, closed)
