@@ -238,11 +238,11 @@ def _user_turn(message) -> list:
     return [{"path": path} for path in files] + ([text] if text else [])
 
 
-class LiveSession:
+class MicrophoneSession:
     """One browser session's live stream: its `LiveTranscript`, and the thread that transcribes it as the audio comes.
     The stream handler only adds the audio and starts that thread: a handler that waits for the model makes the
-    browser drop the microphone's pieces meanwhile (15 % of a 23.8 s recording through Chromium's fake microphone,
-    with the main job's model on 2 cores)."""
+    browser drop the microphone's pieces meanwhile (only 20.2-22.0 s of a 24.8 s recording played through
+    Chromium's fake microphone arrived, with the main job's model on 2 cores)."""
 
     def __init__(self, transcript: LiveTranscript):
         self.transcript = transcript
@@ -251,9 +251,10 @@ class LiveSession:
         self.error: Exception | None = None
 
     def raise_error(self) -> None:
-        """A transcription that failed in the thread fails the next handler call."""
-        if self.error is not None:
-            raise self.error
+        """A transcription that failed in the thread fails the next handler call, once."""
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -377,10 +378,10 @@ class WebDemo:
 
     def live(self, chunk, session, language="en"):
         """One piece of the microphone's stream (`gr.Audio(streaming=True)`: `(rate, samples)`) into the session's
-        rolling buffer (`LiveSession`, kept in `gr.State`): the final text so far and the words still open. The
+        rolling buffer (`MicrophoneSession`, kept in `gr.State`): the final text so far and the words still open. The
         buffer is transcribed in a thread of its own (`_follow`), so that this returns at once."""
-        session = session if isinstance(session, LiveSession) else LiveSession(
-            LiveTranscript.for_model(self.pipe.model.generation_config))
+        if not isinstance(session, MicrophoneSession) or session.transcript.finishing:  # a new recording
+            session = MicrophoneSession(LiveTranscript.for_model(self.pipe.model.generation_config))
         if chunk is not None:
             try:
                 if language not in AUDIO_LANGUAGES:
@@ -405,7 +406,7 @@ class WebDemo:
 
     def live_end(self, session, language="en"):
         """The recording stopped: what is left in the buffer becomes final."""
-        if not isinstance(session, LiveSession):
+        if not isinstance(session, MicrophoneSession):
             return "", "", None
         worker = session.worker
         if worker is not None:
@@ -418,7 +419,7 @@ class WebDemo:
             raise _page_error(error, "Cannot transcribe this") from None
         return words_text(session.transcript.final), "", None
 
-    def _follow(self, session: "LiveSession", language: str) -> None:
+    def _follow(self, session: "MicrophoneSession", language: str) -> None:
         """Transcribes the session's buffer while it is due; the audio goes on arriving meanwhile."""
         while True:
             with session.lock:
