@@ -83,14 +83,7 @@ def test_unused_input_names(tiny_processor):
     require(name, "audio_span_lengths" not in inputs, "`__call__` no longer drops the unused input names")
 
 
-def test_get_arguments_from_pretrained(tiny_checkpoint_dir):
-    name = "transformers.processing_utils.ProcessorMixin._get_arguments_from_pretrained"
-    require(name, inspect.ismethod(ProcessorMixin._get_arguments_from_pretrained), "no longer a classmethod")
-    require(
-        name,
-        parameters(ProcessorMixin._get_arguments_from_pretrained)[:2] == ["pretrained_model_name_or_path", "processor_dict"],
-        f"signature is now {parameters(ProcessorMixin._get_arguments_from_pretrained)}",
-    )
+def _builds_the_sub_processors_once(name, tiny_checkpoint_dir):
     calls = []
     original = QwenAudioProcessor._get_arguments_from_pretrained.__func__
 
@@ -102,6 +95,38 @@ def test_get_arguments_from_pretrained(tiny_checkpoint_dir):
         patch.setattr(QwenAudioProcessor, "_get_arguments_from_pretrained", classmethod(spy))
         QwenAudioProcessor.from_pretrained(tiny_checkpoint_dir)
     require(name, len(calls) == 1, "`from_pretrained` no longer builds the sub-processors through it")
+
+
+def test_get_arguments_from_pretrained(tiny_checkpoint_dir):
+    # transformers <= 5.24 builds the sub-processors here; 5.25 moved it to `_resolve_subprocessors` (next test).
+    name = "transformers.processing_utils.ProcessorMixin._get_arguments_from_pretrained"
+    if hasattr(ProcessorMixin, "_resolve_subprocessors"):
+        return _builds_the_sub_processors_once(name, tiny_checkpoint_dir)  # through our `_resolve_subprocessors`
+    require(name, inspect.ismethod(ProcessorMixin._get_arguments_from_pretrained), "no longer a classmethod")
+    require(
+        name,
+        parameters(ProcessorMixin._get_arguments_from_pretrained)[:2] == ["pretrained_model_name_or_path", "processor_dict"],
+        f"signature is now {parameters(ProcessorMixin._get_arguments_from_pretrained)}",
+    )
+    _builds_the_sub_processors_once(name, tiny_checkpoint_dir)
+
+
+def test_resolve_subprocessors(tiny_checkpoint_dir):
+    name = "transformers.processing_utils.ProcessorMixin._resolve_subprocessors"
+    if not hasattr(ProcessorMixin, "_resolve_subprocessors"):
+        require(name, hasattr(ProcessorMixin, "_get_arguments_from_pretrained"),
+                "neither it nor `_get_arguments_from_pretrained` builds the sub-processors")
+        return  # transformers <= 5.24: the previous test covers the hook
+    require(name, inspect.ismethod(ProcessorMixin._resolve_subprocessors), "no longer a classmethod")
+    require(name, parameters(ProcessorMixin._resolve_subprocessors)[:2] == [
+        "pretrained_model_name_or_path", "processor_dict"],
+        f"signature is now {parameters(ProcessorMixin._resolve_subprocessors)}")
+    source = inspect.getsource(ProcessorMixin._resolve_subprocessors)
+    require(name, "kwargs.pop(sub_processor_type" in source, "it no longer takes sub-processors passed in its keywords")
+    require(name, "_resolve_subprocessors(" in inspect.getsource(ProcessorMixin.from_pretrained),
+            "`from_pretrained` no longer calls it")
+    processor = QwenAudioProcessor.from_pretrained(tiny_checkpoint_dir)
+    require(name, type(processor.tokenizer).__name__ == "QwenAudioTokenizerFast", "our tokenizer was not used")
 
 
 def test_resolve_audio_loading_params(tiny_processor):
@@ -245,6 +270,7 @@ TESTED = {
     "test_process_audio_hook": "transformers.processing_utils.ProcessorMixin._process_audio",
     "test_unused_input_names": "transformers.processing_utils.ProcessorMixin.unused_input_names",
     "test_get_arguments_from_pretrained": "transformers.processing_utils.ProcessorMixin._get_arguments_from_pretrained",
+    "test_resolve_subprocessors": "transformers.processing_utils.ProcessorMixin._resolve_subprocessors",
     "test_resolve_audio_loading_params": "transformers.processing_utils.ProcessorMixin._resolve_audio_loading_params",
     "test_multimodal_inputs_from_conversations":
         "transformers.processing_utils.ProcessorMixin._multimodal_inputs_from_conversations",

@@ -216,7 +216,8 @@ class QwenAudioProcessor(ProcessorMixin):
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
         # The released checkpoints have neither `preprocessor_config.json` nor `tokenizer.json`: build the feature
         # extractor from Qwen-Audio's defaults and the tokenizer from `qwen.tiktoken`, without the Auto classes
-        # (which would look at the remote-code `auto_map` of the released folder).
+        # (which would look at the remote-code `auto_map` of the released folder). transformers <= 5.24 builds the
+        # sub-processors here; 5.25 in `_resolve_subprocessors` (below).
         fetch_kwargs = hub_kwargs(kwargs)
         preprocessor_file = cached_file(
             pretrained_model_name_or_path,
@@ -231,6 +232,17 @@ class QwenAudioProcessor(ProcessorMixin):
             feature_extractor = default_feature_extractor()
         tokenizer = QwenAudioTokenizerFast.from_pretrained(pretrained_model_name_or_path, **fetch_kwargs)
         return [feature_extractor, tokenizer]
+
+    @classmethod
+    def _resolve_subprocessors(cls, pretrained_model_name_or_path, processor_dict, **kwargs):
+        # transformers >= 5.25: the sub-processors the caller did not pass come from `_get_arguments_from_pretrained`,
+        # as in 5.24, rather than from the Auto classes (a released folder has no preprocessor_config.json).
+        missing = [name for name in ("feature_extractor", "tokenizer") if kwargs.get(name) is None]
+        if missing:
+            built = dict(zip(("feature_extractor", "tokenizer"),
+                             cls._get_arguments_from_pretrained(pretrained_model_name_or_path, **kwargs)))
+            kwargs.update({name: built[name] for name in missing})
+        return super()._resolve_subprocessors(pretrained_model_name_or_path, processor_dict, **kwargs)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "QwenAudioProcessor":

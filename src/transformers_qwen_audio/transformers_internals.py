@@ -37,8 +37,14 @@ INTERNALS = (
     Internal(
         "transformers.processing_utils.ProcessorMixin._get_arguments_from_pretrained",
         "processing_qwen_audio.py (QwenAudioProcessor)",
-        "Builds the sub-processors in `from_pretrained`; ours reads released folders (qwen.tiktoken, no "
-        "preprocessor_config.json) without the Auto classes and their remote-code `auto_map`.",
+        "Builds the sub-processors in `from_pretrained` up to transformers 5.24; ours reads released folders "
+        "(qwen.tiktoken, no preprocessor_config.json) without the Auto classes and their remote-code `auto_map`.",
+    ),
+    Internal(
+        "transformers.processing_utils.ProcessorMixin._resolve_subprocessors",
+        "processing_qwen_audio.py (QwenAudioProcessor)",
+        "Builds the sub-processors in `from_pretrained` from transformers 5.25 on, skipping those passed in its "
+        "keywords: ours passes the ones `_get_arguments_from_pretrained` builds.",
     ),
     Internal(
         "transformers.processing_utils.ProcessorMixin._resolve_audio_loading_params",
