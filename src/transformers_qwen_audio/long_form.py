@@ -355,7 +355,7 @@ class LiveTranscript:
         self.final: list[Word] = []
         self.partial: list[Word] = []
         self._plan: tuple[list[tuple[int, int]], int] | None = None  # with a VAD: the buffer's windows, how many closed
-        self._speech: list[tuple[int, int]] = []  # with a VAD: its speech segments in the buffer, as planned
+        self._speech: list[tuple[int, int]] = []  # with a VAD: the speech reaching into the buffer (stream samples)
         # The part of the buffer the last `window_audio()` gave out: audio may come between it and `settle()`.
         self._handed: tuple[int, int] | None = None
         self._heard_unheard = 0  # `unheard` when that audio was given out
@@ -455,9 +455,9 @@ class LiveTranscript:
         are closed: planned alike whatever the speech still open at the buffer's end turns out to be. A buffer without
         speech keeps only its last step (room for the VAD to hear a word start)."""
         if self._plan is None:
-            segments = [(max(start - self.buffer_start, 0), end - self.buffer_start)
-                        for start, end in self.vad.segments(final=self.finishing) if end > self.buffer_start]
-            self._speech = segments
+            self._speech = [segment for segment in self.vad.segments(final=self.finishing)
+                            if segment[1] > self.buffer_start]
+            segments = [(max(start - self.buffer_start, 0), end - self.buffer_start) for start, end in self._speech]
             windows = self._planned(segments)
             if not windows and not self.finishing and len(self.buffer) > self.step:
                 self._cut(len(self.buffer) - self.step)
@@ -492,14 +492,13 @@ class LiveTranscript:
     def _settle_window(self, words: Sequence[Word]) -> list[Word]:
         if self._handed is None:
             raise RuntimeError("settle() takes the words of the audio window_audio() gave; call it first.")
-        (begin, end), self._handed = self._handed, None
-        handed = (begin, end)
+        handed, self._handed = self._handed, None
+        begin, end = handed
         windows, closed = self._windows()
         words = _check_window_result(words, 0, (end - begin) / self.sampling_rate)
         words = _shifted(words, (self.buffer_start + begin) / self.sampling_rate)
         # As vad_long_form does: words timed in a pause are dropped (on the stream's time line, as there).
-        speech = [(start + self.buffer_start, end + self.buffer_start) for start, end in self._speech]
-        words = words_in_speech(words, speech, self.sampling_rate)
+        words = words_in_speech(words, self._speech, self.sampling_rate)
         if not (closed and windows[0] == handed):  # the open window: words that may still change
             self._mark_heard()
             self.partial = words
