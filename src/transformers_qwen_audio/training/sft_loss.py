@@ -9,11 +9,16 @@ TRL's `SFTTrainer` computes the loss through a fused LM head (`trl.kernels.chunk
 logits: a memory saving on a GPU. Without Triton (on CPU) it folds the tiles in torch, over every position rather
 than the trained ones, and recomputes them in the backward: on the tiny recipe that was 60 % of a CPU step (32 of
 52 s over 60 steps, the model's own forward and backward the rest). There the model's own loss (`Trainer`'s
-`compute_loss`: the logits, then the causal-LM cross-entropy over the labels) is the same number for less.
+`compute_loss`: the logits, then the causal-LM cross-entropy over the labels) is the same number for less, and with
+the logits of the labelled positions only (`label_positions.keep_logits_at_labels`, as pre-training does: the
+assistant replies are a small share of a dialogue's tokens) a step of the tiny SFT recipe takes 0.77x the time
+(150 steps: 29.6 s against 38.7 s, the same losses and token accuracies).
 """
 
 import torch
 from transformers import Trainer
+
+from .label_positions import keep_logits_at_labels
 
 
 def fused_lm_head_pays(model) -> bool:
@@ -30,13 +35,14 @@ class PlainLossWithoutTriton:
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
         mode = "train" if self.model.training else "eval"
-        inputs["use_cache"] = False
+        inputs = keep_logits_at_labels({**inputs, "use_cache": False})
         loss, outputs = Trainer.compute_loss(self, model, inputs, return_outputs=True,
                                              num_items_in_batch=num_items_in_batch)
         with torch.no_grad():
-            labels = inputs["labels"][:, 1:]
+            # The logits of the labelled positions only, in order, beside their (already shifted) labels.
+            labels = inputs["shift_labels"]
             trained = labels != -100
-            correct = (outputs.logits[:, :-1].argmax(-1) == labels) & trained
+            correct = (outputs.logits.reshape(-1, outputs.logits.shape[-1]).argmax(-1) == labels) & trained
             counts = self.accelerator.gather_for_metrics(torch.stack([trained.sum(), correct.sum()]).reshape(1, 2))
             num_trained, num_correct = counts.sum(0).tolist()
         self._metrics[mode]["mean_token_accuracy"].append(num_correct / num_trained if num_trained else 0.0)
