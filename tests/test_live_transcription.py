@@ -4,6 +4,7 @@ WebSocket (`/v1/audio/live`) and its limits, and the transcription endpoint's `l
 import io
 import json
 import struct
+import threading
 import time
 
 import numpy as np
@@ -307,6 +308,29 @@ def test_websocket_partials_then_finals_on_the_stream_time_line(client, stream_w
     assert "error" not in kinds and kinds.count("partial") >= 10
     assert kinds.count("final") >= 3 and kinds.index("final") < len(kinds) - 3  # finals while the stream goes on
     assert any(message["words"] for message in messages if message["type"] == "partial")
+
+
+def test_a_live_push_does_not_hold_up_the_other_clients(client, monkeypatch):
+    """The VAD runs as audio is pushed (silero-vad over the new frames): the server does that off its event loop, so
+    other requests are answered meanwhile."""
+    pushing, released, original = threading.Event(), threading.Event(), LiveTranscript.push
+
+    def slow_push(self, samples):
+        pushing.set()
+        released.wait(timeout=10)  # on the event loop, this would stall every other client for as long
+        original(self, samples)
+
+    monkeypatch.setattr(LiveTranscript, "push", slow_push)
+    with client.websocket_connect(LIVE_ROUTE) as socket:
+        socket.send_bytes(pcm(0.25))
+        assert pushing.wait(timeout=10)
+        started = time.perf_counter()
+        assert client.get("/health").status_code == 200
+        answered = time.perf_counter() - started
+        released.set()
+        socket.send_text(json.dumps({"type": "end"}))
+        until_done(socket)
+    assert answered < 5, f"/health took {answered:.1f} s while a live push was running"
 
 
 def test_websocket_bad_messages_get_errors_and_the_session_goes_on(client, stream_words):
