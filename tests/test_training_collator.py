@@ -165,6 +165,51 @@ def test_audio_sources_paths_bytes_and_datasets_dicts(tmp_path, processor, colla
     assert trained_segments(processor.tokenizer, batch["input_ids"][0], batch["labels"][0]) == ["a tone<|endoftext|>"]
 
 
+def test_decoded_clip_cache_gives_the_same_batches_and_decodes_each_file_once(tmp_path, processor, monkeypatch):
+    from transformers_qwen_audio.training import collators
+
+    paths = []
+    for index, frequency in enumerate((330.0, 440.0, 550.0)):
+        paths.append(tmp_path / f"tone{index}.wav")
+        soundfile.write(paths[-1], tone(0.5, frequency), SAMPLING_RATE)
+    examples = [audio_chat(str(paths[0])), audio_chat({"path": "tone1.wav", "bytes": None}), audio_chat(paths[2]),
+                audio_chat({"bytes": wav_bytes(tone(0.5)), "path": "tone0.wav"})]  # bytes: never taken for tone0
+    plain = QwenAudioCollator(processor, audio_base_dir=tmp_path)(examples)
+    reads = []
+    real_load_clip = collators.load_clip
+    monkeypatch.setattr(collators, "load_clip", lambda clip, *a, **k: reads.append(clip) or real_load_clip(clip, *a, **k))
+    cached = QwenAudioCollator(processor, audio_base_dir=tmp_path, decoded_clip_cache_mb=1)
+    for _ in range(3):  # three epochs
+        batch = cached(examples)
+        for key in ("input_ids", "labels", "input_features", "feature_attention_mask"):
+            assert torch.equal(batch[key], plain[key]), key
+    # The three files once each; the bytes clip at every read (its name is no key for its samples).
+    assert len(reads) == 3 + 3 and cached.clip_cache.hits == 6
+    assert sum(isinstance(clip, dict) and clip.get("bytes") is not None for clip in reads) == 3
+    with pytest.raises(ValueError, match="decoded_clip_cache_mb"):
+        QwenAudioCollator(processor, decoded_clip_cache_mb=-1)
+
+
+def test_decoded_clip_cache_keeps_to_its_budget_and_hands_out_read_only_clips():
+    from transformers_qwen_audio.training.clip_cache import DecodedClipCache
+
+    cache = DecodedClipCache(max_bytes=3 * 4000)  # room for three clips of 1,000 float32 samples
+    for name in "abcd":
+        cache.put(name, np.zeros(1000, np.float32))
+    assert cache.bytes == 12000 and cache.get("a") is None and cache.get("b") is not None  # a, the oldest, went
+    cache.put("e", np.zeros(1000, np.float32))  # b was just used: c goes
+    assert cache.get("c") is None and cache.get("b") is not None
+    huge = cache.put("huge", np.zeros(10000, np.float32))  # over the whole budget: handed back, not kept
+    assert cache.get("huge") is None and cache.bytes == 12000
+    with pytest.raises(ValueError):
+        huge[0] = 1.0
+    assert DecodedClipCache.key("x.wav", "/data") == "/data/x.wav"
+    assert DecodedClipCache.key({"path": "/data/x.wav", "bytes": None}) == "/data/x.wav"
+    assert DecodedClipCache.key({"path": "x.wav", "bytes": b"RIFF"}) is None
+    assert DecodedClipCache.key("https://example.com/x.wav") is None
+    assert DecodedClipCache.key({"array": np.zeros(4), "sampling_rate": 16000}) is None
+
+
 def test_audios_column_fills_audio_parts_without_source(processor, collator):
     example = {
         "messages": [

@@ -55,6 +55,11 @@ class AudioArguments:
         metadata={"help": "Rows whose clip cannot be read are skipped, each named in the log; past this share of the "
                   "training rows the run stops with their list (0: stop at the first)."},
     )
+    decoded_clip_cache_mb: float = field(
+        default=0.0,
+        metadata={"help": "Keep the clips decoded from files in memory, up to this many megabytes, so that later epochs do not "
+                  "decode them again (0: decode every read). The tiny recipes set 1024 (their clips take ~700 MB)."},
+    )
 
 
 def make_parser() -> TrlParser:

@@ -28,6 +28,7 @@ from ..modeling_qwen_audio import locate_audio_spans
 from ..processing_qwen_audio import FEATURE_PADDING_MODES
 from ..tokenization_qwen_audio import AUDIO_END_TOKEN, AUDIO_START_TOKEN
 from ..word_timestamps import timestamp_token
+from .clip_cache import DecodedClipCache
 from .clip_joining import JOINABLE_TASK_TAG, ClipJoining, join_completions, join_waveforms
 from .mixture import MIN_ROWS_FOR_BAD_SHARE
 from .run_checks import EXAMPLE_ROWS
@@ -178,6 +179,9 @@ class QwenAudioCollator:
             Training-time augmentation: in some batches, transcription examples of one clip that share a prompt are
             joined into one recording of several utterances, their targets into one (`training.clip_joining`).
             Applied before `time_shift`.
+        decoded_clip_cache_mb (`float`, *optional*, defaults to 0):
+            Keep the clips decoded from file paths, up to this many megabytes (`training.clip_cache`), so that later
+            epochs do not decode them again; 0 decodes every read.
     """
 
     processor: Any
@@ -196,6 +200,7 @@ class QwenAudioCollator:
     return_example_rows: bool = False
     time_shift: TimeShift | None = None
     clip_joining: ClipJoining | None = None
+    decoded_clip_cache_mb: float = 0.0
 
     def __post_init__(self):
         tokenizer = self.processor.tokenizer
@@ -209,6 +214,10 @@ class QwenAudioCollator:
             raise ValueError(f"`max_bad_row_share` must be in [0, 1), got {self.max_bad_row_share!r}.")
         if self.assistant_only_loss is None:
             self.assistant_only_loss = bool(self.completion_only_loss)
+        if not self.decoded_clip_cache_mb >= 0:
+            raise ValueError(f"`decoded_clip_cache_mb` must be 0 or more, got {self.decoded_clip_cache_mb!r}.")
+        self.clip_cache = DecodedClipCache(int(self.decoded_clip_cache_mb * 2**20)) if self.decoded_clip_cache_mb \
+            else None
         self.skipped = []  # one line per example skipped for a clip that cannot be read
         self._examples_seen = 0
         self._previous_batch = None
@@ -468,11 +477,15 @@ class QwenAudioCollator:
         return collated
 
     def _decode(self, clip, where: str):
+        key = None if self.clip_cache is None else self.clip_cache.key(clip, self.audio_base_dir)
+        if key is not None and (waveform := self.clip_cache.get(key)) is not None:
+            return waveform
         try:
-            return load_clip(clip, where, allow_urls=self.allow_urls, base_dir=self.audio_base_dir)
+            waveform = load_clip(clip, where, allow_urls=self.allow_urls, base_dir=self.audio_base_dir)
         except (OSError, TypeError) as error:
             # Every bad example is a ValueError for the trainer's caller, a missing file included.
             raise ValueError(str(error)) from error
+        return waveform if key is None else self.clip_cache.put(key, waveform)
 
     def _audio_span_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
         """True from each `<audio>` to its `</audio>`, inclusive: the model's own `locate_audio_spans`."""

@@ -119,6 +119,7 @@ def run_pretraining(mixture_args, model_args, training_args) -> QwenAudioPretrai
         return_example_rows=True,
         time_shift=training_args.time_shift(),
         clip_joining=training_args.clip_joining(),
+        decoded_clip_cache_mb=mixture_args.decoded_clip_cache_mb,
     )
     trainer = QwenAudioPretrainer(
         model=model,
@@ -257,6 +258,7 @@ def run_sft(script_args, training_args, model_args, audio_args, mixture_args):
         max_bad_row_share=audio_args.max_bad_row_share,
         num_rows=None if streaming else len(train_dataset),
         return_example_rows=True,
+        decoded_clip_cache_mb=audio_args.decoded_clip_cache_mb,
     )
     trainer = sft_trainer_class()(
         model=model,
