@@ -267,6 +267,12 @@ def test_the_plain_cpu_loss_is_trls_fused_loss(chat_data, tiny_model, tmp_path):
     assert math.isclose(losses[0], losses[1], rel_tol=1e-5), losses
     torch.testing.assert_close(gradients[0], gradients[1], rtol=1e-4, atol=1e-6)
     assert math.isclose(accuracies[0], accuracies[1], abs_tol=1e-6), accuracies
+    # Training computes the logits of the reply positions only; evaluation keeps them all (for `compute_metrics`).
+    model.eval()
+    with torch.no_grad():
+        loss, outputs = trainer.compute_loss(model, batch, return_outputs=True)
+    assert outputs.logits.shape[:2] == batch["input_ids"].shape
+    assert math.isclose(loss.item(), losses[0], rel_tol=1e-5)
 
 
 def test_the_length_column_follows_the_rendered_tokens(chat_data, tiny_model):

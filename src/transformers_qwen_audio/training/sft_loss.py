@@ -35,14 +35,18 @@ class PlainLossWithoutTriton:
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
         mode = "train" if self.model.training else "eval"
-        inputs = keep_logits_at_labels({**inputs, "use_cache": False})
+        inputs = {**inputs, "use_cache": False}
+        if self.model.training:  # evaluation keeps whole logits: `prediction_step` hands them to `compute_metrics`
+            inputs = keep_logits_at_labels(inputs)
         loss, outputs = Trainer.compute_loss(self, model, inputs, return_outputs=True,
                                              num_items_in_batch=num_items_in_batch)
         with torch.no_grad():
-            # The logits of the labelled positions only, in order, beside their (already shifted) labels.
-            labels = inputs["shift_labels"]
+            if "shift_labels" in inputs:  # the labelled positions' logits only, beside their shifted labels
+                labels, logits = inputs["shift_labels"], outputs.logits.reshape(-1, outputs.logits.shape[-1])
+            else:
+                labels, logits = inputs["labels"][:, 1:], outputs.logits[:, :-1]
             trained = labels != -100
-            correct = (outputs.logits.reshape(-1, outputs.logits.shape[-1]).argmax(-1) == labels) & trained
+            correct = (logits.argmax(-1) == labels) & trained
             counts = self.accelerator.gather_for_metrics(torch.stack([trained.sum(), correct.sum()]).reshape(1, 2))
             num_trained, num_correct = counts.sum(0).tolist()
         self._metrics[mode]["mean_token_accuracy"].append(num_correct / num_trained if num_trained else 0.0)
