@@ -227,8 +227,9 @@ class AudioMixtureArguments:
     )
     decoded_clip_cache_mb: float = field(
         default=0.0,
-        metadata={"help": "Keep the clips decoded from files in memory, up to this many megabytes, so that later epochs do not "
-                  "decode them again (0: decode every read). The tiny recipes set 1024 (their clips take ~700 MB)."},
+        metadata={"help": "Keep the clips decoded from files in memory, up to this many megabytes, so that later "
+                  "epochs do not decode them again (0: decode every read). The tiny recipes set 1024 (their clips "
+                  "take ~700 MB)."},
     )
 
     def __post_init__(self):
