@@ -31,6 +31,7 @@ from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
 import transformers_qwen_audio  # noqa: F401  registers the model and processor with the Auto classes
 from transformers_qwen_audio.training.chat_mixture import ChatMixtureArguments
+from transformers_qwen_audio.training.clip_cache import DECODED_CLIP_CACHE_HELP
 from transformers_qwen_audio.training.run_checks import parse_recipe, run_script
 from transformers_qwen_audio.training.runs import run_sft
 
@@ -57,9 +58,7 @@ class AudioArguments:
     )
     decoded_clip_cache_mb: float = field(
         default=0.0,
-        metadata={"help": "Keep the clips decoded from files in memory, up to this many megabytes, so that later "
-                  "epochs do not decode them again (0: decode every read). The tiny recipes set 1024 (their clips "
-                  "take ~700 MB)."},
+        metadata={"help": DECODED_CLIP_CACHE_HELP},
     )
 
 

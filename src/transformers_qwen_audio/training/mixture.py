@@ -31,6 +31,7 @@ from datasets import Audio, ClassLabel, Features, LargeList, List, Value, concat
 from ..audio_io import QWEN_AUDIO_SAMPLING_RATE, load_audio
 from ..task_prompts import QUESTION_TASKS
 from ..word_timestamps import MAX_TIMESTAMP_SECONDS, word_separator
+from .clip_cache import DECODED_CLIP_CACHE_HELP
 from .clip_folders import LABEL_SOURCES, load_clip_folder
 from .targets import TaskTags, aligned_words, build_pretraining_example, first_reference, normalization_steps, normalize_text
 
@@ -227,9 +228,7 @@ class AudioMixtureArguments:
     )
     decoded_clip_cache_mb: float = field(
         default=0.0,
-        metadata={"help": "Keep the clips decoded from files in memory, up to this many megabytes, so that later "
-                  "epochs do not decode them again (0: decode every read). The tiny recipes set 1024 (their clips "
-                  "take ~700 MB)."},
+        metadata={"help": DECODED_CLIP_CACHE_HELP},
     )
 
     def __post_init__(self):
@@ -246,8 +245,6 @@ class AudioMixtureArguments:
             raise ValueError(f"`data_roots` must map location prefixes to replacements, got {self.data_roots!r}.")
         if not 0 <= self.max_bad_row_share < 1:
             raise ValueError(f"`max_bad_row_share` must be in [0, 1), got {self.max_bad_row_share!r}.")
-        if not self.decoded_clip_cache_mb >= 0:
-            raise ValueError(f"`decoded_clip_cache_mb` must be 0 or more, got {self.decoded_clip_cache_mb!r}.")
 
 
 def _source_from_dict(source) -> AudioDatasetSource:
