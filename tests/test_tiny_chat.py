@@ -121,6 +121,50 @@ def test_grounding_replies_are_the_released_format_on_the_timestamp_grid_within_
     assert checked > 5
 
 
+def test_count_and_position_replies_say_the_transcript_first_unless_the_conversation_holds_it(chat_data, tmp_path):
+    multitask, chat = chat_data
+    speech = {row["audio"]: row for row in read_rows(multitask / "speech", "train")}
+    led = plain = 0
+    for row in read_rows(chat, "train"):
+        clips, said = [], set()  # the clips of the turns so far; the transcripts replies gave
+        for turn, question_type in enumerate(row["question_types"]):
+            user, reply = row["messages"][2 * turn], text_of(row["messages"][2 * turn + 1])
+            clips += audio_parts(user)
+            if not clips:
+                continue
+            # The clip the turn asks about: its own, the one before it, or the first one in a follow-up.
+            clip = clips[0] if text_of(user).startswith("Back to the first clip") else clips[-1]
+            if clip not in speech or len(audio_parts(user)) > 1:
+                continue
+            lead = f'The person says: "{speech[clip]["text"]}". '
+            if re.search(r"How many words|word\?$", text_of(user)):  # a count or position question
+                # A question that comes with its clip is answered whole; one about an earlier clip copies.
+                if speech[clip]["text"] in said and not audio_parts(user):
+                    assert not reply.startswith("The person says: "), reply
+                    plain += 1
+                else:
+                    assert reply.startswith(lead) and len(reply) > len(lead), reply
+                    led += 1
+            said.update(re.findall(r'^The person says: "([a-z ]+)"\.', reply))
+    assert led > 10 and plain > 5
+    # Without it the replies answer at once, and the dialogues are otherwise the same.
+    direct = build_tiny_chat(multitask, tmp_path / "direct", TinyChatConfig(**{**SMALL.__dict__, "transcript_first": False}))
+    rows, direct_rows = read_rows(chat, "train"), read_rows(direct, "train")
+    assert [row["question_types"] for row in rows] == [row["question_types"] for row in direct_rows]
+    assert not any(text_of(message).startswith("The person says: ") and text_of(message).count(". ")
+                   for row in direct_rows for message in row["messages"][1::2])
+
+
+def test_the_answer_scored_is_the_last_sentence_of_a_reply():
+    requests = [{"type": "word_position", "reference": 'The person says: "left turn". The second word is "turn".',
+                 "messages": []}] * 4
+    replies = ['The second word is "turn".', 'The person says: "left burn". The second word is "turn".',
+               'The person says: "left turn". The second word is "left".', 'The person says: "left turn".']
+    scored = score_dialogue_replies(requests[:1], replies[:1], "tiny-chat", "test")[0]["metrics"]["accuracy"]
+    assert scored == 1.0
+    assert score_dialogue_replies(requests, replies, "tiny-chat", "test")[0]["metrics"]["accuracy"] == 0.5
+
+
 def test_task_shorthands_are_answered_as_the_pipeline_asks_a_chat_checkpoint(chat_data):
     from transformers_qwen_audio.task_prompts import chat_task_instruction
 

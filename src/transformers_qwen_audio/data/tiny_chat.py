@@ -45,7 +45,7 @@ from .tiny_multitask import SPLITS, WORDS
 
 
 # Bump when the generated dialogues change, so that an older build is not reused.
-CHAT_DATA_VERSION = 2
+CHAT_DATA_VERSION = 3
 QUESTION_TYPES = (
     "transcription", "word_position", "word_count", "grounding", "sound_kind", "two_clips", "follow_up", "pure_text",
 )
@@ -75,6 +75,10 @@ class TinyChatConfig:
 
     seed: int = 0
     num_train_dialogues: int = 8000
+    # Count and position replies say the transcript first when the conversation does not hold it yet (`The person
+    # says: "left turn seven". The third word is "seven".`): the tiny decoder transcribes well, and picking a word out
+    # of text it has just written is a copy, where answering at once means counting words in the audio.
+    transcript_first: bool = True
     num_validation_dialogues: int = 250
     num_test_dialogues: int = 250
 
@@ -108,10 +112,10 @@ def kind_reply(clip: dict) -> str:
 class DialogueGenerator:
     """Dialogues over one split's clips: `generator.dialogue()` -> {"messages", "question_types"}."""
 
-    def __init__(self, speech: list[dict], sounds: list[dict], rng: np.random.Generator):
+    def __init__(self, speech: list[dict], sounds: list[dict], rng: np.random.Generator, transcript_first: bool = True):
         if not speech or not sounds:
             raise ValueError("Dialogues need both speech and sound clips; one of the lists is empty.")
-        self.speech, self.sounds, self.rng = speech, sounds, rng
+        self.speech, self.sounds, self.rng, self.transcript_first = speech, sounds, rng, transcript_first
         self.durations = {clip["audio"]: clip["duration"] for clip in speech + sounds}
 
     def choice(self, options):
@@ -121,17 +125,21 @@ class DialogueGenerator:
         return self.choice(self.speech) if self.rng.random() < 0.4 else self.choice(self.sounds)
 
     # One question about a speech clip (its text, and whether it holds the clip) -------------------------------------
-    def speech_question(self, clip: dict, question_type: str) -> tuple[str, str]:
+    def speech_question(self, clip: dict, question_type: str, transcript_known: bool = False) -> tuple[str, str]:
+        """`transcript_known`: the conversation already holds the clip's transcript; otherwise the count and position
+        replies say it first (`transcript_first`)."""
         words = [item["word"] for item in clip["words"]]
         if question_type == "transcription":
             return self.choice(TRANSCRIPTION_QUESTIONS), transcription_reply(clip)
+        lead = f"{transcription_reply(clip)} " if self.transcript_first and not transcript_known else ""
         if question_type == "word_count":
-            return self.choice(COUNT_QUESTIONS), f"The person says {NUMBER_WORDS[len(words)]} words."
+            return self.choice(COUNT_QUESTIONS), lead + f"The person says {NUMBER_WORDS[len(words)]} words."
         if question_type == "word_position":
             if self.rng.random() < 0.2:
-                return "What is the last word?", f'The last word is "{words[-1]}".'
+                return "What is the last word?", lead + f'The last word is "{words[-1]}".'
             position = int(self.rng.integers(len(words)))
-            return f"What is the {ORDINALS[position]} word?", f'The {ORDINALS[position]} word is "{words[position]}".'
+            return (f"What is the {ORDINALS[position]} word?",
+                    lead + f'The {ORDINALS[position]} word is "{words[position]}".')
         if question_type == "grounding":
             said_once = [item for item in clip["words"] if words.count(item["word"]) == 1]
             item = self.choice(said_once or clip["words"][:1])
@@ -155,6 +163,10 @@ class DialogueGenerator:
             question_type = self.speech_question_type(clip)
             return (*self.speech_question(clip, question_type), question_type)
         return self.choice(KIND_QUESTIONS), kind_reply(clip), "sound_kind"
+
+    @staticmethod
+    def says_transcript(clip: dict, reply: str) -> bool:
+        return "words" in clip and transcription_reply(clip) in reply
 
     # Pure text ------------------------------------------------------------------------------------------------------
     def text_question(self) -> tuple[str, str]:
@@ -186,12 +198,12 @@ class DialogueGenerator:
         first_type = "transcription" if self.rng.random() < 0.4 else self.speech_question_type(clip)
         question, reply = self.speech_question(clip, first_type)
         turns = [(user(clip, question), reply, first_type)]
-        asked = [first_type]
+        known = self.says_transcript(clip, reply)
         for _ in range(int(self.rng.integers(0, 3))):
-            question_type = self.speech_question_type(clip, exclude=("transcription",) if asked else ())
-            question, reply = self.speech_question(clip, question_type)
+            question_type = self.speech_question_type(clip, exclude=("transcription",))
+            question, reply = self.speech_question(clip, question_type, transcript_known=known)
             turns.append((user(question), reply, question_type))
-            asked.append(question_type)
+            known = known or self.says_transcript(clip, reply)
         return turns
 
     def sound_dialogue(self):
@@ -234,7 +246,9 @@ class DialogueGenerator:
             turns.append((user(clip, question), reply, question_type))
         if "words" in first:
             question_type = self.speech_question_type(first, exclude=("grounding",))
-            question, reply = self.speech_question(first, question_type)
+            question, reply = self.speech_question(first, question_type,
+                                                   transcript_known=any(self.says_transcript(first, reply)
+                                                                        for _, reply, _ in turns))
         else:
             question, reply = self.choice(KIND_QUESTIONS), kind_reply(first)
         turns.append((user(f"Back to the first clip: {question[0].lower()}{question[1:]}"), reply, "follow_up"))
@@ -264,11 +278,12 @@ def read_split(multitask_dir: Path, subset: str, split: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def generate_dialogues(multitask_dir: Path, split: str, count: int, seed: int) -> list[dict]:
+def generate_dialogues(multitask_dir: Path, split: str, count: int, seed: int,
+                       transcript_first: bool = True) -> list[dict]:
     """`count` dialogues over the clips of `split`, the shapes in the proportions of `DIALOGUE_SHARES`."""
     rng = np.random.default_rng([seed, SPLITS.index(split)])
     generator = DialogueGenerator(read_split(multitask_dir, "speech", split), read_split(multitask_dir, "sounds", split),
-                                  rng)
+                                  rng, transcript_first=transcript_first)
     shapes = list(DIALOGUE_SHARES)
     quotas = np.floor(np.array(list(DIALOGUE_SHARES.values())) * count).astype(int)
     quotas[0] += count - quotas.sum()
@@ -304,7 +319,8 @@ def build_tiny_chat(multitask_dir: str | os.PathLike, output_dir: str | os.PathL
     with staged_output(output_dir) as staging:
         counts = {}
         for split in SPLITS:
-            dialogues = generate_dialogues(multitask_dir, split, config.num_dialogues(split), config.seed)
+            dialogues = generate_dialogues(multitask_dir, split, config.num_dialogues(split), config.seed,
+                                           config.transcript_first)
             with open(staging / f"{split}.jsonl", "w") as handle:
                 for dialogue in dialogues:
                     handle.write(json.dumps(dialogue) + "\n")
@@ -336,7 +352,10 @@ def main(argv=None) -> int:
     parser.add_argument("--multitask-dir", type=Path, required=True, help="a folder built by tiny_multitask")
     parser.add_argument("--output-dir", type=Path, required=True)
     for field, default in asdict(TinyChatConfig()).items():
-        parser.add_argument(f"--{field.replace('_', '-')}", type=type(default), default=default)
+        if isinstance(default, bool):
+            parser.add_argument(f"--{field.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=default)
+        else:
+            parser.add_argument(f"--{field.replace('_', '-')}", type=type(default), default=default)
     args = parser.parse_args(argv)
     settings = {field: getattr(args, field) for field in asdict(TinyChatConfig())}
     try:

@@ -11,7 +11,9 @@ the earlier turns, and scored by its question type:
   without its word times);
 - `grounding`: the share of replies whose two timestamps are both within `GROUNDING_TOLERANCE` seconds of the
   reference's, and the mean absolute error of the start and end times found;
-- every other type: exact match of the reply with the reference (case, spaces and a final period aside).
+- every other type: exact match of the answer with the reference's (case, spaces and a final period aside), the
+  answer being the reply's last sentence: a count or position reply may say the transcript first (`The person
+  says: "left turn seven". The third word is "seven".`), and only what follows it answers the question.
 
 Results have the shape of `evaluation.runner`'s (one per question type), so that `results.markdown_table` and the
 model card's `model-index` take them as they are.
@@ -29,6 +31,8 @@ from .metrics import corpus_word_error_rate
 GROUNDING_TOLERANCE = 0.15
 _QUOTED_TRANSCRIPT = re.compile(r'^The person says: "(.*)"\.?$')
 _TIMESTAMP = re.compile(r"<\|(\d{1,2}\.\d{2})\|>")
+# A sentence ends at a period (after a closing quote or not) followed by a capitalised word.
+_SENTENCE_END = re.compile(r'(?<=\.)\s+(?=[A-Z])')
 
 
 def absolute_audio(messages: list[dict], audio_base_dir: Path) -> list[dict]:
@@ -61,6 +65,11 @@ def normalized(text: str) -> str:
     return " ".join(text.strip().lower().split()).removesuffix(".")
 
 
+def answer(reply: str) -> str:
+    """The last sentence of a reply, normalized."""
+    return normalized(_SENTENCE_END.split(reply.strip())[-1])
+
+
 def transcript(reply: str) -> str:
     """The words of a transcription reply: the quoted text, or the bare reply without its word times, if any."""
     match = _QUOTED_TRANSCRIPT.match(reply.strip())
@@ -87,7 +96,7 @@ def score_type(question_type: str, references: list[str], replies: list[str]) ->
                                     for pair in errors) / len(errors),
             "boundary_mae": sum(found_errors) / len(found_errors) if found_errors else math.nan,
         }
-    matches = [normalized(reference) == normalized(reply) for reference, reply in zip(references, replies, strict=True)]
+    matches = [answer(reference) == answer(reply) for reference, reply in zip(references, replies, strict=True)]
     return {"accuracy": sum(matches) / len(matches)}
 
 
