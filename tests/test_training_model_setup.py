@@ -90,18 +90,6 @@ def test_tokenizer_words_are_one_token_alone_and_after_a_space(tmp_path):
         byte_level_processor([" five"])
 
 
-def test_the_tiny_recipe_gives_each_word_of_the_dataset_one_token():
-    from transformers_qwen_audio.data.tiny_chat import ORDINALS
-    from transformers_qwen_audio.data.tiny_multitask import WORDS
-
-    words = yaml.safe_load(TINY_PRETRAIN.read_text())["tokenizer_words"]
-    # Quoted in the YAML: `yes`, `no`, `on`, `off` are booleans to YAML 1.1.
-    assert tuple(words) == WORDS + ORDINALS + ("last",)
-    tokenizer = byte_level_processor(words).tokenizer
-    pieces = [tokenizer.decode([token]) for token in tokenizer('"water" left turn seven, the third word')["input_ids"]]
-    assert {"water", " left", " turn", " seven", " third"} <= set(pieces)
-
-
 def test_frozen_modules_pattern_keeps_lora_off_what_set_trainable_modules_freezes():
     import re
 
