@@ -121,8 +121,9 @@ def test_grounding_replies_are_the_released_format_on_the_timestamp_grid_within_
     assert checked > 5
 
 
-def test_count_and_position_replies_say_the_transcript_first_unless_the_conversation_holds_it(chat_data, tmp_path):
-    multitask, chat = chat_data
+def test_transcript_first_replies_say_the_transcript_unless_the_conversation_holds_it(chat_data, tmp_path):
+    multitask, direct = chat_data
+    chat = build_tiny_chat(multitask, tmp_path / "first", TinyChatConfig(**{**SMALL.__dict__, "transcript_first": True}))
     speech = {row["audio"]: row for row in read_rows(multitask / "speech", "train")}
     led = plain = 0
     for row in read_rows(chat, "train"):
@@ -147,8 +148,7 @@ def test_count_and_position_replies_say_the_transcript_first_unless_the_conversa
                     led += 1
             said.update(re.findall(r'^The person says: "([a-z ]+)"\.', reply))
     assert led > 10 and plain > 5
-    # Without it the replies answer at once, and the dialogues are otherwise the same.
-    direct = build_tiny_chat(multitask, tmp_path / "direct", TinyChatConfig(**{**SMALL.__dict__, "transcript_first": False}))
+    # Without it (the default) the replies answer at once, and the dialogues are otherwise the same.
     rows, direct_rows = read_rows(chat, "train"), read_rows(direct, "train")
     assert [row["question_types"] for row in rows] == [row["question_types"] for row in direct_rows]
     assert not any(text_of(message).startswith("The person says: ") and text_of(message).count(". ")

@@ -45,7 +45,7 @@ from .tiny_multitask import SPLITS, WORDS
 
 
 # Bump when the generated dialogues change, so that an older build is not reused.
-CHAT_DATA_VERSION = 3
+CHAT_DATA_VERSION = 2
 QUESTION_TYPES = (
     "transcription", "word_position", "word_count", "grounding", "sound_kind", "two_clips", "follow_up", "pure_text",
 )
@@ -76,9 +76,11 @@ class TinyChatConfig:
     seed: int = 0
     num_train_dialogues: int = 8000
     # Count and position replies say the transcript first when the conversation does not hold it yet (`The person
-    # says: "left turn seven". The third word is "seven".`): the tiny decoder transcribes well, and picking a word out
-    # of text it has just written is a copy, where answering at once means counting words in the audio.
-    transcript_first: bool = True
+    # says: "left turn seven". The third word is "seven".`), so that the answer is a copy from text the model has just
+    # written rather than a count over the audio. Off: the tiny chat model copies poorly from its context (it wrote
+    # "The first word is" to "What is the last word?"), and on validation word position fell 0.59 -> 0.13 while the
+    # count rose 0.49 -> 0.60 (docs/main_job.md, stop 34).
+    transcript_first: bool = False
     num_validation_dialogues: int = 250
     num_test_dialogues: int = 250
 
@@ -112,7 +114,7 @@ def kind_reply(clip: dict) -> str:
 class DialogueGenerator:
     """Dialogues over one split's clips: `generator.dialogue()` -> {"messages", "question_types"}."""
 
-    def __init__(self, speech: list[dict], sounds: list[dict], rng: np.random.Generator, transcript_first: bool = True):
+    def __init__(self, speech: list[dict], sounds: list[dict], rng: np.random.Generator, transcript_first: bool = False):
         if not speech or not sounds:
             raise ValueError("Dialogues need both speech and sound clips; one of the lists is empty.")
         self.speech, self.sounds, self.rng, self.transcript_first = speech, sounds, rng, transcript_first
@@ -279,7 +281,7 @@ def read_split(multitask_dir: Path, subset: str, split: str) -> list[dict]:
 
 
 def generate_dialogues(multitask_dir: Path, split: str, count: int, seed: int,
-                       transcript_first: bool = True) -> list[dict]:
+                       transcript_first: bool = False) -> list[dict]:
     """`count` dialogues over the clips of `split`, the shapes in the proportions of `DIALOGUE_SHARES`."""
     rng = np.random.default_rng([seed, SPLITS.index(split)])
     generator = DialogueGenerator(read_split(multitask_dir, "speech", split), read_split(multitask_dir, "sounds", split),
