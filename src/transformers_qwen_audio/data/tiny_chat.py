@@ -75,14 +75,14 @@ class TinyChatConfig:
 
     seed: int = 0
     num_train_dialogues: int = 8000
+    num_validation_dialogues: int = 250
+    num_test_dialogues: int = 250
     # Count and position replies say the transcript first when the conversation does not hold it yet (`The person
     # says: "left turn seven". The third word is "seven".`), so that the answer is a copy from text the model has just
     # written rather than a count over the audio. Off: the tiny chat model copies poorly from its context (it wrote
     # "The first word is" to "What is the last word?"), and on validation word position fell 0.59 -> 0.13 while the
     # count rose 0.49 -> 0.60 (docs/main_job.md, stop 34).
     transcript_first: bool = False
-    num_validation_dialogues: int = 250
-    num_test_dialogues: int = 250
 
     def num_dialogues(self, split: str) -> int:
         return getattr(self, f"num_{split}_dialogues")
@@ -249,8 +249,8 @@ class DialogueGenerator:
         if "words" in first:
             question_type = self.speech_question_type(first, exclude=("grounding",))
             question, reply = self.speech_question(first, question_type,
-                                                   transcript_known=any(self.says_transcript(first, reply)
-                                                                        for _, reply, _ in turns))
+                                                   transcript_known=any(self.says_transcript(first, earlier)
+                                                                        for _, earlier, _ in turns))
         else:
             question, reply = self.choice(KIND_QUESTIONS), kind_reply(first)
         turns.append((user(f"Back to the first clip: {question[0].lower()}{question[1:]}"), reply, "follow_up"))
