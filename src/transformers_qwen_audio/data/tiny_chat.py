@@ -114,7 +114,8 @@ def kind_reply(clip: dict) -> str:
 class DialogueGenerator:
     """Dialogues over one split's clips: `generator.dialogue()` -> {"messages", "question_types"}."""
 
-    def __init__(self, speech: list[dict], sounds: list[dict], rng: np.random.Generator, transcript_first: bool = False):
+    def __init__(self, speech: list[dict], sounds: list[dict], rng: np.random.Generator,
+                 transcript_first: bool = TinyChatConfig.transcript_first):
         if not speech or not sounds:
             raise ValueError("Dialogues need both speech and sound clips; one of the lists is empty.")
         self.speech, self.sounds, self.rng, self.transcript_first = speech, sounds, rng, transcript_first
@@ -281,7 +282,7 @@ def read_split(multitask_dir: Path, subset: str, split: str) -> list[dict]:
 
 
 def generate_dialogues(multitask_dir: Path, split: str, count: int, seed: int,
-                       transcript_first: bool = False) -> list[dict]:
+                       transcript_first: bool = TinyChatConfig.transcript_first) -> list[dict]:
     """`count` dialogues over the clips of `split`, the shapes in the proportions of `DIALOGUE_SHARES`."""
     rng = np.random.default_rng([seed, SPLITS.index(split)])
     generator = DialogueGenerator(read_split(multitask_dir, "speech", split), read_split(multitask_dir, "sounds", split),
