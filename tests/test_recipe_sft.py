@@ -119,12 +119,15 @@ def test_full_fine_tuning_learns_a_repeated_batch(recipe, tiny_setup, tmp_path):
             tiny_setup, tmp_path / "full",
             # The whole 4-example dataset is one batch, seen at every step.
             "--use_peft", "false", "--max_steps", "10", "--per_device_train_batch_size", "4",
-            "--learning_rate", "1e-2", "--save_strategy", "no",
+            "--learning_rate", "1e-2", "--save_strategy", "no", "--audio_embedding_cache_mb", "8",
         )
     )
     losses = logged_losses(trainer)
     assert len(losses) == 10 and all(math.isfinite(loss) for loss in losses)
     assert losses[-1] < 0.5 * losses[0], losses
+    # The frozen encoder encoded the first step's 4 clips (3 files); the nine later steps read them from the cache.
+    cache = trainer.model.model.get_audio_features.cache
+    assert (cache.misses, len(cache), cache.hits) == (4, 3, 9 * 4)
 
     # `freeze_audio_encoder` (default) left the encoder as it was: the audio encoder as pre-training's
     # `train_modules` defines it (tower, projection and the <audio>/</audio> embeddings).

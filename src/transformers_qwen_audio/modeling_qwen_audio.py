@@ -75,6 +75,15 @@ def clip_mel_lengths(input_features: torch.Tensor, feature_attention_mask, audio
     return torch.full((input_features.shape[0],), full_length, dtype=torch.long, device=input_features.device)
 
 
+def clip_trim_frames(mel_lengths: torch.Tensor, sequence_ids: torch.Tensor) -> torch.Tensor:
+    """The mel frames each clip's encoding reads: the original trims the clips of one prompt to 2x the longest
+    one's frames after the convs, so a short clip's conv edge sees the padded frames up to that length."""
+    frames_after_conv = conv_output_lengths(mel_lengths)
+    longest_in_sequence = torch.zeros(int(sequence_ids.max()) + 1, dtype=torch.long, device=mel_lengths.device)
+    longest_in_sequence = longest_in_sequence.scatter_reduce(0, sequence_ids, frames_after_conv, reduce="amax")
+    return 2 * longest_in_sequence[sequence_ids]
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Audio encoder
 # --------------------------------------------------------------------------------------------------------------
@@ -129,11 +138,7 @@ class QwenAudioEncoder(Qwen2AudioEncoder):
         if sequence_ids is None:
             sequence_ids = torch.zeros(num_clips, dtype=torch.long, device=device)
         frames_after_conv = conv_output_lengths(mel_lengths)
-
-        # Longest clip of each clip's own sequence: the original trims the mel to 2x that before the convs.
-        longest_in_sequence = torch.zeros(int(sequence_ids.max()) + 1, dtype=torch.long, device=device)
-        longest_in_sequence = longest_in_sequence.scatter_reduce(0, sequence_ids, frames_after_conv, reduce="amax")
-        trim_frames = 2 * longest_in_sequence[sequence_ids]
+        trim_frames = clip_trim_frames(mel_lengths, sequence_ids)
         batch_frames = int(trim_frames.max())
 
         hidden_states = input_features[:, :, :batch_frames].to(dtype=self.conv1.weight.dtype)

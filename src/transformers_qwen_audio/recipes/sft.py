@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
 import transformers_qwen_audio  # noqa: F401  registers the model and processor with the Auto classes
+from transformers_qwen_audio.training.audio_embedding_cache import AUDIO_EMBEDDING_CACHE_HELP
 from transformers_qwen_audio.training.chat_mixture import ChatMixtureArguments
 from transformers_qwen_audio.training.clip_cache import DECODED_CLIP_CACHE_HELP
 from transformers_qwen_audio.training.run_checks import parse_recipe, run_script
@@ -59,6 +60,10 @@ class AudioArguments:
     decoded_clip_cache_mb: float = field(
         default=0.0,
         metadata={"help": DECODED_CLIP_CACHE_HELP},
+    )
+    audio_embedding_cache_mb: float = field(
+        default=0.0,
+        metadata={"help": AUDIO_EMBEDDING_CACHE_HELP},
     )
 
 

@@ -9,14 +9,14 @@ A training run reads each clip of a small dataset many times (the tiny pre-train
 clips), and decoding one (a FLAC file of a few seconds, `audio_io.load_audio`) costs about 1.8 ms on the 2-core
 machine: 72 s of stage 1 and 38 s of stage 2 went to decoding the same files again. Only clips read from a file
 path are kept: a path names the same samples for the whole run, where `{"bytes": ...}` values of different rows may
-share a file name. `datasets` caches Arrow tables, not decoded audio, and `functools.lru_cache` bounds entries, not
-bytes, hence this small class.
+share a file name. `datasets` caches Arrow tables, not decoded audio.
 """
 
 import os
-from collections import OrderedDict
 
 import numpy as np
+
+from .memory_bounded_cache import MemoryBoundedCache
 
 
 # The recipes' `decoded_clip_cache_mb` (pre-training's mixture arguments and SFT's audio arguments).
@@ -26,19 +26,14 @@ DECODED_CLIP_CACHE_HELP = (
 )
 
 
-class DecodedClipCache:
+class DecodedClipCache(MemoryBoundedCache):
     """
     Waveforms by the path they were decoded from, up to `max_bytes` in all; the least recently used go first. The
     waveforms handed out are read-only (one array serves every read of its clip).
     """
 
     def __init__(self, max_bytes: int):
-        if max_bytes < 0:
-            raise ValueError(f"The decoded clip cache needs a size of 0 or more bytes, got {max_bytes}.")
-        self.max_bytes = int(max_bytes)
-        self.bytes = 0
-        self.hits = 0
-        self._waveforms: OrderedDict[str, np.ndarray] = OrderedDict()
+        super().__init__(max_bytes, what="decoded clip cache")
 
     @staticmethod
     def key(clip, base_dir=None) -> str | None:
@@ -57,26 +52,10 @@ class DecodedClipCache:
             path = os.path.join(os.fspath(base_dir), path)
         return os.path.abspath(path)
 
-    def get(self, key: str) -> np.ndarray | None:
-        waveform = self._waveforms.get(key)
-        if waveform is None:
-            return None
-        self.hits += 1
-        self._waveforms.move_to_end(key)
-        return waveform
-
     def put(self, key: str, waveform: np.ndarray) -> np.ndarray:
         """Keeps `waveform` (if it fits the budget at all) and returns it, read-only."""
         waveform.flags.writeable = False
-        size = waveform.nbytes
-        if size > self.max_bytes or key in self._waveforms:
-            return waveform
-        while self.bytes + size > self.max_bytes:
-            _, dropped = self._waveforms.popitem(last=False)
-            self.bytes -= dropped.nbytes
-        self._waveforms[key] = waveform
-        self.bytes += size
-        return waveform
+        return super().put(key, waveform)
 
 
 __all__ = ["DECODED_CLIP_CACHE_HELP", "DecodedClipCache"]

@@ -18,6 +18,7 @@ import datasets
 import transformers
 from transformers import set_seed
 
+from .audio_embedding_cache import cache_frozen_audio_embeddings
 from .chat_mixture import load_chat_mixture
 from .collators import QwenAudioCollator
 from .encoder_heads import attach_encoder_ctc_head, attach_encoder_position_head, remove_training_heads
@@ -247,6 +248,7 @@ def run_sft(script_args, training_args, model_args, audio_args, mixture_args):
     # TRL's meanings: `assistant_only_loss` trains the assistant replies only (the {% generation %} blocks of the
     # chat template); `completion_only_loss` (None = decide from the dataset: on for prompt-completion rows) trains
     # the completion of prompt-completion rows only. With neither, every non-padding, non-audio token is trained.
+    embedding_cache = cache_frozen_audio_embeddings(model, audio_args.audio_embedding_cache_mb)
     data_collator = QwenAudioCollator(
         processor=processor,
         completion_only_loss=training_args.completion_only_loss is not False,
@@ -278,6 +280,10 @@ def run_sft(script_args, training_args, model_args, audio_args, mixture_args):
         eval_dataset=trainer.eval_dataset,
         eval_samples=None if streaming or eval_dataset is None else len(eval_dataset),
     )
+    if embedding_cache is not None:
+        cache = embedding_cache.cache
+        logger.info(f"Audio embedding cache: {cache.hits} clips served, {cache.misses} encoded, "
+                    f"{len(cache)} kept in {cache.bytes / 2**20:.0f} MB")
     save_and_push(
         trainer,
         {
