@@ -111,7 +111,7 @@ def test_lora_recipe_trains_saves_adapters_and_resumes(recipe, tiny_setup, tmp_p
 
 
 def test_full_fine_tuning_learns_a_repeated_batch(recipe, tiny_setup, tmp_path):
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoProcessor
 
     model_dir, _ = tiny_setup
     trainer = train(
@@ -120,6 +120,7 @@ def test_full_fine_tuning_learns_a_repeated_batch(recipe, tiny_setup, tmp_path):
             # The whole 4-example dataset is one batch, seen at every step.
             "--use_peft", "false", "--max_steps", "10", "--per_device_train_batch_size", "4",
             "--learning_rate", "1e-2", "--save_strategy", "no", "--audio_embedding_cache_mb", "8",
+            "--add_word_tokens", "chirp", "second",
         )
     )
     losses = logged_losses(trainer)
@@ -128,6 +129,14 @@ def test_full_fine_tuning_learns_a_repeated_batch(recipe, tiny_setup, tmp_path):
     # The frozen encoder encoded the first step's 4 clips (3 files); the nine later steps read them from the cache.
     cache = trainer.model.model.get_audio_features.cache
     assert (cache.misses, len(cache), cache.hits) == (4, 3, 9 * 4)
+    # The two added words are one token each in the saved processor, their rows trained (the replies hold them).
+    saved = AutoProcessor.from_pretrained(tmp_path / "full").tokenizer
+    vocabulary = trainer.model.config.text_config.vocab_size
+    assert vocabulary == len(saved) == len(AutoProcessor.from_pretrained(model_dir).tokenizer) + 2
+    assert saved("A rising chirp.", add_special_tokens=False)["input_ids"][-2] == vocabulary - 2
+    letters = AutoProcessor.from_pretrained(model_dir).tokenizer("chirp", add_special_tokens=False)["input_ids"]
+    initial_row = AutoModelForCausalLM.from_pretrained(model_dir).get_input_embeddings().weight[letters].mean(0)
+    assert not torch.allclose(trainer.model.get_input_embeddings().weight[vocabulary - 2], initial_row)
 
     # `freeze_audio_encoder` (default) left the encoder as it was: the audio encoder as pre-training's
     # `train_modules` defines it (tower, projection and the <audio>/</audio> embeddings).
@@ -143,6 +152,11 @@ def test_full_fine_tuning_learns_a_repeated_batch(recipe, tiny_setup, tmp_path):
         initial.model.language_model.layers[0].self_attn.q_proj.weight,
         trained.model.language_model.layers[0].self_attn.q_proj.weight,
     )
+
+
+def test_added_word_tokens_need_full_fine_tuning(recipe, tiny_setup, tmp_path):
+    with pytest.raises(ValueError, match="`add_word_tokens` needs full fine-tuning"):
+        train(recipe, tiny_args(tiny_setup, tmp_path / "lora", "--add_word_tokens", "chirp"))
 
 
 def test_recipe_yamls_parse(recipe):

@@ -39,7 +39,7 @@ from transformers_qwen_audio.training.runs import run_sft
 
 @dataclass
 class AudioArguments:
-    """Audio-specific options of the recipe."""
+    """The recipe's own options: audio, and words added to the vocabulary."""
 
     audio_base_dir: str | None = field(
         default=None,
@@ -64,6 +64,13 @@ class AudioArguments:
     audio_embedding_cache_mb: float = field(
         default=0.0,
         metadata={"help": AUDIO_EMBEDDING_CACHE_HELP},
+    )
+    add_word_tokens: list[str] | None = field(
+        default=None,
+        metadata={"help": "Words to give a token of their own before fine-tuning, each initialised as the mean of "
+                  "the tokens it was split into (`training.word_tokens`): for a base model with a byte-level "
+                  "tokenizer, the dialogues' frequent wording. Matched inside longer words too. Full fine-tuning "
+                  "only (LoRA would leave the new rows untrained)."},
     )
 
 

@@ -29,6 +29,7 @@ from .resume import resumable_checkpoint
 from .run_checks import LOCAL_DATA_EXTENSIONS, StopOnNonFiniteLoss, check_local_path, check_seed
 from .saving import save_and_push
 from .sft_loss import PlainLossWithoutTriton
+from .word_tokens import add_word_tokens
 
 
 logger = logging.getLogger(__name__)
@@ -237,6 +238,12 @@ def run_sft(script_args, training_args, model_args, audio_args, mixture_args):
         device_map={"": PartialState().local_process_index} if quantization_config is not None else None,
     )
     model.config.use_cache = not training_args.gradient_checkpointing
+    if audio_args.add_word_tokens:
+        if model_args.use_peft:
+            raise ValueError("`add_word_tokens` needs full fine-tuning (`use_peft: false`): LoRA leaves the new "
+                             "embedding rows untrained.")
+        added = add_word_tokens(model, processor, audio_args.add_word_tokens)
+        logger.info(f"Added {len(added)} word tokens (vocabulary {len(processor.tokenizer)}): {added}")
     # The audio encoder as pre-training defines it (tower, projection, <audio>/</audio> embeddings).
     train_modules = "language_model" if audio_args.freeze_audio_encoder else "all"
     logger.info(f"Training {train_modules}: {set_trainable_modules(model, train_modules)}")
