@@ -7,7 +7,7 @@ A frozen audio encoder's embeddings, computed once per clip instead of at every 
 
 Fine-tuning with `freeze_audio_encoder` (the paper's Qwen-Audio-Chat stage) encodes each clip again whenever a
 dialogue holding it is drawn, although the encoder's output cannot change: on the tiny SFT recipe the encoder's
-forward was 35 of a step's 225 ms, for 4,000 clips read 11,000 times an epoch. `cache_frozen_audio_embeddings`
+forward was 35 of a step's 225 ms, for 4,000 clips read 9,600 times an epoch. `cache_frozen_audio_embeddings`
 makes the model's `get_audio_features` keep each clip's span embeddings (`pooler_output`: audio bos, tokens, eos,
 what the decoder reads) within a memory budget and encode only the clips it has not seen.
 

@@ -252,10 +252,12 @@ def run_sft(script_args, training_args, model_args, audio_args, mixture_args):
         # The encoder's attention also has q/k/v_proj: keep adapters off the frozen encoder.
         peft_config.exclude_modules = frozen_modules_pattern(train_modules)
 
+    # A frozen encoder's output per clip, kept so that a clip read again is not encoded again (None: not asked for,
+    # or the encoder trains).
+    embedding_cache = cache_frozen_audio_embeddings(model, audio_args.audio_embedding_cache_mb)
     # TRL's meanings: `assistant_only_loss` trains the assistant replies only (the {% generation %} blocks of the
     # chat template); `completion_only_loss` (None = decide from the dataset: on for prompt-completion rows) trains
     # the completion of prompt-completion rows only. With neither, every non-padding, non-audio token is trained.
-    embedding_cache = cache_frozen_audio_embeddings(model, audio_args.audio_embedding_cache_mb)
     data_collator = QwenAudioCollator(
         processor=processor,
         completion_only_loss=training_args.completion_only_loss is not False,
