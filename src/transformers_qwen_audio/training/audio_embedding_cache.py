@@ -67,9 +67,8 @@ class CachedAudioFeatures:
         self.encode = model.model.get_audio_features  # the bound method this object stands in for
         self.cache = MemoryBoundedCache(max_bytes, what="audio embedding cache")
 
-    def clip_keys(self, input_features, feature_attention_mask, sequence_ids) -> list:
-        config = self.model.config.audio_config
-        mel_lengths = clip_mel_lengths(input_features, feature_attention_mask, config)
+    @staticmethod
+    def clip_keys(input_features, mel_lengths, sequence_ids) -> list:
         trims = clip_trim_frames(mel_lengths, sequence_ids).clamp(max=input_features.shape[-1])
         keys = []
         for features, mel_length, trim in zip(input_features, mel_lengths.tolist(), trims.tolist()):
@@ -86,7 +85,8 @@ class CachedAudioFeatures:
         num_clips = input_features.shape[0]
         if audio_sequence_ids is None:
             audio_sequence_ids = torch.zeros(num_clips, dtype=torch.long, device=input_features.device)
-        keys = self.clip_keys(input_features, feature_attention_mask, audio_sequence_ids)
+        mel_lengths = clip_mel_lengths(input_features, feature_attention_mask, self.model.config.audio_config)
+        keys = self.clip_keys(input_features, mel_lengths, audio_sequence_ids)
         spans = [self.cache.get(key) for key in keys]
         missing = [clip for clip, span in enumerate(spans) if span is None]
         if missing:
@@ -98,8 +98,7 @@ class CachedAudioFeatures:
                 embeddings = self.encode(
                     input_features[encoded], mask, audio_sequence_ids=audio_sequence_ids[encoded], **kwargs
                 ).pooler_output
-            mel_lengths = clip_mel_lengths(input_features[encoded], mask, self.model.config.audio_config)
-            span_lengths = (audio_token_lengths(mel_lengths) + 2).tolist()
+            span_lengths = (audio_token_lengths(mel_lengths[encoded]) + 2).tolist()
             for clip, span in zip(encoded.tolist(), embeddings.split(span_lengths)):
                 spans[clip] = self.cache.put(keys[clip], span.detach().clone())  # not a view of the batch
         return BaseModelOutputWithPooling(pooler_output=torch.cat(spans))
